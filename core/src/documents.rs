@@ -1,0 +1,239 @@
+//! Reading Kubernetes objects from YAML or JSON streams, and writing them the way upstream's
+//! tools print them.
+//!
+//! Input: kubectl-style streams. JSON when the first non-blank character is `{` (one or more
+//! concatenated objects), otherwise YAML with `---` separators; empty documents are skipped.
+//! Octal-looking numbers such as `0644` are read as YAML 1.1 did (420), like kubectl.
+//!
+//! Output: Go's JSON encoder writes struct fields in declaration order and map keys sorted, with
+//! a two-space indent and HTML-sensitive characters escaped; its YAML printer sorts every key.
+//! Reproducing both keeps our output diff-identical to upstream's in users' repositories.
+
+use serde_json::{Map, Value};
+
+/// Errors reading a YAML or JSON stream.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DocumentError {
+    /// The input is not UTF-8 (YAML and JSON must be).
+    #[error("input is not valid UTF-8 (first bad byte at offset {0})")]
+    NotUtf8(usize),
+    /// A JSON syntax error, with its position.
+    #[error("invalid JSON: {0}")]
+    Json(String),
+    /// A YAML syntax error, with its position.
+    #[error("invalid YAML: {0}")]
+    Yaml(String),
+}
+
+/// Parses every non-empty document of a YAML or JSON stream.
+pub fn parse_documents(input: &[u8]) -> Result<Vec<Value>, DocumentError> {
+    let text = std::str::from_utf8(input).map_err(|e| DocumentError::NotUtf8(e.valid_up_to()))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.trim_start().starts_with('{') {
+        return serde_json::Deserializer::from_str(text)
+            .into_iter::<Value>()
+            .map(|doc| doc.map_err(|e| DocumentError::Json(e.to_string())))
+            .filter(|doc| !matches!(doc, Ok(Value::Null)))
+            .collect();
+    }
+    let options = serde_saphyr::options! {
+        legacy_octal_numbers: true,
+    };
+    let docs: Vec<Option<Value>> = serde_saphyr::from_multiple_with_options(text, options)
+        .map_err(|e| DocumentError::Yaml(e.to_string()))?;
+    Ok(docs
+        .into_iter()
+        .flatten()
+        .filter(|d| !d.is_null())
+        .collect())
+}
+
+/// Go's `encoding/json` indented output: two spaces, `<`, `>`, `&`, U+2028 and U+2029 escaped,
+/// and a trailing newline.
+pub fn to_go_json(value: &Value) -> String {
+    // serde_json only fails on non-string map keys, which `Value` cannot hold.
+    let pretty = serde_json::to_string_pretty(value).unwrap_or_default();
+    let mut out = String::with_capacity(pretty.len() + 1);
+    for c in pretty.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out.push('\n');
+    out
+}
+
+/// YAML with every mapping's keys sorted, as `sigs.k8s.io/yaml` prints Kubernetes objects.
+pub fn to_sorted_yaml(value: &Value) -> String {
+    let sorted = sort_keys(value.clone());
+    let options = serde_saphyr::ser_options! {
+        compact_list_indent: true,
+        min_fold_chars: usize::MAX,
+        folded_wrap_chars: usize::MAX,
+    };
+    let mut out = String::new();
+    // Serialising a `Value` cannot fail: it has only string keys and finite numbers.
+    let _ = serde_saphyr::to_fmt_writer_with_options(&mut out, &sorted, options);
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
+
+fn sort_keys(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, sort_keys(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sort_keys).collect()),
+        other => other,
+    }
+}
+
+/// Field order of Go's `metav1.ObjectMeta`.
+pub const OBJECT_META_ORDER: &[&str] = &[
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+];
+
+/// Field order of Go's `metav1.OwnerReference`.
+pub const OWNER_REFERENCE_ORDER: &[&str] = &[
+    "apiVersion",
+    "kind",
+    "name",
+    "uid",
+    "controller",
+    "blockOwnerDeletion",
+];
+
+/// Returns `value` (an object) with the listed keys first, in that order, then any others in
+/// their existing order.
+pub fn reorder(value: Value, order: &[&str]) -> Value {
+    let Value::Object(mut map) = value else {
+        return value;
+    };
+    let mut out = Map::with_capacity(map.len());
+    for key in order {
+        if let Some(v) = map.shift_remove(*key) {
+            out.insert((*key).to_string(), v);
+        }
+    }
+    out.extend(map);
+    Value::Object(out)
+}
+
+/// Reorders an `ObjectMeta` value (and its owner references) into Go's field order.
+pub fn reorder_object_meta(meta: Value) -> Value {
+    let mut meta = reorder(meta, OBJECT_META_ORDER);
+    if let Some(Value::Array(refs)) = meta.get_mut("ownerReferences") {
+        for r in refs.iter_mut() {
+            *r = reorder(std::mem::take(r), OWNER_REFERENCE_ORDER);
+        }
+    }
+    meta
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn yaml_streams_skip_empty_documents() {
+        let docs = parse_documents(b"---\n---\na: 1\n---\n\n---\nb: [x]\n---\n").unwrap();
+        assert_eq!(docs, vec![json!({"a": 1}), json!({"b": ["x"]})]);
+    }
+
+    #[test]
+    fn concatenated_json_objects_are_separate_documents() {
+        let docs = parse_documents(b"  {\"a\": 1}\n{\"b\": 2}{\"c\": 3}").unwrap();
+        assert_eq!(docs.len(), 3);
+    }
+
+    #[test]
+    fn legacy_octal_reads_as_kubectl_does() {
+        let docs = parse_documents(b"mode: 0644\n").unwrap();
+        assert_eq!(docs[0]["mode"], json!(420));
+    }
+
+    #[test]
+    fn bad_input_is_an_error_not_a_panic() {
+        assert!(matches!(
+            parse_documents(b"\xff\xfe\x00garbage"),
+            Err(DocumentError::NotUtf8(0))
+        ));
+        assert!(matches!(
+            parse_documents(b"{\"a\": "),
+            Err(DocumentError::Json(_))
+        ));
+        assert!(matches!(
+            parse_documents(b"a: [1, 2\n"),
+            Err(DocumentError::Yaml(_))
+        ));
+        assert_eq!(parse_documents(b"").unwrap(), Vec::<Value>::new());
+        assert_eq!(parse_documents(b"\n\n  \n").unwrap(), Vec::<Value>::new());
+    }
+
+    #[test]
+    fn go_json_escapes_html_characters() {
+        let out = to_go_json(&json!({"k": "<a&b>"}));
+        assert_eq!(out, "{\n  \"k\": \"\\u003ca\\u0026b\\u003e\"\n}\n");
+    }
+
+    #[test]
+    fn yaml_output_sorts_keys_quotes_ambiguous_strings_and_keeps_long_lines() {
+        let long = "A".repeat(700);
+        let out = to_sorted_yaml(&json!({
+            "b": "true", "a": {"z": 1, "y": [{"k": "v"}]}, "long": long, "multi": "l1\nl2\n"
+        }));
+        let reparsed = parse_documents(out.as_bytes()).unwrap();
+        assert_eq!(reparsed[0]["b"], json!("true"));
+        assert_eq!(reparsed[0]["long"], json!(long));
+        assert_eq!(reparsed[0]["multi"], json!("l1\nl2\n"));
+        assert!(out.find("a:").unwrap() < out.find("b:").unwrap());
+        assert!(out.contains(&format!("long: {long}\n")), "{out}");
+    }
+
+    #[test]
+    fn object_meta_is_ordered_like_go() {
+        let meta =
+            json!({"annotations": {}, "labels": {}, "namespace": "n", "name": "x", "extra": 1});
+        let ordered = reorder_object_meta(meta);
+        let keys: Vec<&str> = ordered
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            ["name", "namespace", "labels", "annotations", "extra"]
+        );
+    }
+}

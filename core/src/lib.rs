@@ -1,0 +1,29 @@
+//! The shared core of sealed-secrets-rs: the sealing cryptography, scopes, keys and
+//! certificates, the `SealedSecret` type and the conversions between Secrets and SealedSecrets.
+//!
+//! Everything here is wire-compatible with Bitnami Sealed Secrets (v0.36): values sealed by
+//! upstream's kubeseal open here and the other way round. The crate does no I/O of its own —
+//! no network, no files, no Kubernetes API calls — so the CLI, the controller and tests can all
+//! drive it with whatever bytes they have.
+//!
+//! Module map:
+//! - [`crypto`]: the hybrid RSA-OAEP + AES-GCM format and trial decryption;
+//! - [`scope`]: strict / namespace-wide / cluster-wide and their OAEP labels;
+//! - [`keys`], [`cert`]: key and certificate parsing, fingerprints, key generation;
+//! - [`sealed_secret`]: the CRD type;
+//! - [`seal`], [`unseal`]: Secret → SealedSecret and back;
+//! - [`template`]: Go text/template rendering of `spec.template.data`;
+//! - [`documents`]: YAML/JSON streams in, upstream-shaped output out;
+//! - [`tagged`]: upstream's folded error text.
+
+pub mod cert;
+pub mod crypto;
+mod der;
+pub mod documents;
+pub mod keys;
+pub mod scope;
+pub mod seal;
+pub mod sealed_secret;
+pub mod tagged;
+pub mod template;
+pub mod unseal;

@@ -1,0 +1,262 @@
+//! The `SealedSecret` custom resource (`bitnami.com/v1alpha1`), field for field as upstream.
+//!
+//! Two details of upstream's Go types matter for compatibility and are kept here:
+//! - `spec.template` and its `metadata` are Go structs, so they are always present in output;
+//! - `spec.encryptedData` is decoded leniently: malformed content becomes an empty map instead of
+//!   failing the whole object, so one bad object cannot wedge a watch.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{ByteString, apimachinery::pkg::apis::meta::v1::ObjectMeta};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+use crate::documents::reorder_object_meta;
+
+/// API group of SealedSecrets.
+pub const GROUP: &str = "bitnami.com";
+/// The only API version.
+pub const VERSION: &str = "v1alpha1";
+/// `apiVersion` of SealedSecrets.
+pub const API_VERSION: &str = "bitnami.com/v1alpha1";
+/// Kind of SealedSecrets.
+pub const KIND: &str = "SealedSecret";
+/// Annotations kubeseal strips from the template because they can hold the plaintext (#227).
+pub const LAST_APPLIED_ANNOTATIONS: &[&str] = &[
+    "kubectl.kubernetes.io/last-applied-configuration",
+    "kubecfg.ksonnet.io/last-applied-configuration",
+];
+
+/// Desired state of a SealedSecret: the encrypted items and the template of the Secret.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "bitnami.com",
+    version = "v1alpha1",
+    kind = "SealedSecret",
+    plural = "sealedsecrets",
+    namespaced,
+    status = "SealedSecretStatus"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct SealedSecretSpec {
+    /// Metadata, type and templated data of the Secret to create.
+    #[serde(default)]
+    pub template: SecretTemplateSpec,
+    /// Deprecated: the whole Secret as JSON, sealed as one value (kubeseal before 0.7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub data: Option<ByteString>,
+    /// Item name to base64 of one hybrid ciphertext.
+    #[serde(default, deserialize_with = "lenient_string_map")]
+    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    pub encrypted_data: BTreeMap<String, String>,
+}
+
+/// What the generated Secret looks like apart from its data.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretTemplateSpec {
+    /// Labels, annotations and other metadata copied to the Secret.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    pub metadata: ObjectMeta,
+    /// Secret type (`Opaque`, `kubernetes.io/tls`, ...).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+    /// Whether the Secret is created immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub immutable: Option<bool>,
+    /// Go text/template strings rendered with the decrypted items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<BTreeMap<String, String>>,
+}
+
+/// Observed state written by the controller.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SealedSecretStatus {
+    /// Generation of the spec the conditions describe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The `Synced` condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Vec<SealedSecretCondition>>,
+}
+
+/// One status condition (upstream only writes type `Synced`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SealedSecretCondition {
+    /// Condition type.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    /// When the condition was last evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_update_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    /// When the status last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    /// Machine-readable reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Human-readable message (the error text on failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Accepts a map of strings; anything else (wrong types, null) becomes an empty map, as upstream.
+fn lenient_string_map<'de, D>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let value = Value::deserialize(deserializer)?;
+    let Value::Object(map) = value else {
+        return Ok(BTreeMap::new());
+    };
+    let mut out = BTreeMap::new();
+    for (k, v) in map {
+        match v {
+            Value::String(s) => {
+                out.insert(k, s);
+            }
+            _ => return Ok(BTreeMap::new()),
+        }
+    }
+    Ok(out)
+}
+
+impl SealedSecret {
+    /// The object as upstream's JSON encoder lays it out: `kind, apiVersion, metadata, spec
+    /// {template {metadata, type, immutable, data}, data, encryptedData}, status`.
+    pub fn to_upstream_value(&self) -> Value {
+        let mut template = serde_json::Map::new();
+        template.insert("metadata".into(), meta_value(&self.spec.template.metadata));
+        if let Some(t) = &self.spec.template.type_ {
+            template.insert("type".into(), Value::String(t.clone()));
+        }
+        if let Some(i) = self.spec.template.immutable {
+            template.insert("immutable".into(), Value::Bool(i));
+        }
+        if let Some(d) = &self.spec.template.data {
+            template.insert("data".into(), serde_json::to_value(d).unwrap_or_default());
+        }
+        let mut spec = serde_json::Map::new();
+        spec.insert("template".into(), Value::Object(template));
+        if let Some(d) = &self.spec.data {
+            spec.insert("data".into(), serde_json::to_value(d).unwrap_or_default());
+        }
+        spec.insert(
+            "encryptedData".into(),
+            serde_json::to_value(&self.spec.encrypted_data).unwrap_or_default(),
+        );
+        let mut out = serde_json::Map::new();
+        out.insert("kind".into(), Value::String(KIND.into()));
+        out.insert("apiVersion".into(), Value::String(API_VERSION.into()));
+        out.insert("metadata".into(), meta_value(&self.metadata));
+        out.insert("spec".into(), Value::Object(spec));
+        if let Some(status) = &self.status {
+            out.insert(
+                "status".into(),
+                serde_json::to_value(status).unwrap_or_default(),
+            );
+        }
+        Value::Object(out)
+    }
+
+    /// Reads a SealedSecret from a JSON value, requiring upstream's `apiVersion` and `kind`.
+    pub fn from_value(value: Value) -> Result<Self, SealedSecretParseError> {
+        let api_version = value
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
+        if api_version != API_VERSION || kind != KIND {
+            return Err(SealedSecretParseError::WrongKind {
+                api_version: api_version.to_string(),
+                kind: kind.to_string(),
+            });
+        }
+        serde_json::from_value(value).map_err(|e| SealedSecretParseError::Invalid(e.to_string()))
+    }
+}
+
+/// An object that is not a well-formed SealedSecret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SealedSecretParseError {
+    /// Not `bitnami.com/v1alpha1` `SealedSecret`.
+    #[error(
+        "unexpected resource type: apiVersion {api_version:?}, kind {kind:?} (expected bitnami.com/v1alpha1 SealedSecret)"
+    )]
+    WrongKind {
+        /// The object's apiVersion.
+        api_version: String,
+        /// The object's kind.
+        kind: String,
+    },
+    /// Fields of the wrong type.
+    #[error("invalid SealedSecret: {0}")]
+    Invalid(String),
+}
+
+/// `ObjectMeta` as a value in Go's field order, empty maps and lists dropped (`omitempty`).
+pub(crate) fn meta_value(meta: &ObjectMeta) -> Value {
+    let mut value = serde_json::to_value(meta).unwrap_or_default();
+    if let Value::Object(map) = &mut value {
+        map.retain(|_, v| match v {
+            Value::Object(m) => !m.is_empty(),
+            Value::Array(a) => !a.is_empty(),
+            Value::Null => false,
+            _ => true,
+        });
+    }
+    reorder_object_meta(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn malformed_encrypted_data_becomes_empty_instead_of_failing() {
+        let ss = SealedSecret::from_value(json!({
+            "apiVersion": API_VERSION, "kind": KIND,
+            "metadata": {"name": "a"},
+            "spec": {"encryptedData": {"k": 5}}
+        }))
+        .unwrap();
+        assert!(ss.spec.encrypted_data.is_empty());
+    }
+
+    #[test]
+    fn other_kinds_are_refused() {
+        let err =
+            SealedSecret::from_value(json!({"apiVersion": "v1", "kind": "Secret"})).unwrap_err();
+        assert!(matches!(err, SealedSecretParseError::WrongKind { .. }));
+    }
+
+    #[test]
+    fn upstream_layout_puts_kind_first_and_template_before_encrypted_data() {
+        let mut ss = SealedSecret::new("n", SealedSecretSpec::default());
+        ss.metadata.namespace = Some("ns".into());
+        ss.spec.encrypted_data.insert("b".into(), "x".into());
+        ss.spec.encrypted_data.insert("a".into(), "y".into());
+        let value = ss.to_upstream_value();
+        let keys: Vec<&String> = value.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["kind", "apiVersion", "metadata", "spec"]);
+        let spec_keys: Vec<&String> = value["spec"].as_object().unwrap().keys().collect();
+        assert_eq!(spec_keys, ["template", "encryptedData"]);
+        assert_eq!(value["spec"]["template"], json!({"metadata": {}}));
+        let items: Vec<&String> = value["spec"]["encryptedData"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        assert_eq!(items, ["a", "b"]);
+    }
+}
