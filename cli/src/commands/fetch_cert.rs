@@ -1,0 +1,11 @@
+//! `--fetch-cert`: copy the certificate bytes verbatim to the output.
+
+use anyhow::Result;
+
+use crate::{args::Args, cert_source::open_cert, io::emit};
+
+/// Runs the mode.
+pub fn run(args: &Args) -> Result<()> {
+    let pem = open_cert(&args.cert)?;
+    emit(args.sealed_secret_file.as_deref(), &pem)
+}
