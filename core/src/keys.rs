@@ -306,11 +306,16 @@ pub fn read_recovery_keys(data: &[u8]) -> Result<Vec<PrivateKey>, KeyError> {
         Ok(key) => return Ok(vec![key]),
         Err(err) => err,
     };
-    let docs = match documents::parse_documents(data) {
-        Ok(docs) if !docs.is_empty() => docs,
-        // Neither PEM nor YAML/JSON: the PEM error is the useful one.
-        _ => return Err(pem_error),
-    };
+    let docs: Vec<serde_json::Value> = documents::parse_documents(data)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(serde_json::Value::is_object)
+        .collect();
+    if docs.is_empty() {
+        // Neither a PEM key nor Secret documents (a PEM file parses as a YAML string): the PEM
+        // error is the useful one.
+        return Err(pem_error);
+    }
     let mut keys = Vec::new();
     for doc in docs {
         let secrets = match doc.get("items").and_then(|v| v.as_array()) {
