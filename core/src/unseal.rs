@@ -356,6 +356,43 @@ mod tests {
     }
 
     #[test]
+    fn template_data_renders_over_opened_items_and_overrides_them() {
+        let mut sealed = sealed_fixture(Scope::Strict);
+        sealed.spec.template.data = Some(BTreeMap::from([
+            (
+                "dsn".into(),
+                "postgres://{{ .user }}:{{ .password }}@db/shop".into(),
+            ),
+            ("password".into(), "{{ .password | upper }}".into()),
+            (
+                "config.json".into(),
+                "{\"auth\": {{ toJson .user }}}".into(),
+            ),
+        ]));
+        let secret = unseal(&sealed, &keys(), UnsealOptions::default()).unwrap();
+        let data = data_of(&secret);
+        assert_eq!(data["dsn"], b"postgres://admin:hunter2@db/shop");
+        assert_eq!(data["password"], b"HUNTER2");
+        assert_eq!(data["config.json"], b"{\"auth\": \"admin\"}");
+        assert_eq!(data["user"], b"admin");
+    }
+
+    #[test]
+    fn template_errors_fail_the_object_without_leaking_values() {
+        let mut sealed = sealed_fixture(Scope::Strict);
+        sealed.spec.template.data = Some(BTreeMap::from([
+            ("leak".into(), "{{ env \"HOME\" }}".into()),
+            ("broken".into(), "{{ .password ".into()),
+        ]));
+        let err = unseal(&sealed, &keys(), UnsealOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("function \"env\" not defined"), "{err}");
+        assert!(err.contains("(leak)") && err.contains("(broken)"), "{err}");
+        assert!(!err.contains("hunter2") && !err.contains("admin"), "{err}");
+    }
+
+    #[test]
     fn skip_owner_references_annotation_is_honoured() {
         let mut sealed = sealed_fixture(Scope::Strict);
         sealed.spec.template.metadata.annotations = Some(BTreeMap::from([(
