@@ -1,0 +1,361 @@
+//! Start-up wiring: flags → logging → client → keys → HTTP servers → leader election →
+//! reconcilers, and an orderly shutdown on SIGTERM.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{
+    Api, Client, Config,
+    config::{KubeConfigOptions, Kubeconfig},
+};
+use tokio::sync::{mpsc, watch};
+use tracing_subscriber::{
+    EnvFilter,
+    fmt::writer::{BoxMakeWriter, MakeWriterExt},
+};
+
+use crate::{
+    args::{Args, parse_cutoff, parse_key_values, validate_key_prefix},
+    http::{HttpConfig, api_router, metrics_router},
+    key_manager::{KeyPolicy, run_renewals, watch_keys},
+    keyring::KeyRing,
+    leader,
+    metrics::Metrics,
+    reconciler::{self, Context, ReconcileOptions},
+};
+
+/// Where the service account's namespace is mounted in a pod.
+const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+fn init_logging(args: &Args) -> Result<()> {
+    let level = match args.log_level.to_ascii_uppercase().as_str() {
+        "DEBUG" => "debug",
+        "INFO" => "info",
+        "WARN" | "WARNING" => "warn",
+        "ERROR" => "error",
+        other => bail!("--log-level: unknown level {other:?} (DEBUG, INFO, WARN, ERROR)"),
+    };
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},kube=warn,hyper=warn,tower=warn")));
+    let writer = if args.log_info_stdout {
+        BoxMakeWriter::new(
+            std::io::stderr
+                .with_max_level(tracing::Level::WARN)
+                .or_else(std::io::stdout),
+        )
+    } else {
+        BoxMakeWriter::new(std::io::stderr)
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    let result = match args.log_format.as_str() {
+        "json" => builder.json().try_init(),
+        "text" => builder.try_init(),
+        other => bail!("--log-format: unknown format {other:?} (text, json)"),
+    };
+    result.map_err(|e| anyhow!("cannot initialise logging: {e}"))
+}
+
+/// The key namespace: flag, `POD_NAMESPACE`, the service account's namespace, else `default`.
+fn key_namespace(args: &Args) -> String {
+    args.key_namespace
+        .clone()
+        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .filter(|ns| !ns.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE)
+                .ok()
+                .map(|ns| ns.trim().to_string())
+                .filter(|ns| !ns.is_empty())
+        })
+        .unwrap_or_else(|| "default".to_string())
+}
+
+/// Go-style listen address (`:8080`) to a socket address.
+pub fn listen_address(text: &str) -> Result<SocketAddr> {
+    let full = if text.starts_with(':') {
+        format!("0.0.0.0{text}")
+    } else {
+        text.to_string()
+    };
+    full.parse()
+        .with_context(|| format!("invalid listen address {text:?}"))
+}
+
+async fn client(args: &Args) -> Result<Client> {
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read --kubeconfig {}", path.display()))?;
+            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("invalid kubeconfig {}", path.display()))?
+        }
+        None => Config::infer()
+            .await
+            .context("cannot configure the Kubernetes client")?,
+    };
+    Client::try_from(config).context("cannot create the Kubernetes client")
+}
+
+fn identity(args: &Args) -> String {
+    args.leader_elect_id
+        .clone()
+        .or_else(|| std::env::var("POD_NAME").ok())
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "controller".into());
+            format!("{host}_{}", std::process::id())
+        })
+}
+
+async fn serve(
+    addr: SocketAddr,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+    what: &'static str,
+) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} ({what})"))?;
+    tracing::info!(addr = %addr, "{what} serving");
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(err) = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(error = %err, "{what} failed");
+        }
+    });
+    Ok(())
+}
+
+/// Checks the additional namespaces exist (404: skipped with a log line, as upstream).
+async fn existing_namespaces(
+    client: &Client,
+    namespaces: Vec<String>,
+    own: &str,
+) -> Result<Vec<String>> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let mut out = Vec::new();
+    for ns in namespaces {
+        if ns == own {
+            out.push(ns);
+            continue;
+        }
+        match api.get_opt(&ns).await {
+            Ok(Some(_)) => out.push(ns),
+            Ok(None) => tracing::warn!(namespace = %ns, "namespace doesn't exist"),
+            Err(err) => return Err(anyhow!("cannot check namespace {ns}: {err}")),
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the controller until SIGTERM or Ctrl-C.
+pub async fn run(args: Args) -> Result<()> {
+    init_logging(&args)?;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        "Starting sealed-secrets controller"
+    );
+    validate_key_prefix(&args.key_prefix).map_err(|e| anyhow!(e))?;
+    let cutoff = parse_cutoff(&args.key_cutoff_time).map_err(|e| anyhow!(e))?;
+    let own_namespace = key_namespace(&args);
+    let policy = KeyPolicy {
+        namespace: own_namespace.clone(),
+        prefix: args.key_prefix.clone(),
+        size: args.key_size,
+        ttl: args.key_ttl,
+        common_name: args.my_cn.clone(),
+        renew_period: args.renew_period(),
+        cutoff,
+        priority: args.key_order_priority,
+        labels: parse_key_values(&args.privatekey_labels, "privatekey-labels")
+            .map_err(|e| anyhow!(e))?,
+        annotations: parse_key_values(&args.privatekey_annotations, "privatekey-annotations")
+            .map_err(|e| anyhow!(e))?,
+    };
+    let api_addr = listen_address(&args.listen_addr)?;
+    let metrics_addr = listen_address(&args.listen_metrics_addr)?;
+
+    let client = client(&args).await?;
+    let ring = Arc::new(KeyRing::default());
+    let metrics = Arc::new(Metrics::new(concat!("v", env!("CARGO_PKG_VERSION"))));
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    tracing::info!(namespace = %own_namespace, "Searching for existing private keys");
+    let (synced_tx, synced_rx) = watch::channel(false);
+    tokio::spawn(watch_keys(
+        client.clone(),
+        policy.clone(),
+        Arc::clone(&ring),
+        synced_tx,
+    ));
+
+    let http_config = HttpConfig {
+        rate_limit: args.rate_limit,
+        rate_limit_burst: args.rate_limit_burst,
+    };
+    let key_service: Arc<dyn crate::http::KeyService> = ring.clone();
+    serve(
+        api_addr,
+        api_router(key_service, Arc::clone(&metrics), http_config),
+        stop_rx.clone(),
+        "HTTP server",
+    )
+    .await?;
+    serve(
+        metrics_addr,
+        metrics_router(Arc::clone(&metrics)),
+        stop_rx.clone(),
+        "HTTP metrics server",
+    )
+    .await?;
+
+    let (leader_tx, mut leader_rx) = watch::channel(!args.leader_elect);
+    let identity = identity(&args);
+    if args.leader_elect {
+        tokio::spawn(leader::run(
+            client.clone(),
+            own_namespace.clone(),
+            args.leader_elect_lease_name.clone(),
+            identity.clone(),
+            leader_tx,
+        ));
+    }
+
+    let (manual_tx, manual_rx) = mpsc::channel::<()>(1);
+    #[cfg(unix)]
+    {
+        let manual_tx = manual_tx.clone();
+        let mut usr1 =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+                .context("cannot listen for SIGUSR1")?;
+        tokio::spawn(async move {
+            while usr1.recv().await.is_some() {
+                let _ = manual_tx.try_send(());
+            }
+        });
+    }
+    drop(manual_tx);
+
+    let options = ReconcileOptions {
+        update_status: args.update_status,
+        accept_deprecated_v1_data: args.accept_deprecated_v1_data,
+        max_unseal_retries: args.max_unseal_retries,
+        self_heal: args.self_heal,
+        old_gc_behavior: args.old_gc_behavior,
+        skip_recreate: args.skip_recreate,
+        workers: args.workers,
+        label_selector: args.label_selector.clone(),
+    };
+    let namespaces = match args.watched_namespaces(&own_namespace) {
+        None => vec![None],
+        Some(list) => existing_namespaces(&client, list, &own_namespace)
+            .await?
+            .into_iter()
+            .map(Some)
+            .collect(),
+    };
+
+    let leader_work = {
+        let (client, ring, metrics, stop_rx) = (
+            client.clone(),
+            Arc::clone(&ring),
+            Arc::clone(&metrics),
+            stop_rx.clone(),
+        );
+        async move {
+            if leader_rx.wait_for(|l| *l).await.is_err() {
+                return;
+            }
+            tokio::spawn(run_renewals(
+                client.clone(),
+                policy,
+                Arc::clone(&ring),
+                synced_rx.clone(),
+                manual_rx,
+            ));
+            let mut synced = synced_rx;
+            let _ = synced.wait_for(|s| *s).await;
+            let ctx = Arc::new(Context::new(client, ring, metrics, options));
+            let runs = namespaces.into_iter().map(|ns| {
+                // The controller wants a `Sync` shutdown future: a oneshot fired on stop.
+                let (fire, fired) = tokio::sync::oneshot::channel::<()>();
+                let mut stop = stop_rx.clone();
+                tokio::spawn(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                    let _ = fire.send(());
+                });
+                reconciler::run(Arc::clone(&ctx), ns, async move {
+                    let _ = fired.await;
+                })
+            });
+            futures::future::join_all(runs).await;
+        }
+    };
+    let work = tokio::spawn(leader_work);
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    if args.leader_elect {
+        leader::release(
+            client.clone(),
+            &own_namespace,
+            &args.leader_elect_lease_name,
+            &identity,
+        )
+        .await;
+    }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), work).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_listen_addresses() {
+        assert_eq!(
+            listen_address(":8080").unwrap(),
+            "0.0.0.0:8080".parse().unwrap()
+        );
+        assert_eq!(
+            listen_address("127.0.0.1:9").unwrap(),
+            "127.0.0.1:9".parse().unwrap()
+        );
+        assert!(listen_address("nope").is_err());
+    }
+}

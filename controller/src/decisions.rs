@@ -1,0 +1,405 @@
+//! The reconciler's decisions, as pure functions: may we touch this Secret, what should it look
+//! like after the write, and does the status need writing. The I/O around them lives in
+//! `controller.rs`.
+//!
+//! Upstream behaviour is kept for the wire and for ownership (never overwrite a Secret that is
+//! neither owned by the SealedSecret nor marked `managed`/`patch`). Deliberate fixes, see
+//! docs/decisions.md: a Secret created with `skip-set-owner-references` is marked `managed` so
+//! the next pass does not refuse it; an update keeps the existing type when the template has
+//! none; a changed error message is written to the status even when the status stays False.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{
+    api::core::v1::Secret,
+    apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time},
+};
+use sealed_secrets_core::sealed_secret::{SealedSecretCondition, SealedSecretStatus};
+
+/// Annotation on an existing Secret that lets the controller take it over.
+pub const MANAGED_ANNOTATION: &str = "sealedsecrets.bitnami.com/managed";
+/// Annotation on an existing Secret that makes the controller merge instead of replace.
+pub const PATCH_ANNOTATION: &str = "sealedsecrets.bitnami.com/patch";
+/// The only condition type upstream writes.
+pub const CONDITION_SYNCED: &str = "Synced";
+
+fn annotation_is_true(meta: &ObjectMeta, key: &str) -> bool {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .is_some_and(|v| v == "true")
+}
+
+/// Whether `secret` has a controller owner reference to the SealedSecret with `uid`.
+pub fn is_controlled_by(secret: &Secret, uid: &str) -> bool {
+    secret
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|r| r.controller == Some(true) && r.uid == uid && !uid.is_empty())
+}
+
+/// Whether the controller may write to an existing Secret.
+pub fn may_write(existing: &Secret, uid: &str) -> bool {
+    is_controlled_by(existing, uid)
+        || annotation_is_true(&existing.metadata, MANAGED_ANNOTATION)
+        || annotation_is_true(&existing.metadata, PATCH_ANNOTATION)
+}
+
+/// What to do with the Secret of a SealedSecret.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SecretWrite {
+    /// No Secret exists: create this one.
+    Create(Secret),
+    /// Replace the existing Secret with this one (keeps its resourceVersion).
+    Update(Secret),
+    /// The existing Secret already matches.
+    Unchanged,
+    /// The Secret exists and is not ours: upstream's message.
+    Refuse(String),
+}
+
+/// Upstream's text when a Secret of the same name is not ours.
+pub fn unmanaged_message(name: &str) -> String {
+    format!("Resource {name:?} already exists and is not managed by SealedSecret")
+}
+
+/// Decides the write for `desired` (from `unseal`) given the Secret currently in the cluster.
+pub fn plan_secret_write(existing: Option<&Secret>, mut desired: Secret, uid: &str) -> SecretWrite {
+    let Some(existing) = existing else {
+        if desired.metadata.owner_references.is_none() {
+            // skip-set-owner-references: without an owner, only `managed` lets the next pass
+            // recognise the Secret as ours (upstream fails right after creating it).
+            desired
+                .metadata
+                .annotations
+                .get_or_insert_with(BTreeMap::new)
+                .insert(MANAGED_ANNOTATION.into(), "true".into());
+        }
+        return SecretWrite::Create(desired);
+    };
+    if !may_write(existing, uid) {
+        return SecretWrite::Refuse(unmanaged_message(
+            existing.metadata.name.as_deref().unwrap_or_default(),
+        ));
+    }
+    let mut updated = existing.clone();
+    let patch = annotation_is_true(&existing.metadata, PATCH_ANNOTATION);
+    if patch {
+        let data = updated.data.get_or_insert_with(BTreeMap::new);
+        data.extend(desired.data.take().unwrap_or_default());
+        if let Some(labels) = desired.metadata.labels.take() {
+            updated
+                .metadata
+                .labels
+                .get_or_insert_with(BTreeMap::new)
+                .extend(labels);
+        }
+        if let Some(annotations) = desired.metadata.annotations.take() {
+            updated
+                .metadata
+                .annotations
+                .get_or_insert_with(BTreeMap::new)
+                .extend(annotations);
+        }
+        if annotation_is_true(&existing.metadata, MANAGED_ANNOTATION) {
+            updated.metadata.owner_references = desired.metadata.owner_references.take();
+        }
+    } else {
+        updated.data = desired.data.take();
+        updated.metadata.labels = desired.metadata.labels.take();
+        // Keep `managed` if the user set it: dropping it would make the Secret unowned when
+        // owner references are skipped.
+        let keep_managed = annotation_is_true(&existing.metadata, MANAGED_ANNOTATION);
+        let mut annotations = desired.metadata.annotations.take().unwrap_or_default();
+        if keep_managed {
+            annotations.insert(MANAGED_ANNOTATION.into(), "true".into());
+        }
+        updated.metadata.annotations = (!annotations.is_empty()).then_some(annotations);
+        updated.metadata.owner_references = desired.metadata.owner_references.take();
+    }
+    if desired.type_.is_some() {
+        updated.type_ = desired.type_.take();
+    }
+    if desired.immutable == Some(true) {
+        updated.immutable = Some(true);
+    }
+    if same_content(existing, &updated) {
+        SecretWrite::Unchanged
+    } else {
+        SecretWrite::Update(updated)
+    }
+}
+
+fn same_content(a: &Secret, b: &Secret) -> bool {
+    let empty_map =
+        |m: &Option<BTreeMap<String, String>>| m.as_ref().is_none_or(BTreeMap::is_empty);
+    let maps_equal = |x: &Option<BTreeMap<String, String>>,
+                      y: &Option<BTreeMap<String, String>>| {
+        (empty_map(x) && empty_map(y)) || x == y
+    };
+    let data = |s: &Secret| s.data.clone().unwrap_or_default();
+    data(a) == data(b)
+        && maps_equal(&a.metadata.labels, &b.metadata.labels)
+        && maps_equal(&a.metadata.annotations, &b.metadata.annotations)
+        && a.metadata.owner_references.clone().unwrap_or_default()
+            == b.metadata.owner_references.clone().unwrap_or_default()
+        && a.type_.as_deref().unwrap_or("Opaque") == b.type_.as_deref().unwrap_or("Opaque")
+        && a.immutable.unwrap_or(false) == b.immutable.unwrap_or(false)
+}
+
+/// Upstream's event text when a write fails because the Secret is immutable.
+pub fn immutable_message(namespace: &str, name: &str) -> String {
+    format!(
+        "Error updating {namespace}/{name}: the target Secret is immutable. Once a Secret is marked as immutable, it is not possible to revert this change nor to mutate the contents of the data field. You can only delete and recreate the Secret."
+    )
+}
+
+/// The status to write after a pass, or `None` when the stored one is still right.
+///
+/// Written when the Synced status flips, when the message changes (upstream keeps a stale
+/// message), or when `observedGeneration` lags `generation` (Argo CD reads it).
+pub fn next_status(
+    current: Option<&SealedSecretStatus>,
+    generation: Option<i64>,
+    error: Option<&str>,
+    now: jiff::Timestamp,
+) -> Option<SealedSecretStatus> {
+    let status = if error.is_some() { "False" } else { "True" };
+    let message = error.map(str::to_string);
+    let previous = current
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == CONDITION_SYNCED));
+    let observed = current.and_then(|s| s.observed_generation);
+    let same_condition = previous.is_some_and(|p| {
+        p.status == status && p.message.as_deref().unwrap_or("") == message.as_deref().unwrap_or("")
+    });
+    if same_condition && observed == generation {
+        return None;
+    }
+    let transition = match previous {
+        Some(p) if p.status == status => p.last_transition_time.clone(),
+        _ => Some(Time(now)),
+    };
+    let mut conditions: Vec<SealedSecretCondition> = current
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c.type_ != CONDITION_SYNCED)
+        .collect();
+    conditions.insert(
+        0,
+        SealedSecretCondition {
+            type_: CONDITION_SYNCED.into(),
+            status: status.into(),
+            last_update_time: Some(Time(now)),
+            last_transition_time: transition,
+            reason: None,
+            message: message.filter(|m| !m.is_empty()),
+        },
+    );
+    Some(SealedSecretStatus {
+        observed_generation: generation,
+        conditions: Some(conditions),
+    })
+}
+
+/// The `condition_info` gauge value of a status: 1 True, -1 False, 0 otherwise.
+pub fn condition_gauge(status: Option<&SealedSecretStatus>) -> i64 {
+    let synced = status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == CONDITION_SYNCED));
+    match synced.map(|c| c.status.as_str()) {
+        Some("True") => 1,
+        Some("False") => -1,
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::{ByteString, apimachinery::pkg::apis::meta::v1::OwnerReference};
+
+    fn owner(uid: &str) -> OwnerReference {
+        OwnerReference {
+            api_version: "bitnami.com/v1alpha1".into(),
+            kind: "SealedSecret".into(),
+            name: "db".into(),
+            uid: uid.into(),
+            controller: Some(true),
+            block_owner_deletion: None,
+        }
+    }
+
+    fn secret(
+        data: &[(&str, &str)],
+        annotations: &[(&str, &str)],
+        owner_uid: Option<&str>,
+    ) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                name: Some("db".into()),
+                namespace: Some("shop".into()),
+                annotations: (!annotations.is_empty()).then(|| {
+                    annotations
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect()
+                }),
+                owner_references: owner_uid.map(|u| vec![owner(u)]),
+                ..ObjectMeta::default()
+            },
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                    .collect(),
+            ),
+            ..Secret::default()
+        }
+    }
+
+    #[test]
+    fn creates_when_missing_and_marks_ownerless_secrets_managed() {
+        let desired = secret(&[("k", "v")], &[], Some("u1"));
+        assert_eq!(
+            plan_secret_write(None, desired.clone(), "u1"),
+            SecretWrite::Create(desired)
+        );
+        let ownerless = secret(&[("k", "v")], &[], None);
+        let SecretWrite::Create(created) = plan_secret_write(None, ownerless, "u1") else {
+            panic!()
+        };
+        assert_eq!(
+            created.metadata.annotations.unwrap()[MANAGED_ANNOTATION],
+            "true"
+        );
+    }
+
+    #[test]
+    fn refuses_unowned_and_unmanaged_secrets_with_upstream_text() {
+        let existing = secret(&[("k", "old")], &[], Some("someone-else"));
+        assert_eq!(
+            plan_secret_write(
+                Some(&existing),
+                secret(&[("k", "v")], &[], Some("u1")),
+                "u1"
+            ),
+            SecretWrite::Refuse(
+                "Resource \"db\" already exists and is not managed by SealedSecret".into()
+            )
+        );
+    }
+
+    #[test]
+    fn updates_owned_secret_and_detects_no_change() {
+        let existing = secret(&[("k", "old"), ("extra", "x")], &[("a", "b")], Some("u1"));
+        let desired = secret(&[("k", "new")], &[], Some("u1"));
+        let SecretWrite::Update(updated) =
+            plan_secret_write(Some(&existing), desired.clone(), "u1")
+        else {
+            panic!()
+        };
+        assert_eq!(updated.data, desired.data, "replace drops extra items");
+        assert_eq!(updated.metadata.annotations, None);
+        assert_eq!(
+            plan_secret_write(Some(&updated), desired, "u1"),
+            SecretWrite::Unchanged
+        );
+    }
+
+    #[test]
+    fn managed_takeover_and_patch_merge() {
+        let managed = secret(&[("old", "x")], &[(MANAGED_ANNOTATION, "true")], None);
+        let desired = secret(&[("k", "v")], &[], Some("u1"));
+        let SecretWrite::Update(taken) = plan_secret_write(Some(&managed), desired.clone(), "u1")
+        else {
+            panic!()
+        };
+        assert_eq!(taken.metadata.owner_references.unwrap()[0].uid, "u1");
+        assert_eq!(
+            taken.metadata.annotations.unwrap()[MANAGED_ANNOTATION],
+            "true"
+        );
+
+        let patched = secret(
+            &[("old", "x"), ("k", "stale")],
+            &[(PATCH_ANNOTATION, "true")],
+            None,
+        );
+        let SecretWrite::Update(merged) = plan_secret_write(Some(&patched), desired, "u1") else {
+            panic!()
+        };
+        let data = merged.data.unwrap();
+        assert_eq!(data["old"].0, b"x");
+        assert_eq!(data["k"].0, b"v");
+        assert_eq!(
+            merged.metadata.owner_references, None,
+            "patch without managed keeps owners"
+        );
+        assert_eq!(
+            merged.metadata.annotations.unwrap()[PATCH_ANNOTATION],
+            "true"
+        );
+    }
+
+    #[test]
+    fn type_is_kept_when_template_has_none_and_immutable_is_applied() {
+        let mut existing = secret(&[("k", "v")], &[], Some("u1"));
+        existing.type_ = Some("kubernetes.io/basic-auth".into());
+        let mut desired = secret(&[("k", "v2")], &[], Some("u1"));
+        desired.immutable = Some(true);
+        let SecretWrite::Update(updated) = plan_secret_write(Some(&existing), desired, "u1") else {
+            panic!()
+        };
+        assert_eq!(updated.type_.as_deref(), Some("kubernetes.io/basic-auth"));
+        assert_eq!(updated.immutable, Some(true));
+    }
+
+    #[test]
+    fn status_transitions() {
+        let t0: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let t1: jiff::Timestamp = "2026-01-02T00:00:00Z".parse().unwrap();
+        let ok = next_status(None, Some(1), None, t0).unwrap();
+        assert_eq!(ok.observed_generation, Some(1));
+        let c = &ok.conditions.as_ref().unwrap()[0];
+        assert_eq!(
+            (c.type_.as_str(), c.status.as_str(), c.message.as_deref()),
+            ("Synced", "True", None)
+        );
+        assert_eq!(condition_gauge(Some(&ok)), 1);
+        assert_eq!(
+            next_status(Some(&ok), Some(1), None, t1),
+            None,
+            "nothing changed: no write"
+        );
+
+        let failed = next_status(
+            Some(&ok),
+            Some(1),
+            Some("no key could decrypt secret (k)"),
+            t1,
+        )
+        .unwrap();
+        let c = &failed.conditions.as_ref().unwrap()[0];
+        assert_eq!(c.status, "False");
+        assert_eq!(c.last_transition_time, Some(Time(t1)));
+        assert_eq!(condition_gauge(Some(&failed)), -1);
+
+        let other = next_status(Some(&failed), Some(1), Some("another error"), t1).unwrap();
+        let c = &other.conditions.as_ref().unwrap()[0];
+        assert_eq!(
+            c.message.as_deref(),
+            Some("another error"),
+            "message refreshed"
+        );
+        assert_eq!(c.last_transition_time, Some(Time(t1)));
+
+        assert!(
+            next_status(Some(&ok), Some(2), None, t1).is_some(),
+            "generation moved"
+        );
+        assert_eq!(condition_gauge(None), 0);
+    }
+}

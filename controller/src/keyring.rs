@@ -1,0 +1,527 @@
+//! The sealing keys the controller holds, and the decisions about them.
+//!
+//! Keys come from `kubernetes.io/tls` Secrets in the key namespace labelled
+//! `sealedsecrets.bitnami.com/sealed-secrets-key=active` (plus the legacy Secret named exactly
+//! the key prefix). The newest key by ordering time seals; every key opens.
+//!
+//! Upstream tries keys in random order, so a cluster with K keys pays about K/2 RSA operations
+//! per item. Here the order is: the key that last opened this object, then keys by how recently
+//! they opened anything, then newest first — so a cluster that accumulated years of keys still
+//! does about one RSA operation per item. The ciphertext format is untouched.
+//!
+//! Nothing here ever deletes or relabels a key Secret.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use base64::Engine;
+use k8s_openapi::{
+    ByteString, api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::ObjectMeta,
+};
+use sealed_secrets_core::{
+    cert::Certificate,
+    crypto::{CryptoError, Decrypter, split_ciphertext},
+    keys::{GeneratedKeyPair, PrivateKey, PublicKey, TLS_CERT, TLS_KEY},
+};
+use zeroize::Zeroizing;
+
+use crate::args::KeyOrderPriority;
+
+/// Label that marks sealing key Secrets.
+pub const KEY_LABEL: &str = "sealedsecrets.bitnami.com/sealed-secrets-key";
+/// Value of [`KEY_LABEL`] on keys in use.
+pub const KEY_LABEL_ACTIVE: &str = "active";
+
+/// Why a key Secret could not be used. Never contains key bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeySecretError {
+    /// `tls.key` is missing or unreadable.
+    #[error("key Secret {secret}: {reason}")]
+    Key {
+        /// Secret name.
+        secret: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// `tls.crt` is missing or unreadable.
+    #[error("key Secret {secret}: certificate: {reason}")]
+    Cert {
+        /// Secret name.
+        secret: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The certificate does not belong to the private key.
+    #[error("key Secret {secret}: the certificate does not match the private key")]
+    Mismatch {
+        /// Secret name.
+        secret: String,
+    },
+}
+
+/// One registered sealing key.
+#[derive(Debug, Clone)]
+pub struct SealingKey {
+    /// Name of the Secret it came from.
+    pub secret_name: String,
+    /// The private key.
+    pub key: PrivateKey,
+    /// PEM of its certificate (what `/v1/cert.pem` serves).
+    pub cert_pem: String,
+    /// When it was made, by the chosen ordering (cert NotBefore or Secret creation).
+    pub order_time: jiff::Timestamp,
+    /// Public key fingerprint, the registry's identity of the key.
+    pub fingerprint: String,
+}
+
+fn data_of<'a>(secret: &'a Secret, item: &str) -> Option<&'a [u8]> {
+    secret.data.as_ref()?.get(item).map(|b| b.0.as_slice())
+}
+
+/// Reads a key Secret (`tls.key` + `tls.crt`).
+pub fn key_from_secret(
+    secret: &Secret,
+    priority: KeyOrderPriority,
+) -> Result<SealingKey, KeySecretError> {
+    let name = secret.metadata.name.clone().unwrap_or_default();
+    let key_pem = data_of(secret, TLS_KEY).ok_or_else(|| KeySecretError::Key {
+        secret: name.clone(),
+        reason: "secret must contain a 'tls.key' key".into(),
+    })?;
+    let key = PrivateKey::from_pem(key_pem).map_err(|e| KeySecretError::Key {
+        secret: name.clone(),
+        reason: e.to_string(),
+    })?;
+    let cert_pem = data_of(secret, TLS_CERT).ok_or_else(|| KeySecretError::Cert {
+        secret: name.clone(),
+        reason: "secret must contain a 'tls.crt' key".into(),
+    })?;
+    let cert = Certificate::from_pem(cert_pem).map_err(|e| KeySecretError::Cert {
+        secret: name.clone(),
+        reason: e.to_string(),
+    })?;
+    if cert.public_key() != &key.public_key() {
+        return Err(KeySecretError::Mismatch { secret: name });
+    }
+    let created = secret
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .unwrap_or(cert.not_before());
+    let order_time = match priority {
+        KeyOrderPriority::CertNotBefore => cert.not_before(),
+        KeyOrderPriority::SecretCreationTimestamp => created,
+    };
+    Ok(SealingKey {
+        secret_name: name,
+        fingerprint: key.fingerprint(),
+        key,
+        cert_pem: String::from_utf8_lossy(cert_pem).into_owned(),
+        order_time,
+    })
+}
+
+/// The Secret that stores a newly generated key, as upstream writes it.
+pub fn new_key_secret(
+    pair: &GeneratedKeyPair,
+    prefix: &str,
+    namespace: &str,
+    extra_labels: &[(String, String)],
+    annotations: &[(String, String)],
+) -> Result<Secret, sealed_secrets_core::keys::KeyError> {
+    let mut labels: BTreeMap<String, String> = extra_labels
+        .iter()
+        .filter(|(k, _)| k != KEY_LABEL)
+        .cloned()
+        .collect();
+    labels.insert(KEY_LABEL.into(), KEY_LABEL_ACTIVE.into());
+    let annotations: BTreeMap<String, String> = annotations.iter().cloned().collect();
+    let key_pem: Zeroizing<String> = pair.key.to_pkcs1_pem()?;
+    Ok(Secret {
+        metadata: ObjectMeta {
+            generate_name: Some(prefix.to_string()),
+            namespace: Some(namespace.to_string()),
+            labels: Some(labels),
+            annotations: (!annotations.is_empty()).then_some(annotations),
+            ..ObjectMeta::default()
+        },
+        type_: Some("kubernetes.io/tls".into()),
+        data: Some(BTreeMap::from([
+            (
+                TLS_CERT.to_string(),
+                ByteString(pair.cert_pem.as_bytes().to_vec()),
+            ),
+            (TLS_KEY.to_string(), ByteString(key_pem.as_bytes().to_vec())),
+        ])),
+        ..Secret::default()
+    })
+}
+
+/// Whether a new key is needed now: none yet, or the newest predates `--key-cutoff-time`.
+pub fn needs_new_key(newest: Option<jiff::Timestamp>, cutoff: Option<jiff::Timestamp>) -> bool {
+    match (newest, cutoff) {
+        (None, _) => true,
+        (Some(newest), Some(cutoff)) => newest < cutoff,
+        (Some(_), None) => false,
+    }
+}
+
+/// When the next renewal is due: `newest + period` (immediately if that has passed); `None`
+/// when renewal is disabled.
+pub fn next_renewal(
+    newest: Option<jiff::Timestamp>,
+    period: std::time::Duration,
+    now: jiff::Timestamp,
+) -> Option<jiff::Timestamp> {
+    if period.is_zero() {
+        return None;
+    }
+    let period = jiff::SignedDuration::try_from(period).ok()?;
+    let due = newest
+        .and_then(|t| t.checked_add(period).ok())
+        .unwrap_or(now);
+    Some(due.max(now))
+}
+
+/// The registry of keys, shared by the reconciler and the HTTP API.
+#[derive(Debug, Default)]
+pub struct KeyRing {
+    keys: RwLock<Vec<Arc<SealingKey>>>,
+    /// Fingerprint → sequence number of its last successful decryption.
+    last_success: Mutex<HashMap<String, u64>>,
+    /// Object (`ns/name`) → fingerprint that last opened it.
+    per_object: Mutex<HashMap<String, String>>,
+    sequence: AtomicU64,
+}
+
+impl KeyRing {
+    /// Adds or replaces a key (identity: fingerprint; a Secret that changed its key replaces
+    /// its old entry). Returns whether anything changed.
+    pub fn register(&self, key: SealingKey) -> bool {
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        if keys
+            .iter()
+            .any(|k| k.fingerprint == key.fingerprint && k.secret_name == key.secret_name)
+        {
+            return false;
+        }
+        keys.retain(|k| k.secret_name != key.secret_name);
+        if keys.iter().any(|k| k.fingerprint == key.fingerprint) {
+            // Same key in two Secrets (a copied backup): keep one entry.
+            return false;
+        }
+        keys.push(Arc::new(key));
+        true
+    }
+
+    /// Drops the key that came from Secret `name` (deleted or relabelled). Returns whether
+    /// anything changed.
+    pub fn unregister(&self, secret_name: &str) -> bool {
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        let before = keys.len();
+        keys.retain(|k| k.secret_name != secret_name);
+        keys.len() != before
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether there is no key.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The sealing key: the newest by ordering time; ties keep the earlier-registered key.
+    pub fn latest(&self) -> Option<Arc<SealingKey>> {
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        let mut best: Option<&Arc<SealingKey>> = None;
+        for key in keys.iter() {
+            if best.is_none_or(|b| key.order_time > b.order_time) {
+                best = Some(key);
+            }
+        }
+        best.cloned()
+    }
+
+    /// Public key of the sealing key.
+    pub fn sealing_public_key(&self) -> Option<PublicKey> {
+        self.latest().map(|k| k.key.public_key())
+    }
+
+    /// The keys in the order to try for `object` (`ns/name`, or `None` for one-off requests).
+    pub fn trial_order(&self, object: Option<&str>) -> Vec<Arc<SealingKey>> {
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let last = self
+            .last_success
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let hint = object.and_then(|o| {
+            self.per_object
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(o)
+                .cloned()
+        });
+        order_keys(keys, hint.as_deref(), &last)
+    }
+
+    fn record_success(&self, object: Option<&str>, fingerprint: &str) {
+        let stamp = self.sequence.fetch_add(1, Ordering::Relaxed) + 1;
+        self.last_success
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(fingerprint.to_string(), stamp);
+        if let Some(object) = object {
+            self.per_object
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(object.to_string(), fingerprint.to_string());
+        }
+    }
+
+    /// Forgets the hint of a deleted object.
+    pub fn forget_object(&self, object: &str) {
+        self.per_object
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(object);
+    }
+
+    /// A decrypter for one object that tries keys in [`KeyRing::trial_order`] and learns.
+    pub fn decrypter_for<'a>(&'a self, object: Option<&str>) -> RingDecrypter<'a> {
+        RingDecrypter {
+            ring: self,
+            object: object.map(str::to_string),
+            order: self.trial_order(object),
+        }
+    }
+}
+
+impl crate::http::KeyService for KeyRing {
+    fn sealing_cert_pem(&self) -> Option<String> {
+        self.latest().map(|k| k.cert_pem.clone())
+    }
+
+    fn sealing_public_key(&self) -> Option<PublicKey> {
+        KeyRing::sealing_public_key(self)
+    }
+
+    fn decrypter(&self) -> Box<dyn Decrypter + '_> {
+        Box::new(self.decrypter_for(None))
+    }
+}
+
+/// Pure ordering: the hinted key, then by last success (most recent first), then newest first.
+pub fn order_keys(
+    mut keys: Vec<Arc<SealingKey>>,
+    hint: Option<&str>,
+    last_success: &HashMap<String, u64>,
+) -> Vec<Arc<SealingKey>> {
+    keys.sort_by(|a, b| {
+        let hinted = |k: &SealingKey| hint == Some(k.fingerprint.as_str());
+        hinted(b)
+            .cmp(&hinted(a))
+            .then_with(|| {
+                let sa = last_success.get(&a.fingerprint).copied().unwrap_or(0);
+                let sb = last_success.get(&b.fingerprint).copied().unwrap_or(0);
+                sb.cmp(&sa)
+            })
+            .then_with(|| b.order_time.cmp(&a.order_time))
+    });
+    keys
+}
+
+/// Trial decryption over a [`KeyRing`] snapshot, recording which key opened what.
+pub struct RingDecrypter<'a> {
+    ring: &'a KeyRing,
+    object: Option<String>,
+    order: Vec<Arc<SealingKey>>,
+}
+
+impl Decrypter for RingDecrypter<'_> {
+    fn decrypt(&self, ciphertext: &[u8], label: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let parts = split_ciphertext(ciphertext)?;
+        for key in &self.order {
+            if let Some(plain) = sealed_secrets_core::crypto::open_with_key(&key.key, parts, label)
+            {
+                self.ring
+                    .record_success(self.object.as_deref(), &key.fingerprint);
+                return Ok(plain);
+            }
+        }
+        Err(CryptoError::NoKeyCouldDecrypt)
+    }
+}
+
+/// Base64 of a PEM for logs of the certificate (public, safe to log).
+pub fn cert_for_log(key: &SealingKey) -> String {
+    base64::engine::general_purpose::STANDARD.encode(key.cert_pem.as_bytes())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use sealed_secrets_core::{
+        crypto::{SystemRandom, hybrid_encrypt},
+        keys::generate_key_pair,
+    };
+
+    pub(crate) fn make_key(name: &str, not_before: &str) -> (SealingKey, Secret) {
+        let pair = generate_key_pair(
+            2048,
+            "",
+            not_before.parse().unwrap(),
+            jiff::SignedDuration::from_hours(24 * 365),
+        )
+        .unwrap();
+        let mut secret =
+            new_key_secret(&pair, "sealed-secrets-key", "kube-system", &[], &[]).unwrap();
+        secret.metadata.name = Some(name.into());
+        (
+            key_from_secret(&secret, KeyOrderPriority::CertNotBefore).unwrap(),
+            secret,
+        )
+    }
+
+    #[test]
+    fn key_secrets_round_trip_with_upstream_shape() {
+        let pair = generate_key_pair(
+            2048,
+            "",
+            jiff::Timestamp::now(),
+            jiff::SignedDuration::from_hours(1),
+        )
+        .unwrap();
+        let labels = vec![
+            ("team".to_string(), "a".to_string()),
+            (KEY_LABEL.to_string(), "x".to_string()),
+        ];
+        let secret = new_key_secret(&pair, "sealed-secrets-key", "ks", &labels, &[]).unwrap();
+        assert_eq!(
+            secret.metadata.generate_name.as_deref(),
+            Some("sealed-secrets-key")
+        );
+        assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/tls"));
+        let labels = secret.metadata.labels.clone().unwrap();
+        assert_eq!(labels[KEY_LABEL], "active");
+        assert_eq!(labels["team"], "a");
+        let tls_key = &secret.data.as_ref().unwrap()[TLS_KEY].0;
+        assert!(tls_key.starts_with(b"-----BEGIN RSA PRIVATE KEY-----"));
+        let key = key_from_secret(&secret, KeyOrderPriority::CertNotBefore).unwrap();
+        assert_eq!(key.key.public_key(), pair.key.public_key());
+    }
+
+    #[test]
+    fn unreadable_key_secrets_are_reported_not_fatal() {
+        let (_, mut secret) = make_key("k", "2024-01-01T00:00:00Z");
+        secret.data.as_mut().unwrap().remove(TLS_CERT);
+        assert!(matches!(
+            key_from_secret(&secret, KeyOrderPriority::CertNotBefore),
+            Err(KeySecretError::Cert { .. })
+        ));
+        let (_, other) = make_key("o", "2024-01-01T00:00:00Z");
+        let (_, mut mixed) = make_key("m", "2024-01-01T00:00:00Z");
+        mixed
+            .data
+            .as_mut()
+            .unwrap()
+            .insert(TLS_CERT.into(), other.data.unwrap()[TLS_CERT].clone());
+        assert!(matches!(
+            key_from_secret(&mixed, KeyOrderPriority::CertNotBefore),
+            Err(KeySecretError::Mismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn latest_is_newest_by_order_time_and_ties_keep_first() {
+        let ring = KeyRing::default();
+        let (old, _) = make_key("old", "2020-01-01T00:00:00Z");
+        let (new, _) = make_key("new", "2024-01-01T00:00:00Z");
+        let (tie, _) = make_key("tie", "2024-01-01T00:00:00Z");
+        assert!(ring.register(old));
+        assert!(ring.register(new.clone()));
+        assert!(ring.register(tie));
+        assert!(!ring.register(new), "same key twice is a no-op");
+        assert_eq!(ring.latest().unwrap().secret_name, "new");
+        assert!(ring.unregister("new"));
+        assert_eq!(ring.latest().unwrap().secret_name, "tie");
+        assert_eq!(ring.len(), 2);
+    }
+
+    #[test]
+    fn renewal_decisions() {
+        let t = |s: &str| -> jiff::Timestamp { s.parse().unwrap() };
+        assert!(needs_new_key(None, None));
+        assert!(!needs_new_key(Some(t("2024-01-01T00:00:00Z")), None));
+        assert!(needs_new_key(
+            Some(t("2024-01-01T00:00:00Z")),
+            Some(t("2024-06-01T00:00:00Z"))
+        ));
+        assert!(!needs_new_key(
+            Some(t("2024-07-01T00:00:00Z")),
+            Some(t("2024-06-01T00:00:00Z"))
+        ));
+
+        let day = std::time::Duration::from_secs(86_400);
+        let now = t("2024-01-10T00:00:00Z");
+        assert_eq!(
+            next_renewal(Some(t("2024-01-01T00:00:00Z")), day * 30, now),
+            Some(t("2024-01-31T00:00:00Z"))
+        );
+        assert_eq!(
+            next_renewal(Some(t("2023-01-01T00:00:00Z")), day * 30, now),
+            Some(now)
+        );
+        assert_eq!(
+            next_renewal(Some(now), std::time::Duration::ZERO, now),
+            None
+        );
+    }
+
+    #[test]
+    fn trial_order_learns_so_many_keys_cost_about_one_rsa_op() {
+        let ring = KeyRing::default();
+        let mut keys = Vec::new();
+        for (i, year) in ["2019", "2020", "2021", "2022", "2023"].iter().enumerate() {
+            let (key, _) = make_key(&format!("k{i}"), &format!("{year}-01-01T00:00:00Z"));
+            keys.push(key.clone());
+            ring.register(key);
+        }
+        // Newest first before anything is known.
+        let names: Vec<String> = ring
+            .trial_order(None)
+            .iter()
+            .map(|k| k.secret_name.clone())
+            .collect();
+        assert_eq!(names, ["k4", "k3", "k2", "k1", "k0"]);
+
+        // An old key opens something: it moves to the front for everyone.
+        let sealed =
+            hybrid_encrypt(&keys[1].key.public_key(), b"v", b"ns/a", &mut SystemRandom).unwrap();
+        let opened = ring
+            .decrypter_for(Some("ns/a"))
+            .decrypt(&sealed, b"ns/a")
+            .unwrap();
+        assert_eq!(&opened[..], b"v");
+        assert_eq!(ring.trial_order(None)[0].secret_name, "k1");
+
+        // Per-object hint beats global recency.
+        let other =
+            hybrid_encrypt(&keys[3].key.public_key(), b"w", b"ns/b", &mut SystemRandom).unwrap();
+        ring.decrypter_for(Some("ns/b"))
+            .decrypt(&other, b"ns/b")
+            .unwrap();
+        assert_eq!(ring.trial_order(None)[0].secret_name, "k3");
+        assert_eq!(ring.trial_order(Some("ns/a"))[0].secret_name, "k1");
+        assert!(ring.decrypter_for(None).decrypt(&other, b"wrong").is_err());
+    }
+}

@@ -1,0 +1,29 @@
+//! The sealed-secrets controller, wire- and RBAC-compatible with Bitnami's: it holds the
+//! sealing keys in Secrets of its namespace, renews them, turns SealedSecrets into Secrets, and
+//! serves the certificate and the verify/rotate API.
+//!
+//! Module map:
+//! - [`args`]: upstream's flags and ours;
+//! - [`keyring`]: the keys in memory, which one seals, which order to try them in;
+//! - [`key_manager`]: loading, watching, generating and renewing key Secrets;
+//! - [`decisions`]: pure reconcile decisions (ownership, patch/replace, status);
+//! - [`reconciler`]: the watch-driven reconcile loop around them;
+//! - [`events`], [`metrics`], [`http`]: what users and tools observe;
+//! - [`leader`]: Lease-based leader election for several replicas;
+//! - [`app`]: start-up wiring.
+
+pub mod app;
+pub mod args;
+pub mod decisions;
+pub mod events;
+pub mod http;
+pub mod key_manager;
+pub mod keyring;
+pub mod leader;
+pub mod metrics;
+pub mod reconciler;
+
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod reconcile_tests;

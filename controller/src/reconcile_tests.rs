@@ -1,0 +1,287 @@
+//! Reconcile scenarios against a mock API server: every call the reconciler makes is checked
+//! (method, path, body) and answered as the API server would.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use serde_json::Value;
+
+use crate::{
+    decisions::{MANAGED_ANNOTATION, PATCH_ANNOTATION},
+    fixtures::{
+        Expect, assert_quiet, existing_secret, sealed_db, serve, status_error, test_context,
+        test_ring,
+    },
+    reconciler::{ReconcileError, reconcile},
+};
+
+const SECRET: &str = "/api/v1/namespaces/shop/secrets/db";
+const SECRETS: &str = "/api/v1/namespaces/shop/secrets";
+const STATUS: &str = "/apis/bitnami.com/v1alpha1/namespaces/shop/sealedsecrets/db/status";
+const EVENTS: &str = "/api/v1/namespaces/shop/events";
+
+fn decoded(body: &Value, item: &str) -> String {
+    let b64 = body["data"][item]
+        .as_str()
+        .unwrap_or_else(|| panic!("no data item {item} in {body}"));
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+fn synced(status_body: &Value) -> (String, Option<String>) {
+    let condition = &status_body["status"]["conditions"][0];
+    assert_eq!(condition["type"], "Synced");
+    assert_eq!(status_body["status"]["observedGeneration"], 1);
+    (
+        condition["status"].as_str().unwrap().to_string(),
+        condition["message"].as_str().map(str::to_string),
+    )
+}
+
+#[tokio::test]
+async fn creates_the_secret_with_owner_reference_status_and_event() {
+    let ring = test_ring();
+    let sealed = Arc::new(sealed_db(&ring));
+    let (ctx, mut handle) = test_context(ring);
+    let task = tokio::spawn(reconcile(sealed, ctx));
+    let bodies = serve(
+        &mut handle,
+        vec![
+            Expect::new(
+                "GET",
+                SECRET,
+                404,
+                status_error(404, "NotFound", "secrets \"db\" not found"),
+            ),
+            Expect::new("POST", SECRETS, 201, Value::Null),
+            Expect::new("PUT", STATUS, 200, Value::Null),
+            Expect::new("POST", EVENTS, 201, Value::Null),
+        ],
+    )
+    .await;
+    task.await.unwrap().unwrap();
+    let created = &bodies[1];
+    assert_eq!(decoded(created, "password"), "hunter2");
+    assert_eq!(created["metadata"]["labels"]["app"], "shop");
+    let owner = &created["metadata"]["ownerReferences"][0];
+    assert_eq!(
+        (
+            owner["kind"].as_str(),
+            owner["uid"].as_str(),
+            owner["controller"].as_bool()
+        ),
+        (Some("SealedSecret"), Some("uid-db"), Some(true))
+    );
+    assert_eq!(synced(&bodies[2]), ("True".into(), None));
+    assert_eq!(bodies[3]["reason"], "Unsealed");
+    assert_eq!(bodies[3]["message"], "SealedSecret unsealed successfully");
+    assert_eq!(bodies[3]["involvedObject"]["kind"], "SealedSecret");
+    assert_quiet(&mut handle).await;
+}
+
+#[tokio::test]
+async fn updates_an_owned_secret_whose_data_differs() {
+    let ring = test_ring();
+    let sealed = Arc::new(sealed_db(&ring));
+    let (ctx, mut handle) = test_context(ring);
+    let existing = existing_secret(&[("password", "old"), ("stale", "x")], &[], Some("uid-db"));
+    let task = tokio::spawn(reconcile(sealed, ctx));
+    let bodies = serve(
+        &mut handle,
+        vec![
+            Expect::new("GET", SECRET, 200, serde_json::to_value(&existing).unwrap()),
+            Expect::new("PUT", SECRET, 200, Value::Null),
+            Expect::new("PUT", STATUS, 200, Value::Null),
+            Expect::new("POST", EVENTS, 201, Value::Null),
+        ],
+    )
+    .await;
+    task.await.unwrap().unwrap();
+    assert_eq!(decoded(&bodies[1], "password"), "hunter2");
+    assert!(
+        bodies[1]["data"].get("stale").is_none(),
+        "replace mode drops items not in the SealedSecret"
+    );
+    assert_eq!(
+        bodies[1]["metadata"]["resourceVersion"], "42",
+        "update is conditional on what was read"
+    );
+}
+
+#[tokio::test]
+async fn refuses_a_secret_it_does_not_own() {
+    let ring = test_ring();
+    let sealed = Arc::new(sealed_db(&ring));
+    let (ctx, mut handle) = test_context(ring);
+    let foreign = existing_secret(&[("password", "theirs")], &[], Some("someone-else"));
+    let task = tokio::spawn(reconcile(sealed, ctx));
+    let bodies = serve(
+        &mut handle,
+        vec![
+            Expect::new("GET", SECRET, 200, serde_json::to_value(&foreign).unwrap()),
+            Expect::new("POST", EVENTS, 201, Value::Null),
+            Expect::new("PUT", STATUS, 200, Value::Null),
+        ],
+    )
+    .await;
+    let err = task.await.unwrap().unwrap_err();
+    assert!(matches!(err, ReconcileError::Unmanaged(_)));
+    assert_eq!(bodies[1]["reason"], "ErrUpdateFailed");
+    assert_eq!(
+        bodies[1]["message"],
+        "Resource \"db\" already exists and is not managed by SealedSecret"
+    );
+    assert_eq!(
+        synced(&bodies[2]),
+        (
+            "False".into(),
+            Some(
+                "failed update: Resource \"db\" already exists and is not managed by SealedSecret"
+                    .into()
+            )
+        )
+    );
+    assert_quiet(&mut handle).await;
+}
+
+#[tokio::test]
+async fn takes_over_a_managed_secret() {
+    let ring = test_ring();
+    let sealed = Arc::new(sealed_db(&ring));
+    let (ctx, mut handle) = test_context(ring);
+    let managed = existing_secret(
+        &[("password", "old")],
+        &[(MANAGED_ANNOTATION, "true")],
+        None,
+    );
+    let task = tokio::spawn(reconcile(sealed, ctx));
+    let bodies = serve(
+        &mut handle,
+        vec![
+            Expect::new("GET", SECRET, 200, serde_json::to_value(&managed).unwrap()),
+            Expect::new("PUT", SECRET, 200, Value::Null),
+            Expect::new("PUT", STATUS, 200, Value::Null),
+            Expect::new("POST", EVENTS, 201, Value::Null),
+        ],
+    )
+    .await;
+    task.await.unwrap().unwrap();
+    assert_eq!(bodies[1]["metadata"]["ownerReferences"][0]["uid"], "uid-db");
+    assert_eq!(decoded(&bodies[1], "password"), "hunter2");
+}
+
+#[tokio::test]
+async fn merges_into_a_patch_annotated_secret() {
+    let ring = test_ring();
+    let sealed = Arc::new(sealed_db(&ring));
+    let (ctx, mut handle) = test_context(ring);
+    let patched = existing_secret(&[("keep", "mine")], &[(PATCH_ANNOTATION, "true")], None);
+    let task = tokio::spawn(reconcile(sealed, ctx));
+    let bodies = serve(
+        &mut handle,
+        vec![
+            Expect::new("GET", SECRET, 200, serde_json::to_value(&patched).unwrap()),
+            Expect::new("PUT", SECRET, 200, Value::Null),
+            Expect::new("PUT", STATUS, 200, Value::Null),
+            Expect::new("POST", EVENTS, 201, Value::Null),
+        ],
+    )
+    .await;
+    task.await.unwrap().unwrap();
+    assert_eq!(decoded(&bodies[1], "keep"), "mine");
+    assert_eq!(decoded(&bodies[1], "password"), "hunter2");
+    assert!(bodies[1]["metadata"].get("ownerReferences").is_none());
+}
+
+#[tokio::test]
+async fn decrypt_failure_records_event_and_status_and_leaves_the_secret_alone() {
+    let ring = test_ring();
+    let mut sealed = sealed_db(&ring);
+    sealed.metadata.name = Some("db".into());
+    sealed.metadata.namespace = Some("shop".into());
+    // Sealed for another key: the controller cannot open it.
+    let other = test_ring();
+    sealed.spec.encrypted_data = sealed_db(&other).spec.encrypted_data;
+    let (ctx, mut handle) = test_context(ring);
+    let task = tokio::spawn(reconcile(Arc::new(sealed), ctx));
+    let bodies = serve(
+        &mut handle,
+        vec![
+            Expect::new("POST", EVENTS, 201, Value::Null),
+            Expect::new("PUT", STATUS, 200, Value::Null),
+        ],
+    )
+    .await;
+    let err = task.await.unwrap().unwrap_err();
+    assert!(matches!(err, ReconcileError::Unseal(_)));
+    assert_eq!(bodies[0]["reason"], "ErrUnsealFailed");
+    assert_eq!(bodies[0]["type"], "Warning");
+    assert_eq!(
+        bodies[0]["message"],
+        "Failed to unseal: no key could decrypt secret (password)"
+    );
+    assert_eq!(
+        synced(&bodies[1]),
+        (
+            "False".into(),
+            Some("no key could decrypt secret (password)".into())
+        )
+    );
+    assert_quiet(&mut handle).await;
+}
+
+#[tokio::test]
+async fn immutable_secret_gets_upstreams_message_and_no_retry() {
+    let ring = test_ring();
+    let sealed = Arc::new(sealed_db(&ring));
+    let (ctx, mut handle) = test_context(ring);
+    let mut immutable = existing_secret(&[("password", "old")], &[], Some("uid-db"));
+    immutable.immutable = Some(true);
+    let task = tokio::spawn(reconcile(Arc::clone(&sealed), Arc::clone(&ctx)));
+    let bodies = serve(&mut handle, vec![
+        Expect::new("GET", SECRET, 200, serde_json::to_value(&immutable).unwrap()),
+        Expect::new("PUT", SECRET, 422, status_error(422, "Invalid",
+            "Secret \"db\" is invalid: data: Forbidden: field is immutable when `immutable` is set")),
+        Expect::new("POST", EVENTS, 201, Value::Null),
+        Expect::new("PUT", STATUS, 200, Value::Null),
+    ])
+    .await;
+    let err = task.await.unwrap().unwrap_err();
+    assert!(
+        bodies[2]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Error updating shop/db: the target Secret is immutable.")
+    );
+    let action = crate::reconciler::error_policy(sealed, &err, ctx);
+    assert_eq!(action, kube::runtime::controller::Action::await_change());
+}
+
+#[tokio::test]
+async fn unchanged_secret_and_status_mean_no_writes() {
+    let ring = test_ring();
+    let mut sealed = sealed_db(&ring);
+    sealed.status = crate::decisions::next_status(None, Some(1), None, jiff::Timestamp::now());
+    let (ctx, mut handle) = test_context(Arc::clone(&ring));
+    // What the controller would have written before.
+    let desired =
+        sealed_secrets_core::unseal::unseal(&sealed, &ring.decrypter_for(None), Default::default())
+            .unwrap();
+    let task = tokio::spawn(reconcile(Arc::new(sealed), ctx));
+    serve(
+        &mut handle,
+        vec![Expect::new(
+            "GET",
+            SECRET,
+            200,
+            serde_json::to_value(&desired).unwrap(),
+        )],
+    )
+    .await;
+    task.await.unwrap().unwrap();
+    assert_quiet(&mut handle).await;
+}
