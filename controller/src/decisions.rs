@@ -164,8 +164,11 @@ pub fn next_status(
     current: Option<&SealedSecretStatus>,
     generation: Option<i64>,
     error: Option<&str>,
+    key_fingerprint: Option<&str>,
     now: jiff::Timestamp,
 ) -> Option<SealedSecretStatus> {
+    let previous_key = current.and_then(|s| s.key_fingerprint.clone());
+    let key_fingerprint = key_fingerprint.map(str::to_string).or(previous_key.clone());
     let status = if error.is_some() { "False" } else { "True" };
     let message = error.map(str::to_string);
     let previous = current
@@ -175,7 +178,7 @@ pub fn next_status(
     let same_condition = previous.is_some_and(|p| {
         p.status == status && p.message.as_deref().unwrap_or("") == message.as_deref().unwrap_or("")
     });
-    if same_condition && observed == generation {
+    if same_condition && observed == generation && key_fingerprint == previous_key {
         return None;
     }
     let transition = match previous {
@@ -202,6 +205,7 @@ pub fn next_status(
     Some(SealedSecretStatus {
         observed_generation: generation,
         conditions: Some(conditions),
+        key_fingerprint,
     })
 }
 
@@ -361,7 +365,7 @@ mod tests {
     fn status_transitions() {
         let t0: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let t1: jiff::Timestamp = "2026-01-02T00:00:00Z".parse().unwrap();
-        let ok = next_status(None, Some(1), None, t0).unwrap();
+        let ok = next_status(None, Some(1), None, Some("SHA256:a"), t0).unwrap();
         assert_eq!(ok.observed_generation, Some(1));
         let c = &ok.conditions.as_ref().unwrap()[0];
         assert_eq!(
@@ -370,7 +374,7 @@ mod tests {
         );
         assert_eq!(condition_gauge(Some(&ok)), 1);
         assert_eq!(
-            next_status(Some(&ok), Some(1), None, t1),
+            next_status(Some(&ok), Some(1), None, Some("SHA256:a"), t1),
             None,
             "nothing changed: no write"
         );
@@ -379,6 +383,7 @@ mod tests {
             Some(&ok),
             Some(1),
             Some("no key could decrypt secret (k)"),
+            None,
             t1,
         )
         .unwrap();
@@ -387,7 +392,7 @@ mod tests {
         assert_eq!(c.last_transition_time, Some(Time(t1)));
         assert_eq!(condition_gauge(Some(&failed)), -1);
 
-        let other = next_status(Some(&failed), Some(1), Some("another error"), t1).unwrap();
+        let other = next_status(Some(&failed), Some(1), Some("another error"), None, t1).unwrap();
         let c = &other.conditions.as_ref().unwrap()[0];
         assert_eq!(
             c.message.as_deref(),
@@ -397,9 +402,12 @@ mod tests {
         assert_eq!(c.last_transition_time, Some(Time(t1)));
 
         assert!(
-            next_status(Some(&ok), Some(2), None, t1).is_some(),
+            next_status(Some(&ok), Some(2), None, None, t1).is_some(),
             "generation moved"
         );
+        let rekeyed = next_status(Some(&ok), Some(1), None, Some("SHA256:b"), t1).unwrap();
+        assert_eq!(rekeyed.key_fingerprint.as_deref(), Some("SHA256:b"), "new key recorded");
+        assert_eq!(failed.key_fingerprint.as_deref(), Some("SHA256:a"), "kept across failures");
         assert_eq!(condition_gauge(None), 0);
     }
 }

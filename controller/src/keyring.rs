@@ -288,6 +288,20 @@ impl KeyRing {
         }
     }
 
+    /// The fingerprint of the key that last opened `object`, if known.
+    pub fn hint_for(&self, object: &str) -> Option<String> {
+        self.per_object.lock().unwrap_or_else(|e| e.into_inner()).get(object).cloned()
+    }
+
+    /// Seeds the hint of `object` (from its status after a restart) unless one is known.
+    pub fn seed_hint(&self, object: &str, fingerprint: &str) {
+        self.per_object
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(object.to_string())
+            .or_insert_with(|| fingerprint.to_string());
+    }
+
     /// Forgets the hint of a deleted object.
     pub fn forget_object(&self, object: &str) {
         self.per_object
@@ -301,7 +315,7 @@ impl KeyRing {
         RingDecrypter {
             ring: self,
             object: object.map(str::to_string),
-            order: self.trial_order(object),
+            order: Mutex::new(self.trial_order(object)),
         }
     }
 }
@@ -344,17 +358,25 @@ pub fn order_keys(
 pub struct RingDecrypter<'a> {
     ring: &'a KeyRing,
     object: Option<String>,
-    order: Vec<Arc<SealingKey>>,
+    /// Trial order; the key that opens an item moves to the front for the object's next items
+    /// (kubeseal seals all items of a Secret with one key).
+    order: Mutex<Vec<Arc<SealingKey>>>,
 }
 
 impl Decrypter for RingDecrypter<'_> {
     fn decrypt(&self, ciphertext: &[u8], label: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
         let parts = split_ciphertext(ciphertext)?;
-        for key in &self.order {
-            if let Some(plain) = sealed_secrets_core::crypto::open_with_key(&key.key, parts, label)
-            {
-                self.ring
-                    .record_success(self.object.as_deref(), &key.fingerprint);
+        let order = self.order.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for (position, key) in order.iter().enumerate() {
+            if let Some(plain) = sealed_secrets_core::crypto::open_with_key(&key.key, parts, label) {
+                self.ring.record_success(self.object.as_deref(), &key.fingerprint);
+                if position > 0 {
+                    let mut order = self.order.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(found) = order.iter().position(|k| k.fingerprint == key.fingerprint) {
+                        let key = order.remove(found);
+                        order.insert(0, key);
+                    }
+                }
                 return Ok(plain);
             }
         }

@@ -265,7 +265,8 @@ async fn immutable_secret_gets_upstreams_message_and_no_retry() {
 async fn unchanged_secret_and_status_mean_no_writes() {
     let ring = test_ring();
     let mut sealed = sealed_db(&ring);
-    sealed.status = crate::decisions::next_status(None, Some(1), None, jiff::Timestamp::now());
+    let fingerprint = ring.latest().unwrap().fingerprint.clone();
+    sealed.status = crate::decisions::next_status(None, Some(1), None, Some(&fingerprint), jiff::Timestamp::now());
     let (ctx, mut handle) = test_context(Arc::clone(&ring));
     // What the controller would have written before.
     let desired =

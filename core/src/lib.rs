@@ -17,6 +17,7 @@
 //! - [`tagged`]: upstream's folded error text.
 
 pub mod cert;
+pub mod crd;
 pub mod crypto;
 mod der;
 pub mod documents;

@@ -1,5 +1,10 @@
 //! The `SealedSecret` custom resource (`bitnami.com/v1alpha1`), field for field as upstream.
 //!
+//! The `schemars` attributes shape the derived CRD schema after upstream's shipped CRD (helm
+//! `crds/bitnami.com_sealedsecrets.yaml`): optional fields are not `nullable` except where
+//! upstream's are, no `default`s are injected, and `template.metadata` is the short
+//! preserve-unknown-fields object rather than the whole `ObjectMeta` schema. See [`crate::crd`].
+//!
 //! Two details of upstream's Go types matter for compatibility and are kept here:
 //! - `spec.template` and its `metadata` are Go structs, so they are always present in output;
 //! - `spec.encryptedData` is decoded leniently: malformed content becomes an empty map instead of
@@ -9,7 +14,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::{ByteString, apimachinery::pkg::apis::meta::v1::ObjectMeta};
 use kube::CustomResource;
-use schemars::JsonSchema;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
@@ -37,16 +42,21 @@ pub const LAST_APPLIED_ANNOTATIONS: &[&str] = &[
     kind = "SealedSecret",
     plural = "sealedsecrets",
     namespaced,
-    status = "SealedSecretStatus"
+    status = "SealedSecretStatus",
+    doc = "A Secret sealed (encrypted) with the controller's key; the controller unseals it into a Secret of the same name.",
+    printcolumn = r#"{"name": "Status", "type": "string", "jsonPath": ".status.conditions[0].message"}"#,
+    printcolumn = r#"{"name": "Synced", "type": "string", "jsonPath": ".status.conditions[0].status"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = spec_schema)]
 pub struct SealedSecretSpec {
     /// Metadata, type and templated data of the Secret to create.
     #[serde(default)]
     pub template: SecretTemplateSpec,
     /// Deprecated: the whole Secret as JSON, sealed as one value (kubeseal before 0.7).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(with = "Option<String>")]
+    #[schemars(schema_with = "byte_string_schema")]
     pub data: Option<ByteString>,
     /// Item name to base64 of one hybrid ciphertext.
     #[serde(default, deserialize_with = "lenient_string_map")]
@@ -57,16 +67,19 @@ pub struct SealedSecretSpec {
 /// What the generated Secret looks like apart from its data.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = drop_property_defaults)]
 pub struct SecretTemplateSpec {
     /// Labels, annotations and other metadata copied to the Secret.
     #[serde(default)]
-    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    #[schemars(schema_with = "template_metadata_schema")]
     pub metadata: ObjectMeta,
     /// Secret type (`Opaque`, `kubernetes.io/tls`, ...).
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
     pub type_: Option<String>,
     /// Whether the Secret is created immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "bool")]
     pub immutable: Option<bool>,
     /// Go text/template strings rendered with the decrypted items.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,10 +92,18 @@ pub struct SecretTemplateSpec {
 pub struct SealedSecretStatus {
     /// Generation of the spec the conditions describe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "i64")]
     pub observed_generation: Option<i64>,
     /// The `Synced` condition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Vec<SealedSecretCondition>")]
     pub conditions: Option<Vec<SealedSecretCondition>>,
+    /// Fingerprint of the sealing key that opened this object last (not in upstream's CRD).
+    /// Lets a restarted controller try that key first instead of all of them; with upstream's
+    /// CRD the API server prunes it and nothing else changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
+    pub key_fingerprint: Option<String>,
 }
 
 /// One status condition (upstream only writes type `Synced`).
@@ -96,16 +117,65 @@ pub struct SealedSecretCondition {
     pub status: String,
     /// When the condition was last evaluated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "date_time_schema")]
     pub last_update_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
     /// When the status last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "date_time_schema")]
     pub last_transition_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
     /// Machine-readable reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
     pub reason: Option<String>,
     /// Human-readable message (the error text on failure).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
     pub message: Option<String>,
+}
+
+/// `spec`: `encryptedData` is required (as upstream, although serde defaults it) and no
+/// property carries a `default`, which the API server would otherwise write into stored objects.
+fn spec_schema(schema: &mut Schema) {
+    drop_property_defaults(schema);
+    schema.insert("required".into(), serde_json::json!(["encryptedData"]));
+}
+
+/// Removes the `default` schemars derives from `#[serde(default)]` on each property.
+fn drop_property_defaults(schema: &mut Schema) {
+    if let Some(Value::Object(properties)) = schema.get_mut("properties") {
+        for property in properties.values_mut() {
+            if let Value::Object(property) = property {
+                property.remove("default");
+            }
+        }
+    }
+}
+
+/// `spec.data`: base64 in JSON, as Go's `[]byte`.
+fn byte_string_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "format": "byte"})
+}
+
+/// Condition timestamps (`metav1.Time`), not nullable.
+fn date_time_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "format": "date-time"})
+}
+
+/// `spec.template.metadata`: upstream's short metadata schema, unknown fields preserved, rather
+/// than the whole `ObjectMeta` schema.
+fn template_metadata_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "object",
+        "nullable": true,
+        "x-kubernetes-preserve-unknown-fields": true,
+        "properties": {
+            "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+            "finalizers": {"type": "array", "items": {"type": "string"}},
+            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            "name": {"type": "string"},
+            "namespace": {"type": "string"},
+        },
+    })
 }
 
 /// Accepts a map of strings; anything else (wrong types, null) becomes an empty map, as upstream.

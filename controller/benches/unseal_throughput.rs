@@ -1,0 +1,138 @@
+//! Unsealing throughput with many sealing keys: 200 SealedSecrets of 3 items, RSA-4096, each
+//! sealed with one of K keys, opened on one thread. Compares upstream's random key order (≈K/2
+//! RSA operations per item) with the controller's learned order, against the floor of one RSA
+//! operation per item. Prints a Markdown table for BENCHMARKS.md.
+//!
+//! Run: `cargo bench -p sealed-secrets-controller --bench unseal_throughput`
+//! (`UNSEAL_BENCH_KEYS=24` and `UNSEAL_BENCH_OBJECTS=200` change the sizes).
+
+use std::{sync::Arc, time::Instant};
+
+use sealed_secrets_controller::{
+    args::KeyOrderPriority,
+    keyring::{KeyRing, key_from_secret, new_key_secret},
+};
+use sealed_secrets_core::{
+    crypto::SystemRandom,
+    keys::{PrivateKey, generate_key_pair},
+    scope::Scope,
+    seal::seal_value,
+    sealed_secret::{SealedSecret, SealedSecretSpec},
+    unseal::{UnsealOptions, unseal},
+};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Tiny deterministic generator for the "random" key order of the upstream model.
+struct XorShift(u64);
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn main() {
+    let key_count = env_usize("UNSEAL_BENCH_KEYS", 24);
+    let objects = env_usize("UNSEAL_BENCH_OBJECTS", 200);
+    eprintln!("generating {key_count} RSA-4096 keys...");
+    let start = jiff::Timestamp::now();
+    let pairs: Vec<_> = (0..key_count)
+        .map(|i| {
+            let not_before = start.checked_sub(jiff::SignedDuration::from_hours(24 * 30 * (key_count - i) as i64)).unwrap();
+            generate_key_pair(4096, "", not_before, jiff::SignedDuration::from_hours(24 * 3650)).unwrap()
+        })
+        .collect();
+    let keys: Vec<PrivateKey> = pairs.iter().map(|p| p.key.clone()).collect();
+
+    eprintln!("sealing {objects} SealedSecrets x 3 items...");
+    let sealed: Vec<SealedSecret> =
+        (0..objects).map(|i| seal_object(&keys[(i * 7 + 3) % key_count], i)).collect();
+    let items = objects * 3;
+
+    // Floor: one RSA-4096 private operation per item (each item opened with its own key only).
+    let t = Instant::now();
+    for (i, ss) in sealed.iter().enumerate() {
+        let key = &keys[(i * 7 + 3) % key_count];
+        unseal(ss, key, UnsealOptions::default()).unwrap();
+    }
+    let floor = t.elapsed();
+
+    // Upstream model: keys in random order for every item.
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let t = Instant::now();
+    for ss in &sealed {
+        let mut shuffled = keys.clone();
+        for i in (1..shuffled.len()).rev() {
+            shuffled.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+        }
+        unseal(ss, &shuffled, UnsealOptions::default()).unwrap();
+    }
+    let upstream = t.elapsed();
+
+    let ring = Arc::new(KeyRing::default());
+    for (i, pair) in pairs.iter().enumerate() {
+        let mut secret = new_key_secret(pair, "sealed-secrets-key", "ks", &[], &[]).unwrap();
+        secret.metadata.name = Some(format!("sealed-secrets-key{i}"));
+        ring.register(key_from_secret(&secret, KeyOrderPriority::CertNotBefore).unwrap());
+    }
+    // Ours, cold start: no history at all.
+    let t = Instant::now();
+    for ss in &sealed {
+        let object = format!("bench/{}", ss.metadata.name.as_deref().unwrap());
+        unseal(ss, &ring.decrypter_for(Some(&object)), UnsealOptions::default()).unwrap();
+    }
+    let cold = t.elapsed();
+    // Ours, warm (the key of each object known, as after one pass or from its status).
+    let t = Instant::now();
+    for ss in &sealed {
+        let object = format!("bench/{}", ss.metadata.name.as_deref().unwrap());
+        unseal(ss, &ring.decrypter_for(Some(&object)), UnsealOptions::default()).unwrap();
+    }
+    let warm = t.elapsed();
+
+    // One key in the cluster (every object sealed with it).
+    let one_ring = KeyRing::default();
+    let mut one_secret = new_key_secret(&pairs[0], "sealed-secrets-key", "ks", &[], &[]).unwrap();
+    one_secret.metadata.name = Some("sealed-secrets-key-only".into());
+    one_ring.register(key_from_secret(&one_secret, KeyOrderPriority::CertNotBefore).unwrap());
+    let one_key: Vec<SealedSecret> = (0..objects).map(|i| seal_object(&keys[0], i)).collect();
+    let t = Instant::now();
+    for ss in &one_key {
+        let object = format!("bench/{}", ss.metadata.name.as_deref().unwrap());
+        unseal(ss, &one_ring.decrypter_for(Some(&object)), UnsealOptions::default()).unwrap();
+    }
+    let single = t.elapsed();
+
+    let per_item = |d: std::time::Duration| d.as_secs_f64() * 1000.0 / items as f64;
+    let floor_item = per_item(floor);
+    println!("| {objects} SealedSecrets x 3 items, {key_count} RSA-4096 keys, 1 thread | total | per item | vs floor |");
+    println!("|---|---|---|---|");
+    for (name, d) in [
+        ("floor: the right key only", floor),
+        ("upstream model: random key order", upstream),
+        ("ours, cold start (no history)", cold),
+        ("ours, warm (key of each object known)", warm),
+        ("ours, a cluster with 1 key", single),
+    ] {
+        println!("| {name} | {:.0} ms | {:.2} ms | {:.2}x |", d.as_secs_f64() * 1000.0, per_item(d), per_item(d) / floor_item);
+    }
+}
+
+/// SealedSecret `bench/app-<i>` with 3 items sealed for `key`.
+fn seal_object(key: &PrivateKey, i: usize) -> SealedSecret {
+    let name = format!("app-{i}");
+    let label = Scope::Strict.label("bench", &name);
+    let mut ss = SealedSecret::new(&name, SealedSecretSpec::default());
+    ss.metadata.namespace = Some("bench".into());
+    for item in ["username", "password", "url"] {
+        let value = format!("{item}-{i}");
+        let sealed = seal_value(&key.public_key(), value.as_bytes(), &label, &mut SystemRandom).unwrap();
+        ss.spec.encrypted_data.insert(item.into(), sealed);
+    }
+    ss
+}
