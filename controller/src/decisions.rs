@@ -406,8 +406,16 @@ mod tests {
             "generation moved"
         );
         let rekeyed = next_status(Some(&ok), Some(1), None, Some("SHA256:b"), t1).unwrap();
-        assert_eq!(rekeyed.key_fingerprint.as_deref(), Some("SHA256:b"), "new key recorded");
-        assert_eq!(failed.key_fingerprint.as_deref(), Some("SHA256:a"), "kept across failures");
+        assert_eq!(
+            rekeyed.key_fingerprint.as_deref(),
+            Some("SHA256:b"),
+            "new key recorded"
+        );
+        assert_eq!(
+            failed.key_fingerprint.as_deref(),
+            Some("SHA256:a"),
+            "kept across failures"
+        );
         assert_eq!(condition_gauge(None), 0);
     }
 }

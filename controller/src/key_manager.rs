@@ -105,17 +105,7 @@ pub async fn watch_keys(
     while let Some(event) = events.next().await {
         match event {
             Ok(watcher::Event::Apply(secret) | watcher::Event::InitApply(secret)) => {
-                // A changed Secret may carry a different key: drop the old entry first.
-                let name = secret.name_any();
-                if let Ok(key) = key_from_secret(&secret, policy.priority) {
-                    if ring
-                        .trial_order(None)
-                        .iter()
-                        .any(|k| k.secret_name == name && k.fingerprint != key.fingerprint)
-                    {
-                        ring.unregister(&name);
-                    }
-                }
+                // `register` replaces the entry of a Secret whose key changed.
                 register(&ring, &secret, policy.priority);
             }
             Ok(watcher::Event::Delete(secret)) => {
@@ -190,13 +180,11 @@ pub async fn run_renewals(
             next_renewal(newest, policy.renew_period, now).is_some_and(|t| t <= now)
         };
         first = false;
-        if due {
-            if let Err(err) = generate_key(&client, &policy, &ring).await {
-                tracing::error!(error = %err, "cannot generate a sealing key; retrying in 30s");
-                tokio::time::sleep(Duration::from_secs(30)).await;
-                first = ring.is_empty();
-                continue;
-            }
+        if due && let Err(err) = generate_key(&client, &policy, &ring).await {
+            tracing::error!(error = %err, "cannot generate a sealing key; retrying in 30s");
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            first = ring.is_empty();
+            continue;
         }
         let newest = ring.latest().map(|k| k.order_time);
         let wait = next_renewal(newest, policy.renew_period, jiff::Timestamp::now())

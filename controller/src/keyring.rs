@@ -290,7 +290,11 @@ impl KeyRing {
 
     /// The fingerprint of the key that last opened `object`, if known.
     pub fn hint_for(&self, object: &str) -> Option<String> {
-        self.per_object.lock().unwrap_or_else(|e| e.into_inner()).get(object).cloned()
+        self.per_object
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(object)
+            .cloned()
     }
 
     /// Seeds the hint of `object` (from its status after a restart) unless one is known.
@@ -368,11 +372,14 @@ impl Decrypter for RingDecrypter<'_> {
         let parts = split_ciphertext(ciphertext)?;
         let order = self.order.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for (position, key) in order.iter().enumerate() {
-            if let Some(plain) = sealed_secrets_core::crypto::open_with_key(&key.key, parts, label) {
-                self.ring.record_success(self.object.as_deref(), &key.fingerprint);
+            if let Some(plain) = sealed_secrets_core::crypto::open_with_key(&key.key, parts, label)
+            {
+                self.ring
+                    .record_success(self.object.as_deref(), &key.fingerprint);
                 if position > 0 {
                     let mut order = self.order.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Some(found) = order.iter().position(|k| k.fingerprint == key.fingerprint) {
+                    if let Some(found) = order.iter().position(|k| k.fingerprint == key.fingerprint)
+                    {
                         let key = order.remove(found);
                         order.insert(0, key);
                     }

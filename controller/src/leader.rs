@@ -171,13 +171,12 @@ pub async fn run(
 /// Gives the lease up on shutdown so another replica takes over at once.
 pub async fn release(client: Client, namespace: &str, name: &str, identity: &str) {
     let api: Api<Lease> = Api::namespaced(client, namespace);
-    if let Ok(Some(mut lease)) = api.get_opt(name).await {
-        if let Some(spec) = lease.spec.as_mut() {
-            if spec.holder_identity.as_deref() == Some(identity) {
-                spec.holder_identity = None;
-                let _ = api.replace(name, &PostParams::default(), &lease).await;
-            }
-        }
+    if let Ok(Some(mut lease)) = api.get_opt(name).await
+        && let Some(spec) = lease.spec.as_mut()
+        && spec.holder_identity.as_deref() == Some(identity)
+    {
+        spec.holder_identity = None;
+        let _ = api.replace(name, &PostParams::default(), &lease).await;
     }
 }
 

@@ -266,7 +266,13 @@ async fn unchanged_secret_and_status_mean_no_writes() {
     let ring = test_ring();
     let mut sealed = sealed_db(&ring);
     let fingerprint = ring.latest().unwrap().fingerprint.clone();
-    sealed.status = crate::decisions::next_status(None, Some(1), None, Some(&fingerprint), jiff::Timestamp::now());
+    sealed.status = crate::decisions::next_status(
+        None,
+        Some(1),
+        None,
+        Some(&fingerprint),
+        jiff::Timestamp::now(),
+    );
     let (ctx, mut handle) = test_context(Arc::clone(&ring));
     // What the controller would have written before.
     let desired =

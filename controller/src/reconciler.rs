@@ -229,7 +229,11 @@ async fn write_status(sealed: &SealedSecret, ctx: &Context, error: Option<&str>)
         .get(INSTANCE_LABEL)
         .cloned()
         .unwrap_or_default();
-    let opened_with = if error.is_none() { ctx.keys.hint_for(&object_key(&namespace, &name)) } else { None };
+    let opened_with = if error.is_none() {
+        ctx.keys.hint_for(&object_key(&namespace, &name))
+    } else {
+        None
+    };
     let Some(status) = next_status(
         sealed.status.as_ref(),
         sealed.meta().generation,

@@ -22,6 +22,7 @@ pub mod crypto;
 mod der;
 pub mod documents;
 pub mod keys;
+pub mod reencrypt;
 pub mod scope;
 pub mod seal;
 pub mod sealed_secret;

@@ -1,0 +1,959 @@
+//! End-to-end tests of the controller (and `kubeseal --cert`) against a real etcd +
+//! kube-apiserver found through `KUBEBUILDER_ASSETS`.
+//!
+//! Without the assets every test prints `skipping e2e: <reason>` once and passes. With them,
+//! all tests share one cluster (started by the first test, stopped after the last) with the
+//! SealedSecret CRD applied once, and each test runs its own controller(s) on its own key
+//! namespace, restricted with `--all-namespaces=false --additional-namespaces=…` to its own
+//! namespaces so parallel tests never touch each other's objects.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+    sync::Arc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
+use sealed_secrets_e2e::{
+    Assets, Binaries, Cluster, Controller, HttpReply, KEY_LABEL, SEALED_SECRET_CRD,
+    create_namespace, get_object, install_crd, key_secrets, kubectl_json, kubectl_ok,
+    kubectl_program, kubectl_with_stdin, kubeseal, pem_body, read_yaml, resolve_path, secret_data,
+    shared_cluster, skip, unique_name, wait_for, workspace_root,
+};
+use serde_json::{Value, json};
+
+/// Upper bound of every wait on the controller.
+const WAIT: Duration = Duration::from_secs(60);
+/// The Lease the replicas compete for (the controller's default `--leader-elect-lease-name`).
+const LEASE_NAME: &str = "sealed-secrets-controller";
+
+// ---------------------------------------------------------------------------------------------
+// Set-up
+// ---------------------------------------------------------------------------------------------
+
+/// The CRD the lead ships: `<workspace>/crds/bitnami.com_sealedsecrets.yaml`.
+fn crd_path() -> PathBuf {
+    workspace_root()
+        .join("crds")
+        .join("bitnami.com_sealedsecrets.yaml")
+}
+
+/// `shared/vectors` beside the workspace (`SEALED_SECRETS_VECTORS_DIR` overrides).
+fn vectors_dir() -> PathBuf {
+    std::env::var_os("SEALED_SECRETS_VECTORS_DIR")
+        .filter(|v| !v.is_empty())
+        .map(|v| resolve_path(Path::new(&v)))
+        .unwrap_or_else(|| workspace_root().join("..").join("shared").join("vectors"))
+}
+
+/// Checks the assets (printing the one skip line and returning `None` when absent), then gets
+/// our binaries and the shared cluster with the CRD established.
+fn setup_with(assets: Result<Assets, String>) -> Option<Arc<Cluster>> {
+    let assets = match assets {
+        Ok(assets) => assets,
+        Err(reason) => {
+            skip(&reason);
+            return None;
+        }
+    };
+    let kubectl_works = std::process::Command::new(kubectl_program())
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        kubectl_works,
+        "KUBEBUILDER_ASSETS is set but `{}` does not run: the e2e suite needs kubectl (set KUBECTL or PATH)",
+        kubectl_program().display()
+    );
+    Binaries::get();
+    Some(shared_cluster(&assets, |cluster| {
+        install_crd(cluster, &crd_path(), SEALED_SECRET_CRD)
+    }))
+}
+
+fn setup() -> Option<Arc<Cluster>> {
+    setup_with(Assets::from_env())
+}
+
+/// Flags that keep a controller to its key namespace plus `namespaces`.
+fn restrict_to(namespaces: &[&str]) -> Vec<String> {
+    vec![
+        "--all-namespaces=false".to_string(),
+        format!("--additional-namespaces={}", namespaces.join(",")),
+    ]
+}
+
+fn as_strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/// Waits until the controller serves a certificate on `/v1/cert.pem` and returns it.
+fn sealing_cert(controller: &Controller) -> String {
+    wait_for(
+        &format!("controller {} to serve /v1/cert.pem", controller.name()),
+        WAIT,
+        || {
+            let reply = controller.get("/v1/cert.pem")?;
+            if reply.status == 200 && reply.text().contains("-----BEGIN CERTIFICATE-----") {
+                Ok(reply.text())
+            } else {
+                Err(format!("HTTP {}: {}", reply.status, reply.text().trim()))
+            }
+        },
+    )
+}
+
+/// Waits until `/v1/cert.pem` serves exactly `cert_pem` (compared without PEM wrapping).
+fn wait_for_cert(controller: &Controller, cert_pem: &str) {
+    let want = pem_body(cert_pem);
+    wait_for(
+        &format!(
+            "controller {} to serve the expected certificate",
+            controller.name()
+        ),
+        WAIT,
+        || {
+            let reply = controller.get("/v1/cert.pem")?;
+            if reply.status == 200 && pem_body(&reply.text()) == want {
+                Ok(())
+            } else {
+                Err(format!("HTTP {}: {}", reply.status, reply.text().trim()))
+            }
+        },
+    );
+}
+
+/// A key Secret's `tls.crt`, decoded.
+fn key_cert(key: &Value) -> String {
+    let data = secret_data(key).unwrap_or_else(|e| panic!("key Secret: {e}"));
+    let crt = data
+        .get("tls.crt")
+        .unwrap_or_else(|| panic!("key Secret without tls.crt: {key}"));
+    String::from_utf8(crt.clone()).expect("tls.crt is not UTF-8")
+}
+
+fn key_name(key: &Value) -> String {
+    key["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Waits until `namespace` holds at least one active key Secret and returns them all.
+fn wait_for_keys(cluster: &Cluster, namespace: &str, at_least: usize) -> Vec<Value> {
+    wait_for(
+        &format!("{at_least} active key Secret(s) in {namespace}"),
+        WAIT,
+        || {
+            let keys = key_secrets(cluster, namespace)?;
+            if keys.len() >= at_least {
+                Ok(keys)
+            } else {
+                Err(format!("{} key Secret(s)", keys.len()))
+            }
+        },
+    )
+}
+
+/// A plain Secret as kubeseal input.
+fn secret_json(namespace: &str, name: &str, data: &BTreeMap<String, Vec<u8>>) -> String {
+    let data: serde_json::Map<String, Value> = data
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(BASE64.encode(v))))
+        .collect();
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "type": "Opaque",
+        "data": data,
+    })
+    .to_string()
+}
+
+fn sample_data(tag: &str) -> BTreeMap<String, Vec<u8>> {
+    BTreeMap::from([
+        ("username".to_string(), b"admin".to_vec()),
+        ("password".to_string(), format!("s3cr3t-{tag}").into_bytes()),
+        ("binary".to_string(), (0u8..=255).collect()),
+    ])
+}
+
+/// Seals a Secret with OUR kubeseal and `--cert <file>`; `format` is `yaml` or `json`.
+fn seal(
+    cluster: &Cluster,
+    cert_file: &Path,
+    namespace: &str,
+    name: &str,
+    data: &BTreeMap<String, Vec<u8>>,
+    format: &str,
+) -> String {
+    let cert = cert_file.display().to_string();
+    kubeseal(
+        cluster,
+        &["--cert", &cert, "-o", format],
+        secret_json(namespace, name, data).as_bytes(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn write_cert(dir: &Path, cert_pem: &str) -> PathBuf {
+    let path = dir.join("cert.pem");
+    std::fs::write(&path, cert_pem).expect("cannot write cert.pem");
+    path
+}
+
+/// The SealedSecret's condition `Synced`, if any: (status, message).
+fn synced_condition(sealed: &Value) -> Option<(String, String)> {
+    sealed["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Synced")
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap_or_default().to_string(),
+                c["message"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+}
+
+/// Checks the SealedSecret is `Synced=True` with `observedGeneration == generation`.
+fn check_synced(sealed: &Value) -> Result<(), String> {
+    let name = sealed["metadata"]["name"].as_str().unwrap_or_default();
+    match synced_condition(sealed) {
+        Some((status, _)) if status == "True" => {}
+        other => {
+            return Err(format!(
+                "SealedSecret {name}: Synced condition is {other:?}"
+            ));
+        }
+    }
+    let generation = sealed["metadata"]["generation"].as_i64();
+    let observed = sealed["status"]["observedGeneration"].as_i64();
+    if generation.is_none() || generation != observed {
+        return Err(format!(
+            "SealedSecret {name}: observedGeneration {observed:?} != generation {generation:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks `secret` is controlled by `sealed`: exactly one ownerReference, kind SealedSecret,
+/// apiVersion bitnami.com/v1alpha1, controller true, same name and uid.
+fn check_owner(secret: &Value, sealed: &Value) -> Result<(), String> {
+    let name = secret["metadata"]["name"].as_str().unwrap_or_default();
+    let refs = secret["metadata"]["ownerReferences"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let [owner] = refs.as_slice() else {
+        return Err(format!(
+            "Secret {name}: ownerReferences {refs:?}, want exactly one"
+        ));
+    };
+    let ok = owner["kind"] == "SealedSecret"
+        && owner["apiVersion"] == "bitnami.com/v1alpha1"
+        && owner["controller"] == true
+        && owner["name"] == sealed["metadata"]["name"]
+        && owner["uid"] == sealed["metadata"]["uid"]
+        && owner["uid"].is_string();
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "Secret {name}: ownerReference {owner} does not point at SealedSecret uid {}",
+            sealed["metadata"]["uid"]
+        ))
+    }
+}
+
+/// Waits until Secret `namespace/name` has `data`, is owned by its SealedSecret, and the
+/// SealedSecret is Synced; returns the Secret.
+fn wait_unsealed(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    data: &BTreeMap<String, Vec<u8>>,
+) -> Value {
+    wait_for(
+        &format!("Secret {namespace}/{name} to be unsealed"),
+        WAIT,
+        || {
+            let sealed = get_object(cluster, "sealedsecrets.bitnami.com", namespace, name)?
+                .ok_or_else(|| format!("SealedSecret {namespace}/{name} does not exist"))?;
+            let secret = get_object(cluster, "secrets", namespace, name)?
+                .ok_or_else(|| format!("Secret {namespace}/{name} does not exist yet"))?;
+            let live = secret_data(&secret)?;
+            if &live != data {
+                return Err(format!(
+                    "Secret {namespace}/{name} has keys {:?}",
+                    live.keys().collect::<Vec<_>>()
+                ));
+            }
+            check_owner(&secret, &sealed)?;
+            check_synced(&sealed)?;
+            Ok(secret)
+        },
+    )
+}
+
+/// POSTs to `/v1/verify`, waiting out upstream's rate limit (429) if it answers so.
+fn verify(controller: &Controller, body: &str) -> HttpReply {
+    for _ in 0..10 {
+        let reply = controller
+            .post("/v1/verify", "application/json", body.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        if reply.status != 429 {
+            return reply;
+        }
+        let wait = reply
+            .retry_after
+            .as_deref()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(1)
+            .clamp(1, 5);
+        thread::sleep(Duration::from_secs(wait));
+    }
+    panic!("/v1/verify kept answering 429");
+}
+
+fn map_of(value: &Value) -> BTreeMap<String, String> {
+    value
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("sealed-secrets-e2e-test-")
+        .tempdir()
+        .expect("cannot create a temporary directory")
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Upstream vectors
+// ---------------------------------------------------------------------------------------------
+
+/// One SealedSecret file of the vectors and what upstream's controller made of it.
+struct Vector {
+    file: PathBuf,
+    namespace: String,
+    name: String,
+    /// `unsealed/<prefix>-<stem>.secret.yaml`; `None` = upstream failed to unseal it.
+    expected: Option<Value>,
+}
+
+fn vectors(dir: &Path) -> Vec<Vector> {
+    let mut out = Vec::new();
+    for (folder, prefix) in [("sealed", "sealed"), ("negative", "negative")] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join(folder))
+            .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.join(folder).display()))
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .collect();
+        files.sort();
+        for file in files {
+            let stem = file
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let sealed = read_yaml(&file);
+            assert_eq!(sealed["kind"], "SealedSecret", "{}", file.display());
+            let expected_file = dir
+                .join("unsealed")
+                .join(format!("{prefix}-{stem}.secret.yaml"));
+            out.push(Vector {
+                namespace: sealed["metadata"]["namespace"]
+                    .as_str()
+                    .expect("namespace")
+                    .to_string(),
+                name: sealed["metadata"]["name"]
+                    .as_str()
+                    .expect("name")
+                    .to_string(),
+                expected: expected_file.is_file().then(|| read_yaml(&expected_file)),
+                file,
+            });
+        }
+    }
+    out
+}
+
+/// Compares a live Secret with upstream's: decoded data, type, immutable, labels, annotations.
+fn check_like_upstream(expected: &Value, live: &Value) -> Result<(), String> {
+    let name = live["metadata"]["name"].as_str().unwrap_or_default();
+    let (want, got) = (secret_data(expected)?, secret_data(live)?);
+    if want != got {
+        let diff: Vec<&String> = want
+            .keys()
+            .chain(got.keys())
+            .filter(|k| want.get(*k) != got.get(*k))
+            .collect();
+        return Err(format!("Secret {name}: data differs in {diff:?}"));
+    }
+    let kind_of = |v: &Value| v["type"].as_str().unwrap_or("Opaque").to_string();
+    if kind_of(expected) != kind_of(live) {
+        return Err(format!(
+            "Secret {name}: type {} != {}",
+            kind_of(live),
+            kind_of(expected)
+        ));
+    }
+    let immutable = |v: &Value| v["immutable"].as_bool().unwrap_or(false);
+    if immutable(expected) != immutable(live) {
+        return Err(format!(
+            "Secret {name}: immutable {} != {}",
+            immutable(live),
+            immutable(expected)
+        ));
+    }
+    for field in ["labels", "annotations"] {
+        let (want, got) = (
+            map_of(&expected["metadata"][field]),
+            map_of(&live["metadata"][field]),
+        );
+        if want != got {
+            return Err(format!("Secret {name}: {field} {got:?} != {want:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// All items of `kubectl get secrets,sealedsecrets -n <ns>`, keyed by (kind, name).
+fn objects_in(
+    cluster: &Cluster,
+    namespace: &str,
+) -> Result<BTreeMap<(String, String), Value>, String> {
+    let list = kubectl_json(
+        cluster,
+        &["get", "secrets,sealedsecrets.bitnami.com", "-n", namespace],
+    )?;
+    Ok(list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|item| {
+            (
+                (
+                    item["kind"].as_str().unwrap_or_default().to_string(),
+                    item["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                ),
+                item.clone(),
+            )
+        })
+        .collect())
+}
+
+#[test]
+fn upstream_vectors_become_the_upstream_secrets() {
+    let vectors_dir = vectors_dir();
+    let assets = Assets::from_env();
+    if assets.is_ok() && !vectors_dir.join("controller-key-secret.yaml").is_file() {
+        skip(&format!(
+            "upstream vectors not found at {}",
+            vectors_dir.display()
+        ));
+        return;
+    }
+    let Some(cluster) = setup_with(assets) else {
+        return;
+    };
+
+    // The upstream key Secret, moved into our key namespace.
+    let key_ns = create_namespace(&cluster, &unique_name("ss-vec-keys"));
+    let upstream_key = read_yaml(&vectors_dir.join("controller-key-secret.yaml"));
+    let key = json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": upstream_key["metadata"]["name"],
+            "namespace": key_ns,
+            "labels": upstream_key["metadata"]["labels"],
+        },
+        "type": upstream_key["type"],
+        "data": upstream_key["data"],
+    });
+    kubectl_with_stdin(
+        &cluster,
+        &["create", "-f", "-"],
+        Some(key.to_string().as_bytes()),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    let all = vectors(&vectors_dir);
+    let namespaces: BTreeSet<String> = all.iter().map(|v| v.namespace.clone()).collect();
+    for ns in &namespaces {
+        create_namespace(&cluster, ns);
+    }
+    let ns_list: Vec<&str> = namespaces.iter().map(String::as_str).collect();
+    let mut args = restrict_to(&ns_list);
+    args.push("--key-renew-period=0".into());
+    let controller = Controller::start_named(&cluster, "vectors", &key_ns, &as_strs(&args));
+
+    // It seals with the upstream key.
+    let upstream_cert = std::fs::read_to_string(vectors_dir.join("cert.pem")).expect("cert.pem");
+    wait_for_cert(&controller, &upstream_cert);
+
+    for vector in &all {
+        sealed_secrets_e2e::apply_file(&cluster, &vector.file);
+    }
+
+    // The last file applied for an object decides what is expected of it.
+    let mut expectations: BTreeMap<(String, String), Option<Value>> = BTreeMap::new();
+    for vector in &all {
+        expectations.insert(
+            (vector.namespace.clone(), vector.name.clone()),
+            vector.expected.clone(),
+        );
+    }
+    wait_for(
+        "every vector to be unsealed as upstream did (or to fail as upstream did)",
+        WAIT,
+        || {
+            let mut live: BTreeMap<String, BTreeMap<(String, String), Value>> = BTreeMap::new();
+            for ns in &namespaces {
+                live.insert(ns.clone(), objects_in(&cluster, ns)?);
+            }
+            for ((ns, name), expected) in &expectations {
+                let objects = &live[ns];
+                let sealed = objects
+                    .get(&("SealedSecret".to_string(), name.clone()))
+                    .ok_or_else(|| format!("SealedSecret {ns}/{name} missing"))?;
+                let secret = objects.get(&("Secret".to_string(), name.clone()));
+                match expected {
+                    Some(expected) => {
+                        let secret =
+                            secret.ok_or_else(|| format!("Secret {ns}/{name} not created yet"))?;
+                        check_like_upstream(expected, secret)?;
+                        check_owner(secret, sealed)?;
+                        check_synced(sealed)?;
+                    }
+                    None => {
+                        if secret.is_some() {
+                            return Err(format!(
+                                "Secret {ns}/{name} exists but upstream could not unseal it"
+                            ));
+                        }
+                        match synced_condition(sealed) {
+                            Some((status, message))
+                                if status == "False"
+                                    && message.contains("no key could decrypt secret") => {}
+                            other => {
+                                return Err(format!(
+                                    "SealedSecret {ns}/{name}: Synced {other:?}, want False with \"no key could decrypt secret (…)\""
+                                ));
+                            }
+                        }
+                        let generation = sealed["metadata"]["generation"].as_i64();
+                        if generation != sealed["status"]["observedGeneration"].as_i64() {
+                            return Err(format!(
+                                "SealedSecret {ns}/{name}: observedGeneration != generation {generation:?}"
+                            ));
+                        }
+                    }
+                }
+            }
+            Ok(())
+        },
+    );
+
+    // It used the upstream key and made none of its own.
+    let keys = key_secrets(&cluster, &key_ns).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        keys.len(),
+        1,
+        "key Secrets: {:?}",
+        keys.iter().map(key_name).collect::<Vec<_>>()
+    );
+    drop(controller);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Key generation
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn controller_generates_a_key_when_none_exists() {
+    let Some(cluster) = setup() else { return };
+    let key_ns = create_namespace(&cluster, &unique_name("ss-gen-keys"));
+    let app_ns = create_namespace(&cluster, &unique_name("ss-gen-app"));
+    let args = restrict_to(&[&app_ns]);
+    let mut first = Controller::start_named(&cluster, "first", &key_ns, &as_strs(&args));
+
+    let keys = wait_for_keys(&cluster, &key_ns, 1);
+    assert_eq!(
+        keys.len(),
+        1,
+        "keys: {:?}",
+        keys.iter().map(key_name).collect::<Vec<_>>()
+    );
+    let key = &keys[0];
+    let name = key_name(key);
+    assert_eq!(key["type"], "kubernetes.io/tls", "{key}");
+    assert_eq!(
+        key["metadata"]["generateName"], "sealed-secrets-key",
+        "{key}"
+    );
+    assert!(
+        name.starts_with("sealed-secrets-key") && name.len() > "sealed-secrets-key".len(),
+        "{name}"
+    );
+    assert_eq!(key["metadata"]["labels"][KEY_LABEL], "active", "{key}");
+    let data = secret_data(key).unwrap_or_else(|e| panic!("{e}"));
+    let crt = String::from_utf8(data["tls.crt"].clone()).expect("tls.crt UTF-8");
+    let tls_key = String::from_utf8(data["tls.key"].clone()).expect("tls.key UTF-8");
+    assert!(crt.starts_with("-----BEGIN CERTIFICATE-----"), "{crt}");
+    assert!(
+        tls_key.starts_with("-----BEGIN RSA PRIVATE KEY-----"),
+        "tls.key is not PKCS#1 PEM"
+    );
+
+    // /v1/cert.pem serves that certificate.
+    wait_for_cert(&first, &crt);
+
+    // OUR kubeseal seals with it, the controller opens it.
+    let dir = tempdir();
+    let cert_file = write_cert(
+        dir.path(),
+        &first.get("/v1/cert.pem").expect("cert.pem").text(),
+    );
+    let secret_name = unique_name("generated");
+    let secret = sample_data(&secret_name);
+    let sealed = seal(&cluster, &cert_file, &app_ns, &secret_name, &secret, "yaml");
+    sealed_secrets_e2e::apply_yaml(&cluster, &sealed);
+    wait_unsealed(&cluster, &app_ns, &secret_name, &secret);
+
+    // A restart finds the key and generates no other.
+    first.stop();
+    let second = Controller::start_named(&cluster, "second", &key_ns, &as_strs(&args));
+    wait_for_cert(&second, &crt);
+    thread::sleep(Duration::from_secs(5));
+    let keys = key_secrets(&cluster, &key_ns).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        keys.len(),
+        1,
+        "after restart: {:?}",
+        keys.iter().map(key_name).collect::<Vec<_>>()
+    );
+    assert_eq!(key_name(&keys[0]), name);
+    wait_for_cert(&second, &crt);
+    drop(second);
+    drop(first);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. /v1/verify and /v1/rotate
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn verify_and_rotate_endpoints() {
+    let Some(cluster) = setup() else { return };
+    let key_ns = create_namespace(&cluster, &unique_name("ss-api-keys"));
+    let app_ns = create_namespace(&cluster, &unique_name("ss-api-app"));
+    let mut args = restrict_to(&[&app_ns]);
+    args.push("--key-size=2048".into());
+    let controller = Controller::start_named(&cluster, "api", &key_ns, &as_strs(&args));
+
+    let dir = tempdir();
+    let cert_file = write_cert(dir.path(), &sealing_cert(&controller));
+    let name = unique_name("verified");
+    let data = sample_data(&name);
+    let good = seal(&cluster, &cert_file, &app_ns, &name, &data, "json");
+    let good_value: Value = serde_json::from_str(&good).expect("kubeseal -o json output");
+
+    // Good: decryptable with the controller's key.
+    let reply = verify(&controller, &good);
+    assert_eq!(reply.status, 200, "verify(good): {}", reply.text());
+
+    // Bad: the same strict-scope SealedSecret under another name cannot be opened.
+    let mut bad = good_value.clone();
+    let other = format!("{name}-renamed");
+    bad["metadata"]["name"] = json!(other);
+    if bad["spec"]["template"]["metadata"].is_object() {
+        bad["spec"]["template"]["metadata"]["name"] = json!(other);
+    }
+    let reply = verify(&controller, &bad.to_string());
+    assert_eq!(
+        reply.status,
+        409,
+        "verify(renamed strict): {}",
+        reply.text()
+    );
+
+    // Rotate: a re-encrypted SealedSecret that opens.
+    let reply = controller
+        .post("/v1/rotate", "application/json", good.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(reply.status, 200, "rotate: {}", reply.text());
+    let mut rotated: Value = serde_json::from_slice(&reply.body)
+        .unwrap_or_else(|e| panic!("rotate answered non-JSON ({e}): {}", reply.text()));
+    assert_eq!(rotated["metadata"]["name"], json!(name), "{rotated}");
+    assert_eq!(rotated["metadata"]["namespace"], json!(app_ns), "{rotated}");
+    let before = good_value["spec"]["encryptedData"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let after = rotated["spec"]["encryptedData"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>(),
+        "rotate changed the item names"
+    );
+    assert!(
+        before.iter().all(|(k, v)| after[k] != *v),
+        "rotate did not re-encrypt every value"
+    );
+    // Upstream answers without apiVersion/kind (kubeseal adds them back).
+    rotated["apiVersion"] = json!("bitnami.com/v1alpha1");
+    rotated["kind"] = json!("SealedSecret");
+    if let Some(status) = rotated.as_object_mut() {
+        status.remove("status");
+    }
+    sealed_secrets_e2e::apply_yaml(&cluster, &rotated.to_string());
+    wait_unsealed(&cluster, &app_ns, &name, &data);
+    drop(controller);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Deleted Secrets come back
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn deleted_secret_is_recreated() {
+    let Some(cluster) = setup() else { return };
+    let key_ns = create_namespace(&cluster, &unique_name("ss-del-keys"));
+    let app_ns = create_namespace(&cluster, &unique_name("ss-del-app"));
+    let mut args = restrict_to(&[&app_ns]);
+    args.push("--key-size=2048".into());
+    let controller = Controller::start_named(&cluster, "recreate", &key_ns, &as_strs(&args));
+
+    let dir = tempdir();
+    let cert_file = write_cert(dir.path(), &sealing_cert(&controller));
+    let name = unique_name("recreated");
+    let data = sample_data(&name);
+    sealed_secrets_e2e::apply_yaml(
+        &cluster,
+        &seal(&cluster, &cert_file, &app_ns, &name, &data, "yaml"),
+    );
+    let secret = wait_unsealed(&cluster, &app_ns, &name, &data);
+    let old_uid = secret["metadata"]["uid"].as_str().expect("uid").to_string();
+
+    kubectl_ok(
+        &cluster,
+        &["delete", "secret", &name, "-n", &app_ns, "--wait=true"],
+    );
+    wait_for(
+        &format!("Secret {app_ns}/{name} to come back"),
+        WAIT,
+        || {
+            let secret =
+                get_object(&cluster, "secrets", &app_ns, &name)?.ok_or("not re-created yet")?;
+            if secret["metadata"]["uid"].as_str() == Some(old_uid.as_str()) {
+                return Err("still the old Secret".into());
+            }
+            Ok(())
+        },
+    );
+    wait_unsealed(&cluster, &app_ns, &name, &data);
+    drop(controller);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Key renewal
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn keys_are_renewed_each_period() {
+    const PERIOD: Duration = Duration::from_secs(5);
+    let Some(cluster) = setup() else { return };
+    let key_ns = create_namespace(&cluster, &unique_name("ss-renew-keys"));
+    let app_ns = create_namespace(&cluster, &unique_name("ss-renew-app"));
+    let mut args = restrict_to(&[&app_ns]);
+    args.extend([
+        "--key-renew-period=5s".to_string(),
+        "--key-size=2048".to_string(),
+    ]);
+    let controller = Controller::start_named(&cluster, "renew", &key_ns, &as_strs(&args));
+
+    let first = wait_for_keys(&cluster, &key_ns, 1);
+    let first_seen = Instant::now();
+    let first_cert = key_cert(&first[0]);
+
+    // A second key appears and becomes the sealing key.
+    wait_for("a renewed key to be served on /v1/cert.pem", WAIT, || {
+        let keys = key_secrets(&cluster, &key_ns)?;
+        if keys.len() < 2 {
+            return Err(format!("{} key Secret(s)", keys.len()));
+        }
+        let newest = key_cert(keys.last().expect("non-empty"));
+        if pem_body(&newest) == pem_body(&first_cert) {
+            return Err("the newest key is still the first one".into());
+        }
+        let served = controller.get("/v1/cert.pem")?;
+        if served.status == 200 && pem_body(&served.text()) == pem_body(&newest) {
+            Ok(())
+        } else {
+            Err(format!(
+                "served {} is not the newest key {}",
+                served.status,
+                key_name(keys.last().expect("non-empty"))
+            ))
+        }
+    });
+
+    // Never more than one new key per period.
+    let settle = Duration::from_secs(7);
+    if let Some(rest) = settle.checked_sub(first_seen.elapsed()) {
+        thread::sleep(rest);
+    }
+    let elapsed = first_seen.elapsed();
+    let keys = key_secrets(&cluster, &key_ns).unwrap_or_else(|e| panic!("{e}"));
+    // The first key, one per whole period since, and one of slack for where in a period we
+    // first saw it (3 at ~7 s).
+    let bound = 2 + (elapsed.as_secs() / PERIOD.as_secs()) as usize;
+    assert!(
+        keys.len() <= bound,
+        "{} keys {:.1} s after the first (at most {bound}): {:?}",
+        keys.len(),
+        elapsed.as_secs_f64(),
+        keys.iter().map(key_name).collect::<Vec<_>>()
+    );
+    drop(controller);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Two replicas with leader election
+// ---------------------------------------------------------------------------------------------
+
+fn lease_holder(cluster: &Cluster, namespace: &str) -> Result<String, String> {
+    let lease = get_object(cluster, "leases.coordination.k8s.io", namespace, LEASE_NAME)?
+        .ok_or_else(|| format!("no Lease {namespace}/{LEASE_NAME} yet"))?;
+    lease["spec"]["holderIdentity"]
+        .as_str()
+        .filter(|h| !h.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| {
+            format!(
+                "Lease {namespace}/{LEASE_NAME} has no holder: {}",
+                lease["spec"]
+            )
+        })
+}
+
+#[test]
+fn leader_election_one_key_and_failover() {
+    let Some(cluster) = setup() else { return };
+    let key_ns = create_namespace(&cluster, &unique_name("ss-ha-keys"));
+    let app_ns = create_namespace(&cluster, &unique_name("ss-ha-app"));
+    let mut args = restrict_to(&[&app_ns]);
+    args.extend([
+        "--leader-elect=true".to_string(),
+        "--key-size=2048".to_string(),
+    ]);
+    let with_id = |id: &str| {
+        let mut all = args.clone();
+        all.push(format!("--leader-elect-id={id}"));
+        all
+    };
+    let mut replicas = vec![
+        Controller::start_named(
+            &cluster,
+            "replica-a",
+            &key_ns,
+            &as_strs(&with_id("replica-a")),
+        ),
+        Controller::start_named(
+            &cluster,
+            "replica-b",
+            &key_ns,
+            &as_strs(&with_id("replica-b")),
+        ),
+    ];
+
+    let holder = wait_for("a replica to hold the Lease", WAIT, || {
+        let holder = lease_holder(&cluster, &key_ns)?;
+        if replicas.iter().any(|r| r.name() == holder) {
+            Ok(holder)
+        } else {
+            Err(format!("holder {holder:?} is neither replica"))
+        }
+    });
+
+    // Exactly one key, served by both replicas.
+    let keys = wait_for_keys(&cluster, &key_ns, 1);
+    thread::sleep(Duration::from_secs(5));
+    let keys_later = key_secrets(&cluster, &key_ns).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        keys_later.len(),
+        1,
+        "two replicas made {:?}",
+        keys_later.iter().map(key_name).collect::<Vec<_>>()
+    );
+    assert_eq!(key_name(&keys_later[0]), key_name(&keys[0]));
+    let cert = key_cert(&keys_later[0]);
+    for replica in &replicas {
+        wait_for_cert(replica, &cert);
+    }
+
+    // Kill the leader the hard way; the survivor takes over.
+    let leader_index = replicas
+        .iter()
+        .position(|r| r.name() == holder)
+        .expect("holder is a replica");
+    replicas[leader_index].kill();
+    let survivor = &replicas[1 - leader_index];
+    let survivor_name = survivor.name().to_string();
+
+    let dir = tempdir();
+    let cert_file = write_cert(dir.path(), &sealing_cert(survivor));
+    let name = unique_name("failover");
+    let data = sample_data(&name);
+    sealed_secrets_e2e::apply_yaml(
+        &cluster,
+        &seal(&cluster, &cert_file, &app_ns, &name, &data, "yaml"),
+    );
+    wait_unsealed(&cluster, &app_ns, &name, &data);
+    wait_for("the survivor to hold the Lease", WAIT, || {
+        let holder = lease_holder(&cluster, &key_ns)?;
+        if holder == survivor_name {
+            Ok(())
+        } else {
+            Err(format!("holder {holder:?}"))
+        }
+    });
+
+    thread::sleep(Duration::from_secs(3));
+    let keys_after = key_secrets(&cluster, &key_ns).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        keys_after.len(),
+        1,
+        "after failover: {:?}",
+        keys_after.iter().map(key_name).collect::<Vec<_>>()
+    );
+    drop(replicas);
+}
