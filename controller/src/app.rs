@@ -47,9 +47,11 @@ fn init_logging(args: &Args) -> Result<()> {
     } else {
         BoxMakeWriter::new(std::io::stderr)
     };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer);
+        .with_writer(writer)
+        .with_ansi(ansi);
     let result = match args.log_format.as_str() {
         "json" => builder.json().try_init(),
         "text" => builder.try_init(),
