@@ -1,14 +1,12 @@
 //! Where the sealing certificate comes from: `--cert` (or `SEALED_SECRETS_CERT`) as a local
-//! path or an `http://`, `https://` or `file://` URL, as upstream resolves it.
-//!
-//! Fetching from the controller through the API server's service proxy needs a cluster client;
-//! until that lands, modes without `--cert` say so clearly instead of guessing.
+//! path or an `http://`, `https://` or `file://` URL, as upstream resolves it; without it, from
+//! the controller through the API server's service proxy (spec §6.5, [`crate::cluster`]).
 
 use std::{path::Path, time::Duration};
 
 use anyhow::{Result, anyhow, bail};
 
-use crate::io::read_file;
+use crate::{args::Args, io::read_file};
 
 /// How long a certificate download may take in total.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -86,17 +84,13 @@ fn fetch_http(url: &str) -> Result<Vec<u8>> {
         .map_err(|e| anyhow!("Get \"{url}\": {e}"))
 }
 
-/// The certificate for sealing: `--cert` when given, else an explanation of what is missing.
-pub fn open_cert(cert: &str) -> Result<Vec<u8>> {
-    if cert.is_empty() {
-        bail!(
-            "cannot fetch certificate: fetching it from the controller through the cluster is not \
-             supported yet by this kubeseal; pass --cert with a file or URL (or set \
-             SEALED_SECRETS_CERT), e.g. the output of `kubeseal --fetch-cert` from a machine \
-             with cluster access"
-        );
+/// The certificate for sealing: `--cert` when given, else the controller's current one,
+/// fetched through the API server (the only case that starts the cluster client).
+pub fn open_cert(args: &Args) -> Result<Vec<u8>> {
+    if args.cert.is_empty() {
+        return crate::cluster::Controller::connect(args, "cannot fetch certificate")?.fetch_cert();
     }
-    read_cert_source(cert)
+    read_cert_source(&args.cert)
 }
 
 #[cfg(test)]

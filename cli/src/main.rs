@@ -6,9 +6,11 @@
 
 mod args;
 mod cert_source;
+mod cluster;
 mod commands;
 mod io;
 mod kubeconfig;
+mod lint;
 
 use std::{io::IsTerminal, process::ExitCode};
 
@@ -19,13 +21,6 @@ use crate::args::Args;
 
 /// What `--version` prints after `kubeseal version: `.
 const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
-
-fn not_yet_supported(flag: &str) -> anyhow::Error {
-    anyhow::anyhow!(
-        "{flag} needs the sealed-secrets controller through the cluster's API server, which this \
-         kubeseal does not support yet"
-    )
-}
 
 /// Chooses and runs the mode, in upstream's order of precedence.
 fn run(args: &Args) -> Result<()> {
@@ -41,6 +36,8 @@ fn run(args: &Args) -> Result<()> {
     }
     if !args.recovery_private_key.is_empty()
         && !args.recovery_unseal
+        && !args.re_encrypt
+        && !args.rotate
         && std::io::stderr().is_terminal()
     {
         eprintln!(
@@ -51,10 +48,13 @@ fn run(args: &Args) -> Result<()> {
         return commands::recover::run(args);
     }
     if args.validate {
-        return Err(not_yet_supported("--validate"));
+        return commands::validate::run(args);
     }
     if args.re_encrypt || args.rotate {
-        return Err(not_yet_supported("--re-encrypt"));
+        if args.recovery_private_key.is_empty() {
+            return commands::rotate::run(args);
+        }
+        return commands::reencrypt::run(args);
     }
     if args.fetch_cert {
         return commands::fetch_cert::run(args);
@@ -77,6 +77,10 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 }
 
 fn main() -> ExitCode {
+    let mut argv = std::env::args_os().skip(1).peekable();
+    if argv.peek().is_some_and(|first| first == "lint") {
+        return lint::main(argv.skip(1));
+    }
     let args = Args::parse();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,

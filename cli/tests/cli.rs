@@ -635,19 +635,51 @@ fn recovery_unseal_reads_key_lists_secrets_and_aggregates_errors() {
 }
 
 #[test]
-fn cluster_modes_say_they_are_not_supported_yet() {
+fn cluster_modes_without_a_kubeconfig_say_what_is_missing() {
     let fx = Fixture::new();
-    fx.fails(
-        &["--validate"],
-        b"",
-        "--validate needs the sealed-secrets controller",
-    );
-    fx.fails(
+    // The fixture's KUBECONFIG names a file that does not exist and HOME has no ~/.kube: the
+    // modes that need the controller say so, and how to get on without it.
+    for args in [
+        &["--validate"][..],
         &["--re-encrypt"],
+        &["--fetch-cert"],
+        &[],
+    ] {
+        let stderr = fx.fails(
+            args,
+            STRICT_SECRET.as_bytes(),
+            "invalid configuration: no configuration has been provided",
+        );
+        assert!(
+            stderr.contains("no --kubeconfig") && stderr.contains("--cert"),
+            "{stderr}"
+        );
+    }
+    fx.fails(
+        &["--fetch-cert", "--kubeconfig", "missing.yaml"],
         b"",
-        "--re-encrypt needs the sealed-secrets controller",
+        "stat missing.yaml: no such file or directory",
     );
-    fx.fails(&[], STRICT_SECRET.as_bytes(), "cannot fetch certificate");
+    // A server nobody listens on: upstream's wrapping of the transport error.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = format!("http://127.0.0.1:{port}");
+    let stderr = fx.fails(
+        &["--validate", "--server", &server],
+        b"",
+        &format!(
+            "cannot get sealed secret service: Get \"{server}/api/v1/namespaces/kube-system/services/sealed-secrets-controller\""
+        ),
+    );
+    assert!(
+        stderr.contains("Please, use the flag --controller-name"),
+        "{stderr}"
+    );
+    // Offline modes still need nothing.
+    fx.ok(&["--cert", "cert.pem"], STRICT_SECRET.as_bytes());
 }
 
 #[test]
@@ -796,4 +828,103 @@ fn positional_arguments_are_ignored_like_upstream() {
         STRICT_SECRET.as_bytes(),
     );
     assert_eq!(parse_documents(&out).unwrap().len(), 1);
+}
+
+#[test]
+fn offline_re_encrypt_moves_a_repository_to_a_new_key() {
+    let fx = Fixture::new();
+    let input = r#"{"metadata":{"name":"db","namespace":"shop","labels":{"team":"a"},
+        "annotations":{"sealedsecrets.bitnami.com/namespace-wide":"true"}},"stringData":{"password":"hunter2"}}"#;
+    let old = fx.ok(&["--cert", "cert.pem", "-o", "yaml"], input.as_bytes());
+    fx.write("repo.yaml", &[old.clone(), old.clone()].concat());
+
+    let new_pair = generate_key_pair(
+        2048,
+        "",
+        jiff::Timestamp::now(),
+        jiff::SignedDuration::from_hours(1),
+    )
+    .unwrap();
+    fx.write("new-cert.pem", new_pair.cert_pem.as_bytes());
+    fx.write(
+        "new-key.pem",
+        new_pair.key.to_pkcs1_pem().unwrap().as_bytes(),
+    );
+
+    // -f without -w rewrites the file in place, keeping its format.
+    let stdout = fx.ok(
+        &[
+            "--re-encrypt",
+            "--recovery-private-key",
+            "key.pem",
+            "--cert",
+            "new-cert.pem",
+            "-f",
+            "repo.yaml",
+        ],
+        b"",
+    );
+    assert!(stdout.is_empty());
+    let rotated = fs::read(fx.path("repo.yaml")).unwrap();
+    assert!(rotated.starts_with(b"---\n"));
+    let docs = parse_documents(&rotated).unwrap();
+    assert_eq!(docs.len(), 2);
+    assert_eq!(
+        docs[0]["spec"]["template"]["metadata"]["labels"]["team"],
+        "a"
+    );
+    assert_eq!(
+        docs[0]["metadata"]["annotations"]["sealedsecrets.bitnami.com/namespace-wide"],
+        "true"
+    );
+    assert_ne!(
+        docs[0]["spec"]["encryptedData"]["password"],
+        parse_documents(&old).unwrap()[0]["spec"]["encryptedData"]["password"]
+    );
+
+    // Opens with the new key only.
+    let opened = fx.ok(
+        &[
+            "--recovery-unseal",
+            "--recovery-private-key",
+            "new-key.pem",
+            "-f",
+            "repo.yaml",
+        ],
+        b"",
+    );
+    assert_eq!(
+        data(&parse_documents(&opened).unwrap()[0])["password"],
+        "hunter2"
+    );
+    fx.fails(
+        &[
+            "--recovery-unseal",
+            "--recovery-private-key",
+            "key.pem",
+            "-f",
+            "repo.yaml",
+        ],
+        b"",
+        "no key could decrypt secret (password)",
+    );
+
+    // With -w the input is left alone; a wrong key fails without writing anything.
+    fx.fails(
+        &[
+            "--re-encrypt",
+            "--recovery-private-key",
+            "key.pem",
+            "--cert",
+            "new-cert.pem",
+            "-f",
+            "repo.yaml",
+            "-w",
+            "out.yaml",
+        ],
+        b"",
+        "cannot re-encrypt secret \"db\"",
+    );
+    assert!(!fx.path("out.yaml").exists());
+    assert_eq!(fs::read(fx.path("repo.yaml")).unwrap(), rotated);
 }

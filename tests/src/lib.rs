@@ -29,7 +29,7 @@ use std::{
     collections::HashSet,
     fs::{self, File},
     io::{Read, Write},
-    net::{SocketAddr, TcpListener},
+    net::{IpAddr, SocketAddr, TcpListener},
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     sync::{
@@ -1351,14 +1351,33 @@ impl Controller {
         key_namespace: &str,
         extra_args: &[&str],
     ) -> Controller {
+        Self::start_listening(
+            cluster,
+            name,
+            IpAddr::from([127, 0, 0, 1]),
+            key_namespace,
+            extra_args,
+        )
+    }
+
+    /// [`Controller::start_named`] with both servers listening on `ip` instead of 127.0.0.1
+    /// (an address of the test's own network namespace, for the service-proxy tests: the API
+    /// server does not proxy to loopback addresses).
+    pub fn start_listening(
+        cluster: &Cluster,
+        name: &str,
+        ip: IpAddr,
+        key_namespace: &str,
+        extra_args: &[&str],
+    ) -> Controller {
         let binaries = Binaries::get();
         let log_dir = tempfile::Builder::new()
             .prefix("sealed-secrets-e2e-controller-")
             .tempdir()
             .expect("cannot create a temporary directory");
         let log_path = log_dir.path().join(format!("{name}.log"));
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let metrics_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let addr = SocketAddr::new(ip, free_port());
+        let metrics_addr = SocketAddr::new(ip, free_port());
         let mut args: Vec<String> = vec![
             "--kubeconfig".into(),
             cluster.kubeconfig().display().to_string(),
@@ -1413,7 +1432,8 @@ impl Controller {
         &self.name
     }
 
-    /// `http://127.0.0.1:<port><path>`.
+    /// `http://<listen address><path>` (127.0.0.1 unless started with
+    /// [`Controller::start_listening`]).
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -1456,6 +1476,15 @@ impl Controller {
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             stop_child(&mut child, STOP_GRACE);
+        }
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGUSR1`, which asks the controller for a new key) if it
+    /// still runs.
+    #[cfg(unix)]
+    pub fn signal(&mut self, signal: libc::c_int) {
+        if let Some(child) = self.child.as_mut() {
+            send_signal(child, signal);
         }
     }
 

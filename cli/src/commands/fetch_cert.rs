@@ -6,6 +6,6 @@ use crate::{args::Args, cert_source::open_cert, io::emit};
 
 /// Runs the mode.
 pub fn run(args: &Args) -> Result<()> {
-    let pem = open_cert(&args.cert)?;
+    let pem = open_cert(args)?;
     emit(args.sealed_secret_file.as_deref(), &pem)
 }

@@ -5,7 +5,10 @@ pub mod fetch_cert;
 pub mod merge;
 pub mod raw;
 pub mod recover;
+pub mod reencrypt;
+pub mod rotate;
 pub mod seal;
+pub mod validate;
 
 use anyhow::Result;
 use sealed_secrets_core::{cert::Certificate, keys::PublicKey};
@@ -14,7 +17,7 @@ use crate::{args::Args, cert_source::open_cert};
 
 /// The public key to seal with: `--cert`, parsed, and refused when expired.
 pub fn sealing_key(args: &Args) -> Result<PublicKey> {
-    let pem = open_cert(&args.cert)?;
+    let pem = open_cert(args)?;
     let cert = Certificate::from_pem(&pem)?;
     cert.check_not_expired(jiff::Timestamp::now())?;
     Ok(cert.public_key().clone())
