@@ -88,12 +88,7 @@ fn main() {
     }
     let upstream = t.elapsed();
 
-    let ring = Arc::new(KeyRing::default());
-    for (i, pair) in pairs.iter().enumerate() {
-        let mut secret = new_key_secret(pair, "sealed-secrets-key", "ks", &[], &[]).unwrap();
-        secret.metadata.name = Some(format!("sealed-secrets-key{i}"));
-        ring.register(key_from_secret(&secret, KeyOrderPriority::CertNotBefore).unwrap());
-    }
+    let ring = Arc::new(ring_of(&pairs));
     // Ours, cold start: no history at all.
     let t = Instant::now();
     for ss in &sealed {
@@ -121,12 +116,7 @@ fn main() {
 
     // Ours, after a restart: a fresh ring, hints seeded from each object's status.keyFingerprint
     // (written by the first pass), as the reconciler does.
-    let restarted = KeyRing::default();
-    for (i, pair) in pairs.iter().enumerate() {
-        let mut secret = new_key_secret(pair, "sealed-secrets-key", "ks", &[], &[]).unwrap();
-        secret.metadata.name = Some(format!("sealed-secrets-key{i}"));
-        restarted.register(key_from_secret(&secret, KeyOrderPriority::CertNotBefore).unwrap());
-    }
+    let restarted = ring_of(&pairs);
     let hints: Vec<(String, String)> = sealed
         .iter()
         .map(|ss| {
@@ -209,4 +199,15 @@ fn seal_object(key: &PrivateKey, i: usize) -> SealedSecret {
         ss.spec.encrypted_data.insert(item.into(), sealed);
     }
     ss
+}
+
+/// A key ring holding every pair, as the controller registers key Secrets.
+fn ring_of(pairs: &[sealed_secrets_core::keys::GeneratedKeyPair]) -> KeyRing {
+    let ring = KeyRing::default();
+    for (i, pair) in pairs.iter().enumerate() {
+        let mut secret = new_key_secret(pair, "sealed-secrets-key", "ks", &[], &[]).unwrap();
+        secret.metadata.name = Some(format!("sealed-secrets-key{i}"));
+        ring.register(key_from_secret(&secret, KeyOrderPriority::CertNotBefore).unwrap());
+    }
+    ring
 }
