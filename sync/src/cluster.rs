@@ -59,11 +59,14 @@ impl ClusterError {
     }
 }
 
+/// Group, version and kind.
+type KindKey = (String, String, String);
+
 /// The API server, as the engine uses it.
 #[derive(Clone)]
 pub struct Cluster {
     client: Client,
-    kinds: Arc<Mutex<HashMap<(String, String, String), Kind>>>,
+    kinds: Arc<Mutex<HashMap<KindKey, Kind>>>,
 }
 
 impl Cluster {
@@ -112,7 +115,7 @@ impl Cluster {
         }
     }
 
-    fn cached(&self, key: &(String, String, String)) -> Option<Kind> {
+    fn cached(&self, key: &KindKey) -> Option<Kind> {
         self.kinds.lock().ok()?.get(key).cloned()
     }
 

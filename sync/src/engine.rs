@@ -128,7 +128,7 @@ pub enum SyncError {
     Invalid(#[from] InvalidObject),
     /// An object is defined twice; nothing was applied.
     #[error(transparent)]
-    Duplicate(#[from] DuplicateObject),
+    Duplicate(#[from] Box<DuplicateObject>),
     /// A kind the server does not serve and no CRD of the render defines.
     #[error("{origin}: the cluster has no kind {kind} in {api_version}")]
     UnknownKind {
@@ -560,7 +560,8 @@ fn walk_changes(path: &str, desired: &Value, live: &Value, secret: bool, out: &m
         } else {
             let text = v.to_string();
             if text.len() > 80 {
-                format!("{}…", &text[..text.floor_char_boundary(77)])
+                let cut = (0..=77).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+                format!("{}…", &text[..cut])
             } else {
                 text
             }

@@ -74,15 +74,15 @@ pub struct DuplicateObject {
 /// Fails on the first object defined twice (after namespace defaulting).
 pub fn check_duplicates<'a>(
     objects: impl IntoIterator<Item = (&'a ObjectKey, &'a Origin)>,
-) -> Result<(), DuplicateObject> {
+) -> Result<(), Box<DuplicateObject>> {
     let mut seen: BTreeMap<&ObjectKey, &Origin> = BTreeMap::new();
     for (key, origin) in objects {
         if let Some(first) = seen.insert(key, origin) {
-            return Err(DuplicateObject {
+            return Err(Box::new(DuplicateObject {
                 key: key.clone(),
                 first: first.clone(),
                 second: origin.clone(),
-            });
+            }));
         }
     }
     Ok(())
@@ -253,7 +253,7 @@ mod tests {
 
     #[test]
     fn stages_put_definitions_and_namespaces_first() {
-        let mut kinds = vec![
+        let mut kinds = [
             ("apps", "Deployment", true),
             ("rbac.authorization.k8s.io", "ClusterRole", false),
             ("", "Namespace", false),
