@@ -560,7 +560,10 @@ fn walk_changes(path: &str, desired: &Value, live: &Value, secret: bool, out: &m
         } else {
             let text = v.to_string();
             if text.len() > 80 {
-                let cut = (0..=77).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+                let cut = (0..=77)
+                    .rev()
+                    .find(|i| text.is_char_boundary(*i))
+                    .unwrap_or(0);
                 format!("{}…", &text[..cut])
             } else {
                 text

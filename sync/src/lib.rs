@@ -17,3 +17,4 @@ pub mod reconciler;
 pub mod render;
 pub mod resource;
 pub mod source;
+pub mod testing;

@@ -6,7 +6,11 @@
 //! cannot open would apply fine and then fail at unseal time, after the workloads that need it
 //! rolled out; checking every one up front turns that into one clear sync error instead.
 
-use sealed_secrets_core::sealed_secret::{API_VERSION, KIND, SealedSecret};
+use sealed_secrets_core::{
+    keys::PrivateKey,
+    sealed_secret::{API_VERSION, KIND, SealedSecret},
+    unseal::{UnsealOptions, unseal},
+};
 
 use crate::{
     manifest::{Manifest, Origin},
@@ -17,6 +21,30 @@ use crate::{
 pub trait SealedSecretVerifier: Send + Sync {
     /// `Ok` when the keys open every item; otherwise a message without any secret material.
     fn verify(&self, sealed: &SealedSecret) -> Result<(), String>;
+}
+
+/// Any function of a SealedSecret can verify (the controller passes one over its key ring).
+impl<F> SealedSecretVerifier for F
+where
+    F: Fn(&SealedSecret) -> Result<(), String> + Send + Sync,
+{
+    fn verify(&self, sealed: &SealedSecret) -> Result<(), String> {
+        self(sealed)
+    }
+}
+
+/// Verifies with a fixed set of private keys (backups given to `kubeseal sync`, or tests).
+pub struct KeysVerifier(pub Vec<PrivateKey>);
+
+impl SealedSecretVerifier for KeysVerifier {
+    fn verify(&self, sealed: &SealedSecret) -> Result<(), String> {
+        let options = UnsealOptions {
+            accept_deprecated_v1_data: true,
+        };
+        unseal(sealed, &self.0, options)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// A policy violation, naming the object and where it was written.
