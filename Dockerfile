@@ -30,6 +30,7 @@ COPY .cargo/ .cargo/
 COPY core/ core/
 COPY cli/ cli/
 COPY controller/ controller/
+COPY sync/ sync/
 COPY tests/ tests/
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \

@@ -11,6 +11,7 @@ mod commands;
 mod io;
 mod kubeconfig;
 mod lint;
+mod sync;
 
 use std::{io::IsTerminal, process::ExitCode};
 
@@ -80,6 +81,9 @@ fn main() -> ExitCode {
     let mut argv = std::env::args_os().skip(1).peekable();
     if argv.peek().is_some_and(|first| first == "lint") {
         return lint::main(argv.skip(1));
+    }
+    if argv.peek().is_some_and(|first| first == "sync") {
+        return sync::main(argv.skip(1));
     }
     let args = Args::parse();
     match run(&args) {

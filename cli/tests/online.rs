@@ -871,3 +871,113 @@ fn re_encrypt_failures_leave_the_file_alone() {
         &["cannot re-encrypt secret \"db\": the controller's answer is not JSON"],
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// kubeseal sync: the reconcile core run once against the in-memory API server, over HTTP.
+
+fn sync_cluster() -> (FakeApi, sealed_secrets_sync::testing::FakeApiServer) {
+    let server = sealed_secrets_sync::testing::FakeApiServer::new();
+    let served = server.clone();
+    let api = FakeApi::start(move |request| {
+        let (status, body) = served.answer(&request.method, &request.path, &request.body);
+        Answer::new(status, "application/json", body)
+    });
+    (api, server)
+}
+
+fn run_sync(fx: &Fixture, args: &[&str]) -> (i32, String, String) {
+    let mut full = vec!["sync"];
+    full.extend_from_slice(args);
+    let out = fx.run_env(&full, b"", &[]);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn sync_diff_apply_prune_and_the_secret_policy() {
+    let (api, server) = sync_cluster();
+    let fx = Fixture::new(api);
+    fs::create_dir_all(fx.path("apps")).unwrap();
+    fx.write(
+        "apps/config.yaml",
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: fast\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata:\n  a: b\n",
+    );
+
+    // diff before anything exists: exit 1, objects to create, nothing written.
+    let (code, stdout, stderr) = run_sync(&fx, &["diff", "--name", "web", "--path", "apps"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stdout.contains("+ ConfigMap/shop/settings (apps/config.yaml:1)"),
+        "{stdout}"
+    );
+    assert_eq!(server.count("configmaps"), 0);
+
+    // apply: created, with the inventory kept in a ConfigMap of the context namespace.
+    let (code, stdout, stderr) = run_sync(&fx, &["apply", "--name", "web", "--path", "apps"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("ConfigMap/shop/settings created"),
+        "{stdout}"
+    );
+    let inventory = server.object("configmaps", "shop", "gitsync-web").unwrap();
+    assert!(
+        inventory["data"]["inventory"]
+            .as_str()
+            .unwrap()
+            .contains("shop_extra__ConfigMap")
+    );
+
+    // in sync: exit 0.
+    let (code, stdout, _) = run_sync(&fx, &["diff", "--name", "web", "--path", "apps"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("in sync"), "{stdout}");
+
+    // a hand edit shows as a change of that field.
+    server.edit("configmaps", "shop", "settings", |c| {
+        c["data"]["mode"] = json!("slow")
+    });
+    let (code, stdout, _) = run_sync(&fx, &["diff", "--name", "web", "--path", "apps"]);
+    assert_eq!(code, 1);
+    assert!(
+        stdout.contains(
+            "~ ConfigMap/shop/settings (apps/config.yaml:1)\n    data.mode: \"slow\" → \"fast\""
+        ),
+        "{stdout}"
+    );
+
+    // a document removed from the folder is pruned only with --prune.
+    fx.write(
+        "apps/config.yaml",
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: fast\n",
+    );
+    let (code, stdout, _) = run_sync(&fx, &["diff", "--name", "web", "--path", "apps", "--prune"]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("- ConfigMap/shop/extra"), "{stdout}");
+    assert!(server.object("configmaps", "shop", "extra").is_some());
+    let (code, stdout, stderr) = run_sync(
+        &fx,
+        &["apply", "--name", "web", "--path", "apps", "--prune"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("ConfigMap/shop/extra pruned"), "{stdout}");
+    assert!(server.object("configmaps", "shop", "extra").is_none());
+
+    // a raw Secret fails the run (exit 2), names the file, and nothing is written.
+    fx.write(
+        "apps/secret.yaml",
+        b"apiVersion: v1\nkind: Secret\nmetadata:\n  name: leaked\nstringData:\n  token: abc123\n",
+    );
+    server.clear_requests();
+    let (code, stdout, stderr) = run_sync(&fx, &["apply", "--name", "web", "--path", "apps"]);
+    assert_eq!(code, 2, "{stdout}");
+    assert!(
+        stderr.contains("apps/secret.yaml:1: Secret \"leaked\" is a plain Secret"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("abc123"));
+    assert_eq!(server.writes(), 0);
+    assert!(server.object("secrets", "shop", "leaked").is_none());
+}

@@ -268,6 +268,12 @@ pub async fn run(args: Args) -> Result<()> {
             .collect(),
     };
 
+    let gitops = args.gitops.then(|| GitOpsSettings {
+        cache_dir: args.gitops_cache_dir.clone(),
+        git: args.gitops_git.clone(),
+        kubectl: args.gitops_kubectl.clone(),
+        accept_deprecated_v1_data: args.accept_deprecated_v1_data,
+    });
     let leader_work = {
         let (client, ring, metrics, stop_rx) = (
             client.clone(),
@@ -288,6 +294,21 @@ pub async fn run(args: Args) -> Result<()> {
             ));
             let mut synced = synced_rx;
             let _ = synced.wait_for(|s| *s).await;
+            let gitops_runs = gitops.map(|settings| {
+                let ctx = gitops_context(client.clone(), Arc::clone(&ring), settings);
+                namespaces
+                    .clone()
+                    .into_iter()
+                    .map(|ns| {
+                        let stop = stop_future(stop_rx.clone());
+                        tokio::spawn(sealed_secrets_sync::reconciler::run(
+                            Arc::clone(&ctx),
+                            ns,
+                            stop,
+                        ))
+                    })
+                    .collect::<Vec<_>>()
+            });
             let ctx = Arc::new(Context::new(client, ring, metrics, options));
             let runs = namespaces.into_iter().map(|ns| {
                 // The controller wants a `Sync` shutdown future: a oneshot fired on stop.
@@ -302,6 +323,9 @@ pub async fn run(args: Args) -> Result<()> {
                 })
             });
             futures::future::join_all(runs).await;
+            for run in gitops_runs.into_iter().flatten() {
+                let _ = run.await;
+            }
         }
     };
     let work = tokio::spawn(leader_work);
@@ -320,6 +344,65 @@ pub async fn run(args: Args) -> Result<()> {
     }
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), work).await;
     Ok(())
+}
+
+/// Settings of the GitSync reconciler (`--gitops`).
+struct GitOpsSettings {
+    cache_dir: std::path::PathBuf,
+    git: std::path::PathBuf,
+    kubectl: std::path::PathBuf,
+    accept_deprecated_v1_data: bool,
+}
+
+/// The GitSync reconciler's context: the secret policy opens SealedSecrets with this
+/// controller's own key ring, so "can this cluster unseal it" is answered exactly.
+fn gitops_context(
+    client: Client,
+    ring: Arc<KeyRing>,
+    settings: GitOpsSettings,
+) -> Arc<sealed_secrets_sync::reconciler::Context> {
+    use sealed_secrets_core::{
+        sealed_secret::SealedSecret,
+        unseal::{UnsealOptions, unseal},
+    };
+    let options = UnsealOptions {
+        accept_deprecated_v1_data: settings.accept_deprecated_v1_data,
+    };
+    let verifier = move |sealed: &SealedSecret| -> Result<(), String> {
+        let object = format!(
+            "{}/{}",
+            sealed.metadata.namespace.as_deref().unwrap_or(""),
+            sealed.metadata.name.as_deref().unwrap_or("")
+        );
+        let decrypter = ring.decrypter_for(Some(&object));
+        unseal(sealed, &decrypter, options)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    tracing::info!(cache = %settings.cache_dir.display(), "Starting GitSync reconciler");
+    Arc::new(sealed_secrets_sync::reconciler::Context::new(
+        sealed_secrets_sync::cluster::Cluster::new(client),
+        Arc::new(sealed_secrets_sync::source::GitCli::new(
+            settings.git,
+            settings.cache_dir,
+        )),
+        sealed_secrets_sync::render::Renderer::new(settings.kubectl),
+        Some(Arc::new(verifier)),
+    ))
+}
+
+/// A `Send + Sync` future that resolves when `stop` turns true.
+fn stop_future(
+    mut stop: watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
+    let (fire, fired) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = stop.wait_for(|s| *s).await;
+        let _ = fire.send(());
+    });
+    async move {
+        let _ = fired.await;
+    }
 }
 
 async fn shutdown_signal() {

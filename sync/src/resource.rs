@@ -203,6 +203,22 @@ pub struct Condition {
     pub observed_generation: Option<i64>,
 }
 
+/// Path of the committed GitSync CRD, relative to the workspace root.
+pub const CRD_PATH: &str = "crds/gitops.sealed-secrets-rs.io_gitsyncs.yaml";
+
+/// The command that regenerates [`CRD_PATH`].
+pub const REGENERATE_COMMAND: &str = "UPDATE_CRDS=1 cargo test -p sealed-secrets-sync --test crd";
+
+/// The GitSync CRD as deterministic, key-sorted YAML with a header naming its source.
+pub fn crd_yaml() -> String {
+    use kube::CustomResourceExt;
+    let value = serde_json::to_value(GitSync::crd()).unwrap_or_default();
+    format!(
+        "# Generated from sync/src/resource.rs; regenerate with: {REGENERATE_COMMAND}\n{}",
+        sealed_secrets_core::documents::to_sorted_yaml(&value)
+    )
+}
+
 /// An `interval` that is not a Go duration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("spec.interval: {0:?} is not a duration such as \"30s\", \"5m\" or \"1h30m\"")]

@@ -248,6 +248,18 @@ impl FakeApiServer {
         Client::new(service, "default")
     }
 
+    /// Answers one HTTP request (`path` may carry `?query`), for serving this fake over a
+    /// socket: status code and JSON body.
+    pub fn answer(&self, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+        let method = Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET);
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        let (status, reply) = self.handle(&method, path, query, body);
+        (
+            status.as_u16(),
+            serde_json::to_vec(&reply).unwrap_or_default(),
+        )
+    }
+
     fn handle(&self, method: &Method, path: &str, query: &str, body: &[u8]) -> (StatusCode, Value) {
         let mut state = self.lock();
         state.requests.push(if query.is_empty() {

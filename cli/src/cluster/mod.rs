@@ -8,7 +8,7 @@
 //! and `--re-encrypt` without `--recovery-private-key`. They create a current-thread tokio
 //! runtime and a kube client; the offline modes never do.
 
-mod config;
+pub(crate) mod config;
 mod proxy;
 
 pub use proxy::{Controller, Reply};
