@@ -58,6 +58,7 @@ fn sync(
     previous: &[InventoryEntry],
     mode: Mode,
 ) -> Vec<InventoryEntry> {
+    let _guard = runtime.enter();
     let cluster = Cluster::new(server.client());
     runtime
         .block_on(engine::sync(&cluster, manifests, &target(), previous, mode))
