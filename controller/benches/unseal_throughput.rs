@@ -8,6 +8,7 @@
 
 use std::{sync::Arc, time::Instant};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use sealed_secrets_controller::{
     args::KeyOrderPriority,
     keyring::{KeyRing, key_from_secret, new_key_secret},
@@ -63,8 +64,23 @@ fn main() {
     let keys: Vec<PrivateKey> = pairs.iter().map(|p| p.key.clone()).collect();
 
     eprintln!("sealing {objects} SealedSecrets x 3 items...");
+    // Each object is created while its key was the sealing key (a few days after the key's
+    // NotBefore, within its 30-day turn), as when SealedSecrets are applied soon after sealing.
     let sealed: Vec<SealedSecret> = (0..objects)
-        .map(|i| seal_object(&keys[(i * 7 + 3) % key_count], i))
+        .map(|i| {
+            let k = (i * 7 + 3) % key_count;
+            let mut ss = seal_object(&keys[k], i);
+            let not_before = start
+                .checked_sub(jiff::SignedDuration::from_hours(
+                    24 * 30 * (key_count - k) as i64,
+                ))
+                .unwrap();
+            let created = not_before
+                .checked_add(jiff::SignedDuration::from_hours(24 * (i % 29) as i64 + 1))
+                .unwrap();
+            ss.metadata.creation_timestamp = Some(Time(created));
+            ss
+        })
         .collect();
     let items = objects * 3;
 
@@ -88,14 +104,30 @@ fn main() {
     }
     let upstream = t.elapsed();
 
-    let ring = Arc::new(ring_of(&pairs));
-    // Ours, cold start: no history at all.
+    // Ours, first start without creation times (every object created after every key, as
+    // when a new cluster is built from an old repository): learned recency only.
+    let untimed = ring_of(&pairs);
     let t = Instant::now();
     for ss in &sealed {
         let object = format!("bench/{}", ss.metadata.name.as_deref().unwrap());
         unseal(
             ss,
-            &ring.decrypter_for(Some(&object)),
+            &untimed.decrypter_for(Some(&object), None),
+            UnsealOptions::default(),
+        )
+        .unwrap();
+    }
+    let cold_untimed = t.elapsed();
+
+    let ring = Arc::new(ring_of(&pairs));
+    // Ours, very first start: no hints, the key current at each object's creation first.
+    let t = Instant::now();
+    for ss in &sealed {
+        let object = format!("bench/{}", ss.metadata.name.as_deref().unwrap());
+        let created = ss.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        unseal(
+            ss,
+            &ring.decrypter_for(Some(&object), created),
             UnsealOptions::default(),
         )
         .unwrap();
@@ -107,7 +139,7 @@ fn main() {
         let object = format!("bench/{}", ss.metadata.name.as_deref().unwrap());
         unseal(
             ss,
-            &ring.decrypter_for(Some(&object)),
+            &ring.decrypter_for(Some(&object), None),
             UnsealOptions::default(),
         )
         .unwrap();
@@ -130,7 +162,7 @@ fn main() {
         restarted.seed_hint(object, hint);
         unseal(
             ss,
-            &restarted.decrypter_for(Some(object)),
+            &restarted.decrypter_for(Some(object), None),
             UnsealOptions::default(),
         )
         .unwrap();
@@ -148,7 +180,7 @@ fn main() {
         let object = format!("bench/{}", ss.metadata.name.as_deref().unwrap());
         unseal(
             ss,
-            &one_ring.decrypter_for(Some(&object)),
+            &one_ring.decrypter_for(Some(&object), None),
             UnsealOptions::default(),
         )
         .unwrap();
@@ -164,7 +196,14 @@ fn main() {
     for (name, d) in [
         ("floor: the right key only", floor),
         ("upstream model: random key order", upstream),
-        ("ours, very first start (no status hints yet)", cold),
+        (
+            "ours, very first start (no hints; key current at creation first)",
+            cold,
+        ),
+        (
+            "ours, very first start without creation times (recency only)",
+            cold_untimed,
+        ),
         ("ours, second pass (key of each object learned)", warm),
         (
             "ours, after a restart (hints from status.keyFingerprint)",

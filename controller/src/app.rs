@@ -374,7 +374,8 @@ fn gitops_context(
             sealed.metadata.namespace.as_deref().unwrap_or(""),
             sealed.metadata.name.as_deref().unwrap_or("")
         );
-        let decrypter = ring.decrypter_for(Some(&object));
+        let created = sealed.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        let decrypter = ring.decrypter_for(Some(&object), created);
         unseal(sealed, &decrypter, options)
             .map(|_| ())
             .map_err(|e| e.to_string())

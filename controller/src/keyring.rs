@@ -256,8 +256,13 @@ impl KeyRing {
         self.latest().map(|k| k.key.public_key())
     }
 
-    /// The keys in the order to try for `object` (`ns/name`, or `None` for one-off requests).
-    pub fn trial_order(&self, object: Option<&str>) -> Vec<Arc<SealingKey>> {
+    /// The keys in the order to try for `object` (`ns/name`, or `None` for one-off requests)
+    /// created at `created` (its `creationTimestamp`, when known).
+    pub fn trial_order(
+        &self,
+        object: Option<&str>,
+        created: Option<jiff::Timestamp>,
+    ) -> Vec<Arc<SealingKey>> {
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner()).clone();
         let last = self
             .last_success
@@ -271,7 +276,7 @@ impl KeyRing {
                 .get(o)
                 .cloned()
         });
-        order_keys(keys, hint.as_deref(), &last)
+        order_keys(keys, hint.as_deref(), &last, created)
     }
 
     fn record_success(&self, object: Option<&str>, fingerprint: &str) {
@@ -315,11 +320,15 @@ impl KeyRing {
     }
 
     /// A decrypter for one object that tries keys in [`KeyRing::trial_order`] and learns.
-    pub fn decrypter_for<'a>(&'a self, object: Option<&str>) -> RingDecrypter<'a> {
+    pub fn decrypter_for<'a>(
+        &'a self,
+        object: Option<&str>,
+        created: Option<jiff::Timestamp>,
+    ) -> RingDecrypter<'a> {
         RingDecrypter {
             ring: self,
             object: object.map(str::to_string),
-            order: Mutex::new(self.trial_order(object)),
+            order: Mutex::new(self.trial_order(object, created)),
         }
     }
 }
@@ -334,20 +343,33 @@ impl crate::http::KeyService for KeyRing {
     }
 
     fn decrypter(&self) -> Box<dyn Decrypter + '_> {
-        Box::new(self.decrypter_for(None))
+        Box::new(self.decrypter_for(None, None))
     }
 }
 
-/// Pure ordering: the hinted key, then by last success (most recent first), then newest first.
+/// Pure ordering: the hinted key (the one that opened this object before); then the key that
+/// was the sealing key when the object was created (kubeseal seals with the newest key, and a
+/// SealedSecret is usually applied soon after it is sealed, so on a first start this is nearly
+/// always right); then by last success (most recent first); then newest first.
 pub fn order_keys(
     mut keys: Vec<Arc<SealingKey>>,
     hint: Option<&str>,
     last_success: &HashMap<String, u64>,
+    created: Option<jiff::Timestamp>,
 ) -> Vec<Arc<SealingKey>> {
+    let current_at_creation = created.and_then(|created| {
+        keys.iter()
+            .filter(|k| k.order_time <= created)
+            .max_by_key(|k| k.order_time)
+            .map(|k| k.fingerprint.clone())
+    });
     keys.sort_by(|a, b| {
         let hinted = |k: &SealingKey| hint == Some(k.fingerprint.as_str());
+        let current =
+            |k: &SealingKey| current_at_creation.as_deref() == Some(k.fingerprint.as_str());
         hinted(b)
             .cmp(&hinted(a))
+            .then_with(|| current(b).cmp(&current(a)))
             .then_with(|| {
                 let sa = last_success.get(&a.fingerprint).copied().unwrap_or(0);
                 let sb = last_success.get(&b.fingerprint).copied().unwrap_or(0);
@@ -527,7 +549,7 @@ pub(crate) mod tests {
         }
         // Newest first before anything is known.
         let names: Vec<String> = ring
-            .trial_order(None)
+            .trial_order(None, None)
             .iter()
             .map(|k| k.secret_name.clone())
             .collect();
@@ -537,20 +559,41 @@ pub(crate) mod tests {
         let sealed =
             hybrid_encrypt(&keys[1].key.public_key(), b"v", b"ns/a", &mut SystemRandom).unwrap();
         let opened = ring
-            .decrypter_for(Some("ns/a"))
+            .decrypter_for(Some("ns/a"), None)
             .decrypt(&sealed, b"ns/a")
             .unwrap();
         assert_eq!(&opened[..], b"v");
-        assert_eq!(ring.trial_order(None)[0].secret_name, "k1");
+        assert_eq!(ring.trial_order(None, None)[0].secret_name, "k1");
 
         // Per-object hint beats global recency.
         let other =
             hybrid_encrypt(&keys[3].key.public_key(), b"w", b"ns/b", &mut SystemRandom).unwrap();
-        ring.decrypter_for(Some("ns/b"))
+        ring.decrypter_for(Some("ns/b"), None)
             .decrypt(&other, b"ns/b")
             .unwrap();
-        assert_eq!(ring.trial_order(None)[0].secret_name, "k3");
-        assert_eq!(ring.trial_order(Some("ns/a"))[0].secret_name, "k1");
-        assert!(ring.decrypter_for(None).decrypt(&other, b"wrong").is_err());
+        assert_eq!(ring.trial_order(None, None)[0].secret_name, "k3");
+        assert_eq!(ring.trial_order(Some("ns/a"), None)[0].secret_name, "k1");
+        assert!(
+            ring.decrypter_for(None, None)
+                .decrypt(&other, b"wrong")
+                .is_err()
+        );
+
+        let t = |s: &str| -> jiff::Timestamp { s.parse().unwrap() };
+        // A new object: the key that was sealing when it was created comes right after any hint,
+        // before global recency.
+        let created = Some(t("2021-06-01T00:00:00Z"));
+        assert_eq!(
+            ring.trial_order(Some("ns/new"), created)[0].secret_name,
+            "k2"
+        );
+        assert_eq!(ring.trial_order(Some("ns/a"), created)[0].secret_name, "k1");
+        assert_eq!(
+            ring.trial_order(Some("ns/new"), created)[1].secret_name,
+            "k3"
+        );
+        // Created before every key (clock skew, restored backup): recency decides.
+        let early = Some(t("2010-01-01T00:00:00Z"));
+        assert_eq!(ring.trial_order(Some("ns/new"), early)[0].secret_name, "k3");
     }
 }

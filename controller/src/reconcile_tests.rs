@@ -275,9 +275,12 @@ async fn unchanged_secret_and_status_mean_no_writes() {
     );
     let (ctx, mut handle) = test_context(Arc::clone(&ring));
     // What the controller would have written before.
-    let desired =
-        sealed_secrets_core::unseal::unseal(&sealed, &ring.decrypter_for(None), Default::default())
-            .unwrap();
+    let desired = sealed_secrets_core::unseal::unseal(
+        &sealed,
+        &ring.decrypter_for(None, None),
+        Default::default(),
+    )
+    .unwrap();
     let task = tokio::spawn(reconcile(Arc::new(sealed), ctx));
     serve(
         &mut handle,

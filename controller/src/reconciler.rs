@@ -157,8 +157,10 @@ async fn unseal_and_write(
         accept_deprecated_v1_data: ctx.options.accept_deprecated_v1_data,
     };
     let (object, keys) = (Arc::clone(sealed), Arc::clone(&ctx.keys));
+    let created = sealed.metadata.creation_timestamp.as_ref().map(|t| t.0);
     let unsealed = tokio::task::spawn_blocking(move || {
-        unseal(&object, &keys.decrypter_for(Some(&key)), options).map_err(|e| e.to_string())
+        unseal(&object, &keys.decrypter_for(Some(&key), created), options)
+            .map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| ReconcileError::Unseal(format!("decryption task failed: {e}")))?;
