@@ -676,3 +676,30 @@ async fn a_suspended_gitsync_does_nothing() {
     assert_eq!(server.count("configmaps"), 0);
     let _: Value = serde_json::to_value(&sync).unwrap();
 }
+
+#[tokio::test]
+async fn create_namespace_makes_the_destination_once_and_keeps_it_out_of_the_inventory() {
+    let server = FakeApiServer::new();
+    let cluster = Cluster::new(server.client());
+    let manifests = sealed_secrets_sync::render::parse_file(
+        "app.yaml",
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n",
+    )
+    .unwrap();
+    let mut t = target(true);
+    t.create_namespace = true;
+    let report = engine::sync(&cluster, &manifests, &t, &[], Mode::Apply)
+        .await
+        .unwrap();
+    assert!(server.object("namespaces", "", "production").is_some());
+    assert_eq!(report.inventory.len(), 1, "{:?}", report.inventory);
+    assert_eq!(report.inventory[0].id, "production_c__ConfigMap");
+    // A dry run never creates it.
+    let dry = FakeApiServer::new();
+    let dry_cluster = Cluster::new(dry.client());
+    engine::sync(&dry_cluster, &manifests, &t, &[], Mode::Diff)
+        .await
+        .unwrap();
+    assert!(dry.object("namespaces", "", "production").is_none());
+    assert_eq!(dry.writes(), 0);
+}
