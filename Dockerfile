@@ -51,6 +51,24 @@ COPY --from=builder /out/kubeseal /usr/local/bin/kubeseal
 USER 1001:1001
 ENTRYPOINT ["kubeseal"]
 
+# ---- controller with the GitOps reconciler's tools: docker build --target controller-gitops ----
+# `controller --gitops` runs `git` to fetch repositories and `kubectl kustomize` to build
+# overlays, which distroless does not have. kubectl comes from the Kubernetes project's own image.
+FROM registry.k8s.io/kubectl:v1.33.4 AS kubectl
+FROM docker.io/library/debian:${DEBIAN_RELEASE}-slim AS controller-gitops
+LABEL org.opencontainers.image.title="sealed-secrets-rs controller (with git and kubectl for --gitops)" \
+      org.opencontainers.image.source="https://github.com/sealed-secrets-rs/sealed-secrets-rs" \
+      org.opencontainers.image.licenses="Apache-2.0"
+RUN set -eux; \
+    apt-get update; \
+    apt-get install -y --no-install-recommends git openssh-client ca-certificates; \
+    rm -rf /var/lib/apt/lists/*
+COPY --from=kubectl /bin/kubectl /usr/local/bin/kubectl
+COPY --from=builder /out/controller /usr/local/bin/controller
+USER 1001:1001
+EXPOSE 8080 8081
+ENTRYPOINT ["controller"]
+
 # ---- controller (default target) ----
 FROM gcr.io/distroless/cc-debian12:nonroot AS controller
 LABEL org.opencontainers.image.title="sealed-secrets-rs controller" \
