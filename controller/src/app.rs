@@ -294,18 +294,15 @@ pub async fn run(args: Args) -> Result<()> {
             ));
             let mut synced = synced_rx;
             let _ = synced.wait_for(|s| *s).await;
+            // One GitSync reconciler (and its drift watches) per watched scope.
             let gitops_runs = gitops.map(|settings| {
-                let ctx = gitops_context(client.clone(), Arc::clone(&ring), settings);
                 namespaces
                     .clone()
                     .into_iter()
                     .map(|ns| {
+                        let ctx = gitops_context(client.clone(), Arc::clone(&ring), &settings);
                         let stop = stop_future(stop_rx.clone());
-                        tokio::spawn(sealed_secrets_sync::reconciler::run(
-                            Arc::clone(&ctx),
-                            ns,
-                            stop,
-                        ))
+                        tokio::spawn(sealed_secrets_sync::reconciler::run(ctx, ns, stop))
                     })
                     .collect::<Vec<_>>()
             });
@@ -359,7 +356,7 @@ struct GitOpsSettings {
 fn gitops_context(
     client: Client,
     ring: Arc<KeyRing>,
-    settings: GitOpsSettings,
+    settings: &GitOpsSettings,
 ) -> Arc<sealed_secrets_sync::reconciler::Context> {
     use sealed_secrets_core::{
         sealed_secret::SealedSecret,
@@ -384,10 +381,10 @@ fn gitops_context(
     Arc::new(sealed_secrets_sync::reconciler::Context::new(
         sealed_secrets_sync::cluster::Cluster::new(client),
         Arc::new(sealed_secrets_sync::source::GitCli::new(
-            settings.git,
-            settings.cache_dir,
+            settings.git.clone(),
+            settings.cache_dir.clone(),
         )),
-        sealed_secrets_sync::render::Renderer::new(settings.kubectl),
+        sealed_secrets_sync::render::Renderer::new(settings.kubectl.clone()),
         Some(Arc::new(verifier)),
     ))
 }

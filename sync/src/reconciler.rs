@@ -122,6 +122,9 @@ pub async fn run(
     )
     .applied_objects()
     .predicate_filter(trigger_hash, Default::default());
+    if let Some(ns) = &namespace {
+        ctx.drift.limit_to_owner_namespace(ns);
+    }
     let drift_events = ctx.drift.take_receiver();
     let mut controller = Controller::for_stream(stream, reader);
     if let Some(events) = drift_events {
@@ -473,6 +476,8 @@ struct DriftWatches {
     started: Mutex<HashSet<String>>,
     sender: tokio::sync::mpsc::UnboundedSender<ObjectRef<GitSync>>,
     receiver: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<ObjectRef<GitSync>>>>,
+    /// Label selector of the watches: our objects, or those of GitSyncs of one namespace.
+    selector: Mutex<String>,
 }
 
 impl DriftWatches {
@@ -483,6 +488,14 @@ impl DriftWatches {
             started: Mutex::default(),
             sender,
             receiver: Mutex::new(Some(receiver)),
+            selector: Mutex::new(NAME_LABEL.to_string()),
+        }
+    }
+
+    /// Watches only objects of GitSyncs in `namespace` (a controller restricted to it).
+    fn limit_to_owner_namespace(&self, namespace: &str) {
+        if let Ok(mut selector) = self.selector.lock() {
+            *selector = format!("{NAME_LABEL},{NAMESPACE_LABEL}={namespace}");
         }
     }
 
@@ -526,10 +539,15 @@ impl DriftWatches {
             Api::all_with(self.cluster.client().clone(), &kind.resource);
         let sender = self.sender.clone();
         let plural = kind.resource.plural.clone();
+        let selector = self
+            .selector
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_else(|_| NAME_LABEL.to_string());
         tokio::spawn(async move {
             let mut seen: HashMap<String, u64> = HashMap::new();
             let mut events = std::pin::pin!(
-                watcher(api, watcher::Config::default().labels(NAME_LABEL)).default_backoff()
+                watcher(api, watcher::Config::default().labels(&selector)).default_backoff()
             );
             while let Some(event) = events.next().await {
                 let (meta, deleted) = match event {
