@@ -228,9 +228,19 @@ fn status_kb(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Runs the controller against a cluster with `count` Secrets; returns (VmHWM, VmRSS) in KiB
-/// and the time until its Secret watch was open.
-fn measure(count: usize, key_secret: &Value, dir: &std::path::Path) -> (u64, u64, Duration) {
+/// What one run measured, in KiB.
+struct Measured {
+    peak: u64,
+    rss: u64,
+    anon: u64,
+    file: u64,
+    synced: Duration,
+}
+
+/// Runs the controller against a cluster with `count` Secrets: peak and current RSS, its
+/// anonymous (heap, stacks) and file-backed (binary, libraries) parts, and the time until its
+/// Secret watch was open.
+fn measure(count: usize, key_secret: &Value, dir: &std::path::Path) -> Measured {
     let world = Arc::new(World {
         key_secret: key_secret.clone(),
         secrets: (0..count).map(secret_metadata).collect(),
@@ -274,8 +284,13 @@ fn measure(count: usize, key_secret: &Value, dir: &std::path::Path) -> (u64, u64
     }
     let synced = started.elapsed();
     thread::sleep(Duration::from_secs(3));
-    let peak = status_kb(child.id(), "VmHWM:");
-    let rss = status_kb(child.id(), "VmRSS:");
+    let measured = Measured {
+        peak: status_kb(child.id(), "VmHWM:"),
+        rss: status_kb(child.id(), "VmRSS:"),
+        anon: status_kb(child.id(), "RssAnon:"),
+        file: status_kb(child.id(), "RssFile:"),
+        synced,
+    };
     let _ = child.kill();
     let _ = child.wait();
     let unexpected = world.unexpected.lock().unwrap().clone();
@@ -283,7 +298,7 @@ fn measure(count: usize, key_secret: &Value, dir: &std::path::Path) -> (u64, u64
         unexpected.is_empty(),
         "requests the fake does not serve: {unexpected:?}"
     );
-    (peak, rss, synced)
+    measured
 }
 
 fn main() {
@@ -310,16 +325,19 @@ fn main() {
     key_secret["kind"] = json!("Secret");
     let dir = tempfile::tempdir().unwrap();
     println!(
-        "| Secrets in the cluster | peak RSS (VmHWM) | RSS after sync | start to Secret watch |"
+        "| Secrets in the cluster | peak RSS (VmHWM) | RSS after sync | of which heap/stacks (RssAnon) | of which binary/libraries (RssFile) | start to Secret watch |"
     );
-    println!("|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    let mb = |kib: u64| kib as f64 / 1024.0;
     for n in [0, count] {
-        let (peak, rss, synced) = measure(n, &key_secret, dir.path());
+        let m = measure(n, &key_secret, dir.path());
         println!(
-            "| {n} | {:.1} MB | {:.1} MB | {} ms |",
-            peak as f64 / 1024.0,
-            rss as f64 / 1024.0,
-            synced.as_millis()
+            "| {n} | {:.1} MB | {:.1} MB | {:.1} MB | {:.1} MB | {} ms |",
+            mb(m.peak),
+            mb(m.rss),
+            mb(m.anon),
+            mb(m.file),
+            m.synced.as_millis()
         );
     }
 }
