@@ -2,8 +2,8 @@
 //! `Client` through a tower service (no sockets).
 //!
 //! It answers what the engine and reconciler send: per-group discovery, GET, LIST with an
-//! equality label selector, server-side apply (with `dryRun`), merge patches of `status`, and
-//! DELETE. Apply is simplified to "the applied object replaces everything but status and
+//! equality label selector, WATCH (a stream of the changes made after it opens), server-side
+//! apply (with `dryRun`), merge patches of `status`, and DELETE. Apply is simplified to "the applied object replaces everything but status and
 //! server-set metadata"; resourceVersion moves only when something changed and generation only
 //! when the spec changed, which is what the engine's decisions depend on. Every request is
 //! recorded so tests can assert how many writes a sync made. Deployments can be made to look
@@ -15,9 +15,24 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
+use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
+use http_body::Frame;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
 use kube::{Client, client::Body};
 use serde_json::{Value, json};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+/// Body of the fake's answers: a whole JSON document, or a watch stream.
+type FakeBody = UnsyncBoxBody<Bytes, Infallible>;
+
+/// An open watch: which objects it wants and where their events go.
+struct Watch {
+    plural: String,
+    namespace: String,
+    selector: String,
+    events: UnboundedSender<Bytes>,
+}
 
 /// A kind the fake server serves.
 #[derive(Debug, Clone)]
@@ -64,6 +79,24 @@ struct State {
     resource_version: u64,
     requests: Vec<String>,
     roll_out_deployments: bool,
+    watches: Vec<Watch>,
+}
+
+impl State {
+    /// Sends a watch event about `object` to every open watch that selects it.
+    fn notify(&mut self, plural: &str, event: &str, object: &Value) {
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let line = format!("{}\n", json!({"type": event, "object": object}));
+        self.watches.retain(|w| {
+            let selected = w.plural == plural
+                && (w.namespace.is_empty() || w.namespace == namespace)
+                && matches_selector(object, &w.selector);
+            !selected || w.events.send(Bytes::from(line.clone())).is_ok()
+        });
+    }
 }
 
 /// The fake API server. Clones share state.
@@ -188,6 +221,7 @@ impl FakeApiServer {
         if object.pointer("/metadata/generation").is_none() {
             set_meta(&mut object, "generation", json!(1));
         }
+        state.notify(plural, "ADDED", &object);
         state
             .objects
             .insert((plural.into(), namespace, name), object);
@@ -213,14 +247,20 @@ impl FakeApiServer {
                     .unwrap_or(0);
                 set_meta(object, "generation", json!(generation + 1));
             }
+            let object = object.clone();
+            state.notify(plural, "MODIFIED", &object);
         }
     }
 
     /// Removes a stored object.
     pub fn remove(&self, plural: &str, namespace: &str, name: &str) {
-        self.lock()
+        let mut state = self.lock();
+        if let Some(object) = state
             .objects
-            .remove(&(plural.into(), namespace.into(), name.into()));
+            .remove(&(plural.into(), namespace.into(), name.into()))
+        {
+            state.notify(plural, "DELETED", &object);
+        }
     }
 
     /// A kube client talking to this server.
@@ -231,17 +271,29 @@ impl FakeApiServer {
             async move {
                 let (parts, body) = request.into_parts();
                 let bytes = body.collect_bytes().await.unwrap_or_default();
-                let (status, reply) = server.handle(
-                    &parts.method,
-                    parts.uri.path(),
-                    parts.uri.query().unwrap_or(""),
-                    &bytes,
-                );
+                let path = parts.uri.path();
+                let query = parts.uri.query().unwrap_or("");
+                let (status, body): (StatusCode, FakeBody) =
+                    match server.open_watch(&parts.method, path, query) {
+                        Some(mut events) => {
+                            let stream = futures::stream::poll_fn(move |cx| {
+                                events
+                                    .poll_recv(cx)
+                                    .map(|line| line.map(|l| Ok::<_, Infallible>(Frame::data(l))))
+                            });
+                            (StatusCode::OK, StreamBody::new(stream).boxed_unsync())
+                        }
+                        None => {
+                            let (status, reply) = server.handle(&parts.method, path, query, &bytes);
+                            let bytes = serde_json::to_vec(&reply).unwrap_or_default();
+                            (status, Full::new(Bytes::from(bytes)).boxed_unsync())
+                        }
+                    };
                 let response = Response::builder()
                     .status(status)
                     .header("content-type", "application/json")
-                    .body(Body::from(serde_json::to_vec(&reply).unwrap_or_default()))
-                    .unwrap_or_else(|_| Response::new(Body::empty()));
+                    .body(body)
+                    .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed_unsync()));
                 Ok::<_, Infallible>(response)
             }
         });
@@ -249,7 +301,7 @@ impl FakeApiServer {
     }
 
     /// Answers one HTTP request (`path` may carry `?query`), for serving this fake over a
-    /// socket: status code and JSON body.
+    /// socket: status code and JSON body. Watches are not served this way.
     pub fn answer(&self, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
         let method = Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET);
         let (path, query) = path.split_once('?').unwrap_or((path, ""));
@@ -258,6 +310,40 @@ impl FakeApiServer {
             status.as_u16(),
             serde_json::to_vec(&reply).unwrap_or_default(),
         )
+    }
+
+    /// Registers a watch when the request is one (`GET` of a collection with `watch=true`).
+    fn open_watch(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &str,
+    ) -> Option<UnboundedReceiver<Bytes>> {
+        let params = parse_query(query);
+        let watching = params.get("watch").is_some_and(|w| w == "true" || w == "1");
+        if method != Method::GET || !watching {
+            return None;
+        }
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let rest = match segments.as_slice() {
+            ["api", _, rest @ ..] | ["apis", _, _, rest @ ..] => rest,
+            _ => return None,
+        };
+        let (namespace, plural) = match rest {
+            ["namespaces", ns, plural] => (*ns, *plural),
+            [plural] => ("", *plural),
+            _ => return None,
+        };
+        let (events, receiver) = unbounded_channel();
+        let mut state = self.lock();
+        state.requests.push(format!("GET {path}?{query}"));
+        state.watches.push(Watch {
+            plural: plural.to_string(),
+            namespace: namespace.to_string(),
+            selector: params.get("labelSelector").cloned().unwrap_or_default(),
+            events,
+        });
+        Some(receiver)
     }
 
     fn handle(&self, method: &Method, path: &str, query: &str, body: &[u8]) -> (StatusCode, Value) {
@@ -342,10 +428,13 @@ impl FakeApiServer {
                 None => not_found(name),
             },
             (Method::DELETE, None) => match state.objects.remove(&key) {
-                Some(_) => (
-                    StatusCode::OK,
-                    json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
-                ),
+                Some(object) => {
+                    state.notify(plural, "DELETED", &object);
+                    (
+                        StatusCode::OK,
+                        json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+                    )
+                }
                 None => not_found(name),
             },
             (Method::PATCH, Some("status")) => {
@@ -359,7 +448,9 @@ impl FakeApiServer {
                 };
                 merge_patch(object, &patch);
                 set_meta(object, "resourceVersion", json!(rv.to_string()));
-                (StatusCode::OK, object.clone())
+                let object = object.clone();
+                state.notify(plural, "MODIFIED", &object);
+                (StatusCode::OK, object)
             }
             (Method::PATCH, None) => {
                 let Ok(applied) = serde_json::from_slice::<Value>(body) else {
@@ -434,6 +525,12 @@ impl FakeApiServer {
                 set_meta(&mut result, "resourceVersion", rv);
                 if !dry_run && (changed || existing.is_none()) {
                     state.resource_version = next_rv;
+                    let event = if existing.is_none() {
+                        "ADDED"
+                    } else {
+                        "MODIFIED"
+                    };
+                    state.notify(plural, event, &result);
                     state.objects.insert(key, result.clone());
                 } else if !dry_run && let Some(stored) = state.objects.get_mut(&key) {
                     // Status written by the stand-in controller still lands.

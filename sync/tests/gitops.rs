@@ -703,3 +703,78 @@ async fn create_namespace_makes_the_destination_once_and_keeps_it_out_of_the_inv
     assert!(dry.object("namespaces", "", "production").is_none());
     assert_eq!(dry.writes(), 0);
 }
+
+/// Polls `check` for up to 10 s.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_seen_through_watches_is_healed_without_waiting_for_the_interval() {
+    let repo = Repo::new();
+    repo.write(
+        "apps/config.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: production\ndata:\n  mode: fast\n",
+    );
+    repo.commit("one");
+    let cache = tempfile::tempdir().unwrap();
+    let server = FakeApiServer::new();
+    let mut sync = git_sync(&server, &repo, true);
+    sync.spec.source.path = "apps".into();
+    sync.spec.interval = "1h".into();
+    server.insert("gitsyncs", serde_json::to_value(&sync).unwrap());
+    let ctx = Arc::new(Context::new(
+        Cluster::new(server.client()),
+        Arc::new(GitCli::new("git", cache.path())),
+        Renderer::default(),
+        None,
+    ));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(reconciler::run(ctx, None, async move {
+        let _ = stopped.await;
+    }));
+
+    let mode = |server: &FakeApiServer| {
+        server
+            .object("configmaps", "production", "settings")
+            .and_then(|c| c["data"]["mode"].as_str().map(str::to_string))
+    };
+    eventually("the first sync", || {
+        mode(&server).as_deref() == Some("fast")
+    })
+    .await;
+    eventually("the drift watch on ConfigMaps", || {
+        server
+            .requests()
+            .iter()
+            .any(|r| r.contains("/configmaps?") && r.contains("watch=true"))
+    })
+    .await;
+
+    // The interval is an hour: only the watch can bring the GitSync back this fast.
+    server.edit("configmaps", "production", "settings", |c| {
+        c["data"]["mode"] = json!("slow")
+    });
+    eventually("the hand edit to be reverted", || {
+        mode(&server).as_deref() == Some("fast")
+    })
+    .await;
+    server.remove("configmaps", "production", "settings");
+    eventually("the deleted object to be re-created", || {
+        mode(&server).is_some()
+    })
+    .await;
+
+    let _ = stop.send(());
+    tokio::time::timeout(std::time::Duration::from_secs(10), controller)
+        .await
+        .expect("the reconciler stops on shutdown")
+        .unwrap();
+}
