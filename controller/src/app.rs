@@ -207,16 +207,23 @@ pub async fn run(args: Args) -> Result<()> {
         rate_limit_burst: args.rate_limit_burst,
     };
     let key_service: Arc<dyn crate::http::KeyService> = ring.clone();
+    let timeouts = crate::http::Timeouts {
+        read: args.read_timeout,
+        write: args.write_timeout,
+    };
     serve(
         api_addr,
-        api_router(key_service, Arc::clone(&metrics), http_config),
+        crate::http::with_timeouts(
+            api_router(key_service, Arc::clone(&metrics), http_config),
+            timeouts,
+        ),
         stop_rx.clone(),
         "HTTP server",
     )
     .await?;
     serve(
         metrics_addr,
-        metrics_router(Arc::clone(&metrics)),
+        crate::http::with_timeouts(metrics_router(Arc::clone(&metrics)), timeouts),
         stop_rx.clone(),
         "HTTP metrics server",
     )
