@@ -32,10 +32,12 @@ use sealed_secrets_sync::{
     source::{GitCli, Source, SourceSpec},
 };
 
+use sealed_secrets_core::sealed_secret::SealedSecret;
+
 use crate::{
     args::{Args, KubeOverrides},
-    cluster::config::client_config,
-    commands::recover::load_keys,
+    cluster::{Controller, config::client_config},
+    commands::{recover::load_keys, validate::rate_limited},
 };
 
 /// Flags of `kubeseal sync`.
@@ -82,6 +84,24 @@ struct SyncArgs {
     /// Private keys (PEM files, or a key Secret list) that must open every SealedSecret.
     #[arg(long = "recovery-private-key", value_delimiter = ',')]
     recovery_private_key: Vec<String>,
+    /// Check every SealedSecret with the controller (`/v1/verify` through the API server's
+    /// service proxy, as `kubeseal --validate`) before anything is applied.
+    #[arg(long, action = ArgAction::SetTrue, conflicts_with = "recovery_private_key")]
+    validate: bool,
+    /// Namespace of the sealed-secrets controller (for --validate).
+    #[arg(
+        long,
+        env = "SEALED_SECRETS_CONTROLLER_NAMESPACE",
+        default_value = "kube-system"
+    )]
+    controller_namespace: String,
+    /// Name of the sealed-secrets controller's Service (for --validate).
+    #[arg(
+        long,
+        env = "SEALED_SECRETS_CONTROLLER_NAME",
+        default_value = "sealed-secrets-controller"
+    )]
+    controller_name: String,
     /// Path to the kubeconfig file.
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
@@ -116,19 +136,27 @@ fn run(args: &SyncArgs) -> Result<bool> {
     let manifests = Renderer::default()
         .render(&root, &path)
         .map_err(|e| anyhow!("{e}"))?;
-    let keys = if args.recovery_private_key.is_empty() {
-        None
+    let mut upstream_args = Args::parse_from(["kubeseal"]);
+    upstream_args.kubeconfig = args.kubeconfig.clone();
+    upstream_args.kube = args.kube.clone();
+    upstream_args.controller_name = args.controller_name.clone();
+    upstream_args.controller_namespace = args.controller_namespace.clone();
+    let verifier: Option<Box<dyn SealedSecretVerifier>> = if args.validate {
+        // Connected before our runtime starts: the proxy client runs its own.
+        let controller = Controller::connect(&upstream_args, "--validate")?;
+        Some(Box::new(ControllerVerifier(controller)))
+    } else if !args.recovery_private_key.is_empty() {
+        Some(Box::new(KeysVerifier(load_keys(
+            &args.recovery_private_key,
+        )?)))
     } else {
-        Some(KeysVerifier(load_keys(&args.recovery_private_key)?))
+        None
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let mut upstream_args = Args::parse_from(["kubeseal"]);
-        upstream_args.kubeconfig = args.kubeconfig.clone();
-        upstream_args.kube = args.kube.clone();
         let config = client_config(&upstream_args).await?;
         let namespace = config.default_namespace.clone();
         let client =
@@ -149,7 +177,7 @@ fn run(args: &SyncArgs) -> Result<bool> {
             } else {
                 RawSecretPolicy::Refuse
             },
-            verifier: keys.as_ref().map(|k| k as &dyn SealedSecretVerifier),
+            verifier: verifier.as_deref(),
         };
         let mode = if args.verb == "apply" {
             Mode::Apply
@@ -167,6 +195,29 @@ fn run(args: &SyncArgs) -> Result<bool> {
         }
         Ok(report.has_changes())
     })
+}
+
+/// Asks the controller whether it can open a SealedSecret (`/v1/verify`), as `--validate`.
+struct ControllerVerifier(Controller);
+
+impl SealedSecretVerifier for ControllerVerifier {
+    fn verify(&self, sealed: &SealedSecret) -> Result<(), String> {
+        let body = serde_json::to_vec(&sealed.to_upstream_value()).map_err(|e| e.to_string())?;
+        // The proxy client blocks on its own runtime, which cannot run inside ours: ask from
+        // another thread (the sync waits for the policy check anyway).
+        let reply = std::thread::scope(|scope| {
+            scope
+                .spawn(|| self.0.post("/v1/verify", body))
+                .join()
+                .unwrap_or_else(|_| Err("the verify request failed".to_string()))
+        })?;
+        match reply.status {
+            200..=299 => Ok(()),
+            409 => Err("the controller's keys cannot decrypt it (/v1/verify answered 409)".into()),
+            429 => Err(rate_limited("/v1/verify", &reply)),
+            _ => Err(self.0.failure(&reply, "post", "create")),
+        }
+    }
 }
 
 /// The root and relative path to render, and the temporary cache that must outlive them.

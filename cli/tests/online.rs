@@ -981,3 +981,73 @@ fn sync_diff_apply_prune_and_the_secret_policy() {
     assert_eq!(server.writes(), 0);
     assert!(server.object("secrets", "shop", "leaked").is_none());
 }
+
+#[test]
+fn sync_validate_asks_the_controller_before_applying() {
+    let server = sealed_secrets_sync::testing::FakeApiServer::new();
+    let served = server.clone();
+    let api = FakeApi::start(move |request| {
+        if request.path == DEFAULT_SERVICE_PATH {
+            return Answer::json(
+                200,
+                &service("sealed-secrets-controller", "kube-system", Some("http")),
+            );
+        }
+        if let Some(rest) = request.path.strip_prefix(DEFAULT_PROXY) {
+            assert_eq!(rest, "/v1/verify");
+            let value: Value = serde_json::from_slice(&request.body).unwrap();
+            // The namespace is filled in before asking: scoped ciphertexts are bound to it.
+            assert_eq!(value["metadata"]["namespace"], "shop");
+            return match value["metadata"]["name"].as_str() {
+                Some("good") => Answer::empty(200),
+                _ => Answer::empty(409),
+            };
+        }
+        let (status, body) = served.answer(&request.method, &request.path, &request.body);
+        Answer::new(status, "application/json", body)
+    });
+    let fx = Fixture::new(api);
+    fs::create_dir_all(fx.path("apps")).unwrap();
+    let sealed = |name: &str| {
+        format!(
+            "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata:\n  name: {name}\nspec:\n  encryptedData:\n    password: AgBy3i4OJSWK+PiTySYZZA==\n"
+        )
+    };
+    fx.write("apps/good.yaml", sealed("good").as_bytes());
+    let (code, stdout, stderr) = run_sync(
+        &fx,
+        &["apply", "--name", "web", "--path", "apps", "--validate"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("SealedSecret.bitnami.com/shop/good created"),
+        "{stdout}"
+    );
+
+    fx.write("apps/bad.yaml", sealed("bad").as_bytes());
+    server.clear_requests();
+    let (code, _, stderr) = run_sync(
+        &fx,
+        &["apply", "--name", "web", "--path", "apps", "--validate"],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("apps/bad.yaml:1: SealedSecret \"bad\" cannot be unsealed by this cluster"),
+        "{stderr}"
+    );
+    assert_eq!(server.writes(), 0);
+
+    let (code, _, stderr) = run_sync(
+        &fx,
+        &[
+            "diff",
+            "--name",
+            "web",
+            "--validate",
+            "--recovery-private-key",
+            "key.pem",
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+}
