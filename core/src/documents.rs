@@ -21,7 +21,8 @@ pub enum DocumentError {
     /// A JSON syntax error, with its position.
     #[error("invalid JSON: {0}")]
     Json(String),
-    /// A YAML syntax error, with its position.
+    /// A YAML syntax error, with its position (the parser's first line only: the rest quotes
+    /// the input, which may be a Secret).
     #[error("invalid YAML: {0}")]
     Yaml(String),
 }
@@ -41,12 +42,100 @@ pub fn parse_documents(input: &[u8]) -> Result<Vec<Value>, DocumentError> {
         legacy_octal_numbers: true,
     };
     let docs: Vec<Option<Value>> = serde_saphyr::from_multiple_with_options(text, options)
-        .map_err(|e| DocumentError::Yaml(e.to_string()))?;
+        .map_err(|e| DocumentError::Yaml(first_line(&e.to_string())))?;
     Ok(docs
         .into_iter()
         .flatten()
         .filter(|d| !d.is_null())
         .collect())
+}
+
+/// The first line of a parser message. serde-saphyr follows it with a snippet of the input
+/// around the error, and the input may be a Secret: messages must never carry it.
+fn first_line(message: &str) -> String {
+    message.lines().next().unwrap_or("").trim().to_string()
+}
+
+/// Splits a YAML stream at its document separators (`---`, `...`, `--- # comment` lines),
+/// giving each document's text and the 1-based line it starts on; empty documents are dropped.
+/// Positions let tools name the line of an object. A separator with content after it
+/// (`--- !tag`, `--- |`) stays inside the document, so the parser still sees it; only line
+/// numbers get less precise there.
+pub fn split_yaml_stream(text: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut start_line = 1;
+    let mut offset = 0;
+    for (index, line) in text.split_inclusive('\n').enumerate() {
+        let bare = line.trim_end();
+        let is_separator = bare == "---" || bare == "..." || {
+            bare.starts_with("--- #") || bare.starts_with("---\t#")
+        };
+        if is_separator {
+            out.push((start_line, &text[start..offset]));
+            start = offset + line.len();
+            start_line = index + 2;
+        }
+        offset += line.len();
+    }
+    out.push((start_line, &text[start..]));
+    out.retain(|(_, chunk)| !chunk.trim().is_empty());
+    out
+}
+
+/// The line where a document's object starts: its first line that is not blank, a comment or
+/// a separator, counted from `first_line` (the document's first line).
+pub fn content_line(first_line: usize, text: &str) -> usize {
+    text.lines()
+        .position(|l| {
+            let t = l.trim();
+            !t.is_empty() && !t.starts_with('#') && t != "---"
+        })
+        .map_or(first_line, |i| first_line + i)
+}
+
+/// The `line N` a parser message names, relative to the text it parsed.
+pub fn message_line(message: &str) -> Option<usize> {
+    let rest = &message[message.find("line ")? + 5..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok().filter(|&n| n >= 1)
+}
+
+/// One object of a JSON stream: the line it starts on, its text, and its value.
+pub type JsonDocument<'a> = (usize, &'a str, Value);
+
+/// A stream of concatenated JSON objects, each with the 1-based line it starts on and its text.
+/// Reading stops at the first syntax error, returned with its line and message (without
+/// serde_json's own position suffix).
+pub fn json_stream_with_lines(text: &str) -> (Vec<JsonDocument<'_>>, Option<(usize, String)>) {
+    let mut docs = Vec::new();
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+    loop {
+        let start = stream.byte_offset();
+        match stream.next() {
+            None => return (docs, None),
+            Some(Ok(Value::Null)) => {}
+            Some(Ok(value)) => {
+                let end = stream.byte_offset();
+                let skipped = text[start..end].len() - text[start..end].trim_start().len();
+                let begin = start + skipped;
+                let line = text.as_bytes()[..begin]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count()
+                    + 1;
+                docs.push((line, &text[begin..end], value));
+            }
+            Some(Err(err)) => {
+                let message = err.to_string();
+                let message = match message.rfind(" at line ") {
+                    Some(i) => message[..i].to_string(),
+                    None => message,
+                };
+                return (docs, Some((err.line().max(1), message)));
+            }
+        }
+    }
 }
 
 /// Go's `encoding/json` indented output: two spaces, `<`, `>`, `&`, U+2028 and U+2029 escaped,
@@ -157,6 +246,41 @@ pub fn reorder_object_meta(meta: Value) -> Value {
         }
     }
     meta
+}
+
+#[cfg(test)]
+mod positioned_tests {
+    use super::*;
+
+    #[test]
+    fn yaml_errors_never_quote_the_input() {
+        let err =
+            parse_documents(b"stringData:\n  password: hunter2\n  x: [unclosed\n").unwrap_err();
+        let message = err.to_string();
+        assert!(message.starts_with("invalid YAML: "), "{message}");
+        assert!(message.contains("line 3"), "{message}");
+        assert!(
+            !message.contains("hunter2") && !message.contains('\n'),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn streams_split_with_lines() {
+        let text = "# c\na: 1\n---\n\n---\nb: |\n  ---\n  x\n--- # next\nc: 3\n";
+        let docs = split_yaml_stream(text);
+        assert_eq!(docs.iter().map(|d| d.0).collect::<Vec<_>>(), [1, 6, 10]);
+        assert_eq!(content_line(docs[0].0, docs[0].1), 2);
+        assert!(docs[1].1.contains("  ---"));
+        assert_eq!(message_line("error: line 5 column 6: x"), Some(5));
+        assert_eq!(message_line("no position"), None);
+        let (objects, failure) = json_stream_with_lines("{\"a\": 1}\n\n{\"b\":\n 2}\n{\"c\": ");
+        assert_eq!(objects.iter().map(|o| o.0).collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(objects[1].2["b"], 2);
+        let (line, message) = failure.unwrap();
+        assert_eq!(line, 5);
+        assert!(!message.contains(" at line "), "{message}");
+    }
 }
 
 #[cfg(test)]

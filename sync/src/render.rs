@@ -12,7 +12,9 @@ use std::{
     process::Command,
 };
 
-use sealed_secrets_core::documents::parse_documents;
+use sealed_secrets_core::documents::{
+    content_line, json_stream_with_lines, message_line, parse_documents, split_yaml_stream,
+};
 use serde_json::Value;
 
 use crate::manifest::{Manifest, Origin};
@@ -112,26 +114,22 @@ impl Renderer {
     }
 
     fn kustomize(&self, dir: &Path, shown: &str) -> Result<Vec<Manifest>, RenderError> {
-        let output = Command::new(&self.kubectl)
-            .arg("kustomize")
-            .arg(dir)
-            .env("LC_ALL", "C")
-            .output()
-            .map_err(|e| RenderError::Kustomize {
+        let stdout = kustomize_build(&self.kubectl, dir).map_err(|err| {
+            let message = match err {
+                KustomizeFailure::NotRun(e) => {
+                    format!("cannot run {}: {e}", self.kubectl.display())
+                }
+                KustomizeFailure::Refused(lines) => {
+                    lines[lines.len().saturating_sub(5)..].join("\n")
+                }
+            };
+            RenderError::Kustomize {
                 dir: shown.to_string(),
-                message: format!("cannot run {}: {e}", self.kubectl.display()),
-            })?;
-        if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-            let tail = lines[lines.len().saturating_sub(5)..].join("\n");
-            return Err(RenderError::Kustomize {
-                dir: shown.to_string(),
-                message: tail.replace(&dir.display().to_string(), shown),
-            });
-        }
+                message: message.replace(&dir.display().to_string(), shown),
+            }
+        })?;
         let label = format!("kustomize build {shown}");
-        let mut manifests = parse_file(&label, &output.stdout)?;
+        let mut manifests = parse_file(&label, &stdout)?;
         for manifest in &mut manifests {
             if let Some(file) = origin_path(&manifest.object) {
                 manifest.origin = Origin {
@@ -144,6 +142,40 @@ impl Renderer {
         }
         Ok(manifests)
     }
+}
+
+/// Why `kubectl kustomize` gave no output.
+#[derive(Debug)]
+pub enum KustomizeFailure {
+    /// kubectl could not be started.
+    NotRun(std::io::Error),
+    /// kubectl ran and refused: the non-blank lines of its error output (or its exit status).
+    Refused(Vec<String>),
+}
+
+/// Runs `kubectl kustomize DIR` (kubectl bundles kustomize, as Argo CD and Flux render) and
+/// returns the rendered stream. Shared by the sync engine and `kubeseal lint`.
+pub fn kustomize_build(kubectl: &Path, dir: &Path) -> Result<Vec<u8>, KustomizeFailure> {
+    let output = Command::new(kubectl)
+        .arg("kustomize")
+        .arg(dir)
+        .env("LC_ALL", "C")
+        .output()
+        .map_err(KustomizeFailure::NotRun)?;
+    if output.status.success() {
+        return Ok(output.stdout);
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let mut lines: Vec<String> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    if lines.is_empty() {
+        lines.push(format!("kubectl kustomize exited with {}", output.status));
+    }
+    Err(KustomizeFailure::Refused(lines))
 }
 
 /// The `path:` of kustomize's origin annotation, when the kustomization asked for it.
@@ -218,7 +250,7 @@ fn collect_files(
     Ok(())
 }
 
-/// Every object of one file, each with the line its document starts at.
+/// Every object of one file, each with the line its object starts at.
 pub fn parse_file(file: &str, bytes: &[u8]) -> Result<Vec<Manifest>, RenderError> {
     let parse_err = |line: usize, message: String| RenderError::Parse {
         file: file.to_string(),
@@ -227,20 +259,25 @@ pub fn parse_file(file: &str, bytes: &[u8]) -> Result<Vec<Manifest>, RenderError
     };
     let text = std::str::from_utf8(bytes)
         .map_err(|e| parse_err(1, format!("not UTF-8 (byte {})", e.valid_up_to())))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut manifests = Vec::new();
-    if text
-        .trim_start_matches('\u{feff}')
-        .trim_start()
-        .starts_with('{')
-    {
-        for object in parse_documents(text.as_bytes()).map_err(|e| parse_err(1, e.to_string()))? {
-            push_objects(file, 1, object, &mut manifests);
+    if text.trim_start().starts_with('{') {
+        let (objects, failure) = json_stream_with_lines(text);
+        if let Some((line, message)) = failure {
+            return Err(parse_err(line, format!("invalid JSON: {message}")));
+        }
+        for (line, _, object) in objects {
+            push_objects(file, line, object, &mut manifests);
         }
         return Ok(manifests);
     }
-    for (line, document) in split_yaml_documents(text) {
-        let objects =
-            parse_documents(document.as_bytes()).map_err(|e| parse_err(line, e.to_string()))?;
+    for (first_line, document) in split_yaml_stream(text) {
+        let objects = parse_documents(document.as_bytes()).map_err(|e| {
+            let message = e.to_string();
+            let line = first_line + message_line(&message).unwrap_or(1) - 1;
+            parse_err(line, message)
+        })?;
+        let line = content_line(first_line, document);
         for object in objects {
             push_objects(file, line, object, &mut manifests);
         }
@@ -271,47 +308,6 @@ fn push_objects(file: &str, line: usize, object: Value, out: &mut Vec<Manifest>)
         },
         object,
     });
-}
-
-/// Splits a YAML stream at `---` lines, returning each document with its first line number.
-/// Separators are recognised only at column 0, as the YAML spec requires.
-fn split_yaml_documents(text: &str) -> Vec<(usize, String)> {
-    let mut documents = Vec::new();
-    let mut current = String::new();
-    let mut start = 1;
-    for (index, line) in text.lines().enumerate() {
-        let is_separator =
-            line == "---" || line.starts_with("--- ") || line.starts_with("---\t") || line == "...";
-        if is_separator {
-            documents.push((start, std::mem::take(&mut current)));
-            start = index + 2;
-            // `--- key: value` starts the next document on the separator line itself.
-            if let Some(rest) = line.strip_prefix("--- ") {
-                current.push_str(rest);
-                current.push('\n');
-                start = index + 1;
-            }
-            continue;
-        }
-        current.push_str(line);
-        current.push('\n');
-    }
-    documents.push((start, current));
-    documents
-        .into_iter()
-        .filter(|(_, d)| {
-            d.lines()
-                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-        })
-        .map(|(line, d)| {
-            // Report the first non-blank, non-comment line as the document's start.
-            let skip = d
-                .lines()
-                .take_while(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
-                .count();
-            (line + skip, d)
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -396,12 +392,25 @@ mod tests {
     }
 
     #[test]
-    fn separators_only_at_column_zero() {
-        let docs = split_yaml_documents("a: |\n  ---\n  text\n---\nb: 1\n--- c: 2\n");
-        assert_eq!(docs.len(), 3);
-        assert_eq!(docs[0].0, 1);
-        assert!(docs[0].1.contains("  ---"));
-        assert_eq!(docs[1].0, 5);
-        assert_eq!(docs[2].0, 6);
+    fn separators_only_at_column_zero_and_json_objects_keep_their_lines() {
+        let manifests = parse_file("a.yaml", b"a: |\n  ---\n  text\n---\nb: 1\n").unwrap();
+        assert_eq!(manifests.len(), 2);
+        assert_eq!(manifests[0].object["a"], "---\ntext\n");
+        assert_eq!(manifests[1].origin.line, 5);
+        let manifests = parse_file("a.json", b"{\"a\": 1}\n{\n  \"b\": 2}\n").unwrap();
+        let lines: Vec<usize> = manifests.iter().map(|m| m.origin.line).collect();
+        assert_eq!(lines, [1, 2]);
+    }
+
+    #[test]
+    fn parse_errors_never_quote_the_file() {
+        let err = parse_file(
+            "db.yaml",
+            b"kind: Secret\nstringData:\n  password: hunter2\n  x: [unclosed\n",
+        )
+        .unwrap_err();
+        let message = err.to_string();
+        assert!(message.starts_with("db.yaml:4: invalid YAML"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
     }
 }

@@ -11,7 +11,9 @@
 
 use serde_json::Value;
 
-use sealed_secrets_core::documents::parse_documents;
+use sealed_secrets_core::documents::{
+    content_line, json_stream_with_lines, message_line, parse_documents, split_yaml_stream,
+};
 
 /// The word every document this lint cares about contains.
 const INTERESTING: &str = "Secret";
@@ -47,7 +49,7 @@ pub fn read_documents(text: &str) -> (Vec<Document>, Vec<ParseFailure>) {
     }
     let mut docs = Vec::new();
     let mut failures = Vec::new();
-    for (first_line, chunk) in split_yaml(text) {
+    for (first_line, chunk) in split_yaml_stream(text) {
         if !chunk.contains(INTERESTING) {
             continue;
         }
@@ -58,9 +60,9 @@ pub fn read_documents(text: &str) -> (Vec<Document>, Vec<ParseFailure>) {
                 text: chunk.to_string(),
             })),
             Err(err) => {
-                let message = first_line_of(&err.to_string());
+                let message = err.to_string();
                 failures.push(ParseFailure {
-                    line: first_line + reported_line(&message).unwrap_or(1) - 1,
+                    line: first_line + message_line(&message).unwrap_or(1) - 1,
                     message,
                 });
             }
@@ -69,107 +71,31 @@ pub fn read_documents(text: &str) -> (Vec<Document>, Vec<ParseFailure>) {
     (docs, failures)
 }
 
-/// The `line N` the YAML parser names, relative to the document.
-fn reported_line(message: &str) -> Option<usize> {
-    let rest = &message[message.find("line ")? + 5..];
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok().filter(|&n| n >= 1)
-}
-
-fn first_line_of(message: &str) -> String {
-    message.lines().next().unwrap_or("").trim().to_string()
-}
-
 /// Concatenated JSON objects; each remembers the line it starts on.
 fn read_json(text: &str) -> (Vec<Document>, Vec<ParseFailure>) {
-    let mut docs = Vec::new();
-    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
-    loop {
-        let start = stream.byte_offset();
-        match stream.next() {
-            None => break,
-            Some(Ok(Value::Null)) => {}
-            Some(Ok(value)) => {
-                let end = stream.byte_offset();
-                let skipped = text[start..end].len() - text[start..end].trim_start().len();
-                let first_line = line_of_offset(text, start + skipped);
-                docs.push(Document {
-                    value,
-                    first_line,
-                    text: text[start + skipped..end].to_string(),
-                });
-            }
-            Some(Err(err)) => {
-                let failure = ParseFailure {
-                    line: err.line().max(1),
-                    message: format!("invalid JSON: {}", err.classify_message()),
-                };
-                return (docs, vec![failure]);
-            }
-        }
-    }
-    (docs, Vec::new())
-}
-
-trait ClassifyMessage {
-    fn classify_message(&self) -> String;
-}
-
-impl ClassifyMessage for serde_json::Error {
-    /// serde_json's text without its own position suffix (we print the line ourselves).
-    fn classify_message(&self) -> String {
-        let text = self.to_string();
-        match text.rfind(" at line ") {
-            Some(i) => text[..i].to_string(),
-            None => text,
-        }
-    }
-}
-
-fn line_of_offset(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
-}
-
-/// Splits a YAML stream at `---` / `...` lines: `(first line, text)` per document.
-///
-/// A separator with content after it (`--- !tag`, `--- |`) is kept inside the document text,
-/// so the parser still sees it; only line numbers get less precise.
-fn split_yaml(text: &str) -> Vec<(usize, &str)> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut start_line = 1;
-    let mut offset = 0;
-    for (index, line) in text.split_inclusive('\n').enumerate() {
-        let bare = line.trim_end();
-        let is_separator = bare == "---" || bare == "..." || {
-            bare.starts_with("--- #") || bare.starts_with("---\t#")
-        };
-        if is_separator {
-            out.push((start_line, &text[start..offset]));
-            start = offset + line.len();
-            start_line = index + 2;
-        }
-        offset += line.len();
-    }
-    out.push((start_line, &text[start..]));
-    out.retain(|(_, chunk)| !chunk.trim().is_empty());
-    out
+    let (objects, failure) = json_stream_with_lines(text);
+    let docs = objects
+        .into_iter()
+        .map(|(first_line, text, value)| Document {
+            value,
+            first_line,
+            text: text.to_string(),
+        })
+        .collect();
+    let failures = failure
+        .map(|(line, message)| ParseFailure {
+            line,
+            message: format!("invalid JSON: {message}"),
+        })
+        .into_iter()
+        .collect();
+    (docs, failures)
 }
 
 impl Document {
     /// 1-based line where the object itself starts (first line that is not blank or a comment).
     pub fn line(&self) -> usize {
-        self.text
-            .lines()
-            .position(|l| {
-                let t = l.trim();
-                !t.is_empty() && !t.starts_with('#') && t != "---"
-            })
-            .map_or(self.first_line, |i| self.first_line + i)
+        content_line(self.first_line, &self.text)
     }
 
     /// Best-effort line of the key at `path` (e.g. `["spec", "encryptedData", "password"]`):

@@ -5,10 +5,10 @@
 use std::{
     io,
     path::{Path, PathBuf},
-    process::Command,
 };
 
 use anyhow::{Result, anyhow};
+use sealed_secrets_sync::render::{KustomizeFailure, kustomize_build};
 
 use super::parallel::parallel_map;
 
@@ -29,37 +29,20 @@ pub fn render_all(kubectl: &str, dirs: &[PathBuf]) -> Result<Vec<Rendered>> {
 }
 
 fn render(kubectl: &str, dir: &Path) -> Result<Rendered> {
-    let output = Command::new(kubectl)
-        .arg("kustomize")
-        .arg(dir)
-        .output()
-        .map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                anyhow!(
-                    "{kubectl} not found: it is needed to render the kustomization in {} \
-                     (`kubectl kustomize`); install kubectl or pass --kubectl PATH",
-                    dir.display()
-                )
-            } else {
-                anyhow!("cannot run {kubectl} kustomize {}: {e}", dir.display())
-            }
-        })?;
-    if output.status.success() {
-        return Ok(Rendered::Ok(
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-        ));
+    match kustomize_build(Path::new(kubectl), dir) {
+        Ok(stdout) => Ok(Rendered::Ok(String::from_utf8_lossy(&stdout).into_owned())),
+        Err(KustomizeFailure::NotRun(e)) if e.kind() == io::ErrorKind::NotFound => Err(anyhow!(
+            "{kubectl} not found: it is needed to render the kustomization in {} \
+             (`kubectl kustomize`); install kubectl or pass --kubectl PATH",
+            dir.display()
+        )),
+        Err(KustomizeFailure::NotRun(e)) => Err(anyhow!(
+            "cannot run {kubectl} kustomize {}: {e}",
+            dir.display()
+        )),
+        Err(KustomizeFailure::Refused(lines)) => {
+            let first: Vec<&str> = lines.iter().take(3).map(String::as_str).collect();
+            Ok(Rendered::Failed(first.join(" ")))
+        }
     }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let message: Vec<&str> = stderr
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .take(3)
-        .collect();
-    let message = if message.is_empty() {
-        format!("kubectl kustomize exited with {}", output.status)
-    } else {
-        message.join(" ")
-    };
-    Ok(Rendered::Failed(message))
 }
