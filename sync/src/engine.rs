@@ -476,8 +476,6 @@ async fn sync_item(
         origin: item.origin.to_string(),
         source,
     };
-    let view = plan::drift_view(&item.desired);
-    let matches = live.is_some_and(|l| plan::in_sync(&view, l));
     let Some(kind) = &item.kind else {
         // Only reachable in Diff/Check mode: the CRD is not served yet.
         return Ok((report(Action::WouldCreate), None));
@@ -486,12 +484,14 @@ async fn sync_item(
         Mode::Check => {
             let action = match live {
                 None => Action::Missing,
-                Some(_) if matches => Action::Unchanged,
-                Some(l) => Action::Drifted(changed_fields(&view, l)),
+                Some(l) if plan::in_sync(&item.desired, l) => Action::Unchanged,
+                Some(l) => Action::Drifted(changed_fields(&item.desired, l)),
             };
             Ok((report(action), live.cloned()))
         }
-        Mode::Heal if matches => Ok((report(Action::Unchanged), live.cloned())),
+        Mode::Heal if live.is_some_and(|l| plan::in_sync(&item.desired, l)) => {
+            Ok((report(Action::Unchanged), live.cloned()))
+        }
         Mode::Diff => {
             let would = cluster
                 .apply(kind, &item.key, &item.desired, true)
@@ -644,11 +644,7 @@ async fn prune(
             origin: "prune".into(),
             source,
         };
-        let api_version = if key.group.is_empty() {
-            entry.v.clone()
-        } else {
-            format!("{}/{}", key.group, entry.v)
-        };
+        let api_version = entry.api_version(&key);
         let Some(kind) = cluster
             .resolve(&api_version, &key.kind)
             .await

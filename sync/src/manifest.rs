@@ -176,6 +176,17 @@ impl Manifest {
     }
 }
 
+impl InventoryEntry {
+    /// The `apiVersion` the entry's object was applied with (its key gives the group).
+    pub fn api_version(&self, key: &ObjectKey) -> String {
+        if key.group.is_empty() {
+            self.v.clone()
+        } else {
+            format!("{}/{}", key.group, self.v)
+        }
+    }
+}
+
 /// The inventory entry of an applied object.
 pub fn inventory_entry(key: &ObjectKey, api_version: &str) -> InventoryEntry {
     InventoryEntry {
@@ -210,11 +221,16 @@ mod tests {
         .unwrap();
         assert_eq!(key.id(), "default_podinfo_apps_Deployment");
         assert_eq!(ObjectKey::from_id(&key.id()), Some(key.clone()));
+        assert_eq!(
+            inventory_entry(&key, "apps/v1").api_version(&key),
+            "apps/v1"
+        );
         assert_eq!(key.to_string(), "Deployment.apps/default/podinfo");
         let ns = ObjectKey::from_id("_team-a__Namespace").unwrap();
         assert_eq!(ns.kind, "Namespace");
         assert_eq!(ns.name, "team-a");
         assert!(ns.namespace.is_empty() && ns.group.is_empty());
+        assert_eq!(inventory_entry(&ns, "v1").api_version(&ns), "v1");
         assert_eq!(ObjectKey::from_id("garbage"), None);
     }
 

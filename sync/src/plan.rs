@@ -89,7 +89,9 @@ pub fn check_duplicates<'a>(
 }
 
 /// The object to send with server-side apply: the manifest with its namespace defaulted (or
-/// removed for cluster-scoped kinds), our ownership labels, and no `status`.
+/// removed for cluster-scoped kinds), our ownership labels, and neither `status` nor the
+/// metadata the API server sets (a manifest saved with `kubectl get -o yaml` carries a
+/// `resourceVersion` that would make every apply a conflict).
 pub fn desired_object(
     object: &Value,
     namespaced: bool,
@@ -109,7 +111,9 @@ pub fn desired_object(
         *meta = Value::Object(Map::new());
     }
     if let Some(meta) = meta.as_object_mut() {
-        meta.remove("creationTimestamp");
+        for field in SERVER_METADATA {
+            meta.remove(*field);
+        }
         if namespaced {
             let has_namespace = meta
                 .get("namespace")
@@ -160,20 +164,24 @@ pub fn in_sync(desired: &Value, live: &Value) -> bool {
     }
 }
 
-/// Fields compared for drift: everything but `status` and server-managed metadata.
-pub fn drift_view(desired: &Value) -> Value {
-    let mut view = desired.clone();
+/// Metadata the API server sets; never part of what we apply or compare.
+const SERVER_METADATA: &[&str] = &[
+    "resourceVersion",
+    "uid",
+    "generation",
+    "managedFields",
+    "creationTimestamp",
+    "selfLink",
+];
+
+/// An object as compared for a diff: everything but `status` and server-set metadata.
+pub fn drift_view(object: &Value) -> Value {
+    let mut view = object.clone();
     if let Some(map) = view.as_object_mut() {
         map.remove("status");
         if let Some(meta) = map.get_mut("metadata").and_then(Value::as_object_mut) {
-            for field in [
-                "resourceVersion",
-                "uid",
-                "generation",
-                "managedFields",
-                "creationTimestamp",
-            ] {
-                meta.remove(field);
+            for field in SERVER_METADATA {
+                meta.remove(*field);
             }
         }
     }
@@ -276,13 +284,15 @@ mod tests {
 
     #[test]
     fn desired_object_defaults_namespace_and_labels_ownership() {
-        let object = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "creationTimestamp": null}, "status": {"x": 1}});
+        let object = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "creationTimestamp": null, "resourceVersion": "42", "uid": "u"}, "status": {"x": 1}});
         let out = desired_object(&object, true, "team", "app", "flux");
         assert_eq!(out["metadata"]["namespace"], "team");
         assert_eq!(out["metadata"]["labels"][NAME_LABEL], "app");
         assert_eq!(out["metadata"]["labels"][NAMESPACE_LABEL], "flux");
         assert!(out.get("status").is_none());
-        assert!(out["metadata"].get("creationTimestamp").is_none());
+        for field in ["creationTimestamp", "resourceVersion", "uid"] {
+            assert!(out["metadata"].get(field).is_none(), "{field}");
+        }
         let explicit = json!({"metadata": {"name": "c", "namespace": "other"}});
         assert_eq!(
             desired_object(&explicit, true, "team", "a", "b")["metadata"]["namespace"],

@@ -335,7 +335,7 @@ async fn run_sync(
 /// One line for the Ready condition.
 fn summary(revision: &str, report: &SyncReport) -> String {
     use engine::Action;
-    let short = &revision[..revision.len().min(12)];
+    let short: String = revision.chars().take(12).collect();
     let count = |f: fn(&Action) -> bool| report.objects.iter().filter(|o| f(&o.action)).count();
     let drifted = count(|a| matches!(a, Action::Drifted(_) | Action::Missing));
     let mut message = format!(
@@ -509,11 +509,7 @@ impl DriftWatches {
             let Some(key) = crate::manifest::ObjectKey::from_id(&entry.id) else {
                 continue;
             };
-            let api_version = if key.group.is_empty() {
-                entry.v.clone()
-            } else {
-                format!("{}/{}", key.group, entry.v)
-            };
+            let api_version = entry.api_version(&key);
             let id = format!("{api_version}/{}", key.kind);
             let fresh = self
                 .started

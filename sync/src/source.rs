@@ -78,7 +78,7 @@ const READER_GRACE: Duration = Duration::from_secs(5);
 
 /// Environment variables inherited from the controller that would redirect or
 /// reconfigure git behind our back, make it prompt, or trace secrets.
-const ENV_REMOVE: &[&str] = &[
+pub(crate) const ENV_REMOVE: &[&str] = &[
     "GIT_ASKPASS",
     "SSH_ASKPASS",
     "GIT_DIR",
@@ -883,39 +883,7 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    /// Run real git for test fixtures, independent of any global config.
-    fn git(dir: &Path, args: &[&str]) -> String {
-        let mut cmd = Command::new("git");
-        for name in ENV_REMOVE {
-            cmd.env_remove(name);
-        }
-        let out = cmd
-            .arg("-C")
-            .arg(dir)
-            .args([
-                "-c",
-                "user.name=Test",
-                "-c",
-                "user.email=test@example.com",
-                "-c",
-                "commit.gpgsign=false",
-                "-c",
-                "tag.gpgsign=false",
-                "-c",
-                "init.defaultBranch=main",
-            ])
-            .args(args)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .output()
-            .expect("run git");
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
+    use crate::testing::run_git as git;
 
     struct Repo {
         _tmp: tempfile::TempDir,

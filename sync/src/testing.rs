@@ -3,15 +3,22 @@
 //!
 //! It answers what the engine and reconciler send: per-group discovery, GET, LIST with an
 //! equality label selector, WATCH (a stream of the changes made after it opens), server-side
-//! apply (with `dryRun`), merge patches of `status`, and DELETE. Apply is simplified to "the applied object replaces everything but status and
-//! server-set metadata"; resourceVersion moves only when something changed and generation only
-//! when the spec changed, which is what the engine's decisions depend on. Every request is
+//! apply (with `dryRun`), merge patches of `status`, and DELETE. Apply is simplified to "the
+//! applied object replaces everything but status and server-set metadata"; resourceVersion
+//! moves only when something changed, and objects with a `spec` carry a generation that moves
+//! only when the spec changed (ConfigMaps and Secrets have none, as on a real API server),
+//! which is what the engine's decisions and the drift watches depend on. Every request is
 //! recorded so tests can assert how many writes a sync made. Deployments can be made to look
 //! rolled out at once, as a stand-in for the Deployment controller.
+//!
+//! [`GitRepo`] is the other fixture every sync test needs: a real Git repository in a temporary
+//! folder, committed to with git itself, independent of the machine's git configuration.
 
 use std::{
     collections::BTreeMap,
     convert::Infallible,
+    path::{Path, PathBuf},
+    process::Command,
     sync::{Arc, Mutex, MutexGuard},
 };
 
@@ -171,7 +178,7 @@ impl FakeApiServer {
         self.lock().requests.clear();
     }
 
-    /// Number of recorded requests with this method that wrote (not dry-run).
+    /// Number of recorded requests that wrote (PATCH, POST, DELETE; dry runs excluded).
     pub fn writes(&self) -> usize {
         self.lock()
             .requests
@@ -218,7 +225,7 @@ impl FakeApiServer {
         let mut object = object;
         set_meta(&mut object, "resourceVersion", json!(rv.to_string()));
         set_meta(&mut object, "uid", json!(format!("uid-{rv}")));
-        if object.pointer("/metadata/generation").is_none() {
+        if object.get("spec").is_some() && object.pointer("/metadata/generation").is_none() {
             set_meta(&mut object, "generation", json!(1));
         }
         state.notify(plural, "ADDED", &object);
@@ -240,7 +247,7 @@ impl FakeApiServer {
             let spec_before = object.get("spec").cloned();
             change(object);
             set_meta(object, "resourceVersion", json!(rv.to_string()));
-            if object.get("spec").cloned() != spec_before {
+            if object.get("spec").is_some() && object.get("spec").cloned() != spec_before {
                 let generation = object
                     .pointer("/metadata/generation")
                     .and_then(Value::as_i64)
@@ -506,7 +513,9 @@ impl FakeApiServer {
                         (1, true)
                     }
                 };
-                set_meta(&mut result, "generation", json!(generation));
+                if result.get("spec").is_some() {
+                    set_meta(&mut result, "generation", json!(generation));
+                }
                 if roll_out && kind.kind == "Deployment" {
                     let replicas = result
                         .pointer("/spec/replicas")
@@ -639,4 +648,99 @@ fn bad_request(message: &str) -> (StatusCode, Value) {
         StatusCode::BAD_REQUEST,
         json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "BadRequest", "code": 400, "message": message}),
     )
+}
+
+/// Runs real git in `dir` for test fixtures, with a fixed identity and none of the machine's
+/// configuration or `GIT_*` environment; returns its trimmed stdout and panics on failure.
+pub fn run_git(dir: &Path, args: &[&str]) -> String {
+    let mut command = Command::new("git");
+    for name in crate::source::ENV_REMOVE {
+        command.env_remove(name);
+    }
+    let output = command
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=test@example.com",
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "tag.gpgsign=false",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run git: {e}"));
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// A Git repository (branch `main`) in a temporary folder, removed on drop.
+pub struct GitRepo {
+    dir: tempfile::TempDir,
+}
+
+impl GitRepo {
+    /// An empty repository.
+    pub fn new() -> GitRepo {
+        let dir = tempfile::Builder::new()
+            .prefix("sealed-secrets-repo-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create a temporary folder: {e}"));
+        run_git(dir.path(), &["init", "-q"]);
+        GitRepo { dir }
+    }
+
+    /// Runs git in the repository.
+    pub fn git(&self, args: &[&str]) -> String {
+        run_git(self.dir.path(), args)
+    }
+
+    /// A path inside the work tree.
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    /// Writes a file, creating its folders.
+    pub fn write(&self, relative: &str, text: &str) {
+        let path = self.path(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{}: {e}", parent.display()));
+        }
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+
+    /// Deletes a file.
+    pub fn remove(&self, relative: &str) {
+        let path = self.path(relative);
+        std::fs::remove_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+
+    /// Commits everything; returns the new commit's SHA.
+    pub fn commit(&self, message: &str) -> String {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "-m", message]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    /// The `file://` URL of the repository.
+    pub fn url(&self) -> String {
+        format!("file://{}", self.dir.path().display())
+    }
+}
+
+impl Default for GitRepo {
+    fn default() -> Self {
+        GitRepo::new()
+    }
 }

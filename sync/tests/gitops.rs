@@ -19,68 +19,13 @@ use sealed_secrets_sync::{
     render::Renderer,
     resource::{GitSource, GitSync, GitSyncSpec, InventoryEntry, RawSecretPolicy},
     source::{GitCli, Source, SourceSpec},
-    testing::FakeApiServer,
+    testing::{FakeApiServer, GitRepo},
 };
-use serde_json::{Value, json};
-
-/// A Git repository in a temporary folder.
-struct Repo {
-    dir: tempfile::TempDir,
-}
-
-impl Repo {
-    fn new() -> Repo {
-        let repo = Repo {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        repo.git(&["init", "-q", "-b", "main"]);
-        repo
-    }
-
-    fn git(&self, args: &[&str]) -> String {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("GIT_AUTHOR_NAME", "test")
-            .env("GIT_AUTHOR_EMAIL", "test@example.com")
-            .env("GIT_COMMITTER_NAME", "test")
-            .env("GIT_COMMITTER_EMAIL", "test@example.com")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("HOME", self.dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    fn write(&self, path: &str, text: &str) {
-        let full = self.dir.path().join(path);
-        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-        std::fs::write(full, text).unwrap();
-    }
-
-    fn remove(&self, path: &str) {
-        std::fs::remove_file(self.dir.path().join(path)).unwrap();
-    }
-
-    fn commit(&self, message: &str) -> String {
-        self.git(&["add", "-A"]);
-        self.git(&["commit", "-q", "-m", message]);
-        self.git(&["rev-parse", "HEAD"])
-    }
-
-    fn url(&self) -> String {
-        format!("file://{}", self.dir.path().display())
-    }
-}
+use serde_json::json;
 
 /// The repository layout of the GitOps guides: one base, a staging and a production overlay.
-fn gitops_repo() -> Repo {
-    let repo = Repo::new();
+fn gitops_repo() -> GitRepo {
+    let repo = GitRepo::new();
     repo.write(
         "deploy/base/kustomization.yaml",
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- deployment.yaml\n- service.yaml\n- config.yaml\n",
@@ -128,7 +73,7 @@ macro_rules! require_kubectl {
     };
 }
 
-fn fetch(repo: &Repo, cache: &Path) -> (String, std::path::PathBuf) {
+fn fetch(repo: &GitRepo, cache: &Path) -> (String, std::path::PathBuf) {
     let checkout = GitCli::new("git", cache)
         .fetch(&SourceSpec {
             url: repo.url(),
@@ -356,7 +301,7 @@ async fn prune_keeps_objects_marked_to_keep() {
 
 #[tokio::test]
 async fn a_raw_secret_blocks_the_whole_sync() {
-    let repo = Repo::new();
+    let repo = GitRepo::new();
     repo.write(
         "apps/config.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n",
@@ -420,7 +365,7 @@ fn new_key() -> PrivateKey {
 async fn sealed_secrets_must_open_with_the_cluster_keys_before_anything_is_applied() {
     let cluster_key = new_key();
     let other_key = new_key();
-    let repo = Repo::new();
+    let repo = GitRepo::new();
     repo.write(
         "apps/config.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n",
@@ -505,7 +450,17 @@ async fn kinds_from_crds_of_the_same_render_wait_for_their_crd() {
     );
 }
 
-fn git_sync(server: &FakeApiServer, repo: &Repo, self_heal: bool) -> GitSync {
+/// The reconciler's context against the in-memory server, fetching with git into `cache`.
+fn reconciler_context(server: &FakeApiServer, cache: &Path) -> Context {
+    Context::new(
+        Cluster::new(server.client()),
+        Arc::new(GitCli::new("git", cache)),
+        Renderer::default(),
+        None,
+    )
+}
+
+fn git_sync(server: &FakeApiServer, repo: &GitRepo, self_heal: bool) -> GitSync {
     let sync = GitSync {
         metadata: ObjectMeta {
             name: Some("web".into()),
@@ -546,15 +501,7 @@ async fn the_reconciler_syncs_heals_and_records_status() {
     let cache = tempfile::tempdir().unwrap();
     let server = FakeApiServer::new();
     server.roll_out_deployments(true);
-    let ctx = Arc::new(
-        Context::new(
-            Cluster::new(server.client()),
-            Arc::new(GitCli::new("git", cache.path())),
-            Renderer::default(),
-            None,
-        )
-        .without_drift_watches(),
-    );
+    let ctx = Arc::new(reconciler_context(&server, cache.path()).without_drift_watches());
     let head = repo.git(&["rev-parse", "HEAD"]);
     let sync = git_sync(&server, &repo, true);
     reconciler::reconcile(Arc::new(sync), Arc::clone(&ctx))
@@ -651,7 +598,7 @@ async fn the_reconciler_syncs_heals_and_records_status() {
 
 #[tokio::test]
 async fn a_suspended_gitsync_does_nothing() {
-    let repo = Repo::new();
+    let repo = GitRepo::new();
     repo.write(
         "apps/config.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n",
@@ -659,22 +606,13 @@ async fn a_suspended_gitsync_does_nothing() {
     repo.commit("one");
     let cache = tempfile::tempdir().unwrap();
     let server = FakeApiServer::new();
-    let ctx = Arc::new(
-        Context::new(
-            Cluster::new(server.client()),
-            Arc::new(GitCli::new("git", cache.path())),
-            Renderer::default(),
-            None,
-        )
-        .without_drift_watches(),
-    );
+    let ctx = Arc::new(reconciler_context(&server, cache.path()).without_drift_watches());
     let mut sync = git_sync(&server, &repo, false);
     sync.spec.suspend = true;
     reconciler::reconcile(Arc::new(sync), ctx).await.unwrap();
     let sync = read_sync(&server);
     assert_eq!(condition(&sync, "Ready").reason, "Suspended");
     assert_eq!(server.count("configmaps"), 0);
-    let _: Value = serde_json::to_value(&sync).unwrap();
 }
 
 #[tokio::test]
@@ -718,7 +656,7 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_seen_through_watches_is_healed_without_waiting_for_the_interval() {
-    let repo = Repo::new();
+    let repo = GitRepo::new();
     repo.write(
         "apps/config.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: production\ndata:\n  mode: fast\n",
@@ -730,12 +668,7 @@ async fn drift_seen_through_watches_is_healed_without_waiting_for_the_interval()
     sync.spec.source.path = "apps".into();
     sync.spec.interval = "1h".into();
     server.insert("gitsyncs", serde_json::to_value(&sync).unwrap());
-    let ctx = Arc::new(Context::new(
-        Cluster::new(server.client()),
-        Arc::new(GitCli::new("git", cache.path())),
-        Renderer::default(),
-        None,
-    ));
+    let ctx = Arc::new(reconciler_context(&server, cache.path()));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let controller = tokio::spawn(reconciler::run(ctx, None, async move {
         let _ = stopped.await;
