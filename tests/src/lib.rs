@@ -208,22 +208,39 @@ pub fn free_port() -> u16 {
 
 /// Polls `check` every 250 ms until it returns `Ok`, and returns that value; panics after
 /// `timeout` with `what` and the last error.
-pub fn wait_for<T>(
-    what: &str,
-    timeout: Duration,
-    mut check: impl FnMut() -> Result<T, String>,
-) -> T {
+pub fn wait_for<T>(what: &str, timeout: Duration, check: impl FnMut() -> Result<T, String>) -> T {
+    poll(timeout, check).unwrap_or_else(|last| {
+        panic!("timed out after {timeout:?} waiting for {what}; last: {last}")
+    })
+}
+
+/// Polls `check` every 250 ms until it returns `Ok`; after `timeout`, the last error.
+fn poll<T>(timeout: Duration, mut check: impl FnMut() -> Result<T, String>) -> Result<T, String> {
     let deadline = Instant::now() + timeout;
     loop {
         let last = match check() {
-            Ok(value) => return value,
+            Ok(value) => return Ok(value),
             Err(err) => err,
         };
         if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}; last: {last}");
+            return Err(last);
         }
         thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// Fails the test unless kubectl runs: with `KUBEBUILDER_ASSETS` set the suites need it, so a
+/// missing kubectl is a failure, not a skip.
+pub fn require_kubectl() {
+    let works = Command::new(kubectl_program())
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        works,
+        "KUBEBUILDER_ASSETS is set but `{}` does not run: the e2e suite needs kubectl (set KUBECTL or PATH)",
+        kubectl_program().display()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1493,6 +1510,22 @@ impl Controller {
         if let Some(mut child) = self.child.take() {
             kill_child(&mut child);
         }
+    }
+
+    /// [`wait_for`], with this controller's log in the panic message.
+    pub fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        check: impl FnMut() -> Result<T, String>,
+    ) -> T {
+        poll(timeout, check).unwrap_or_else(|last| {
+            panic!(
+                "timed out after {timeout:?} waiting for {what}; last: {last}\n--- log of controller {} ---\n{}",
+                self.name,
+                self.log()
+            )
+        })
     }
 
     /// Its log so far (stdout and stderr).

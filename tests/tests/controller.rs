@@ -19,7 +19,7 @@ use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 use sealed_secrets_e2e::{
     Assets, Binaries, Cluster, Controller, HttpReply, KEY_LABEL, SEALED_SECRET_CRD,
     create_namespace, get_object, install_crd, key_secrets, kubectl_json, kubectl_ok,
-    kubectl_program, kubectl_with_stdin, kubeseal, pem_body, read_yaml, resolve_path, secret_data,
+    kubectl_with_stdin, kubeseal, pem_body, read_yaml, require_kubectl, resolve_path, secret_data,
     shared_cluster, skip, unique_name, wait_for, workspace_root,
 };
 use serde_json::{Value, json};
@@ -58,15 +58,7 @@ fn setup_with(assets: Result<Assets, String>) -> Option<Arc<Cluster>> {
             return None;
         }
     };
-    let kubectl_works = std::process::Command::new(kubectl_program())
-        .args(["version", "--client"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        kubectl_works,
-        "KUBEBUILDER_ASSETS is set but `{}` does not run: the e2e suite needs kubectl (set KUBECTL or PATH)",
-        kubectl_program().display()
-    );
+    require_kubectl();
     Binaries::get();
     Some(shared_cluster(&assets, |cluster| {
         install_crd(cluster, &crd_path(), SEALED_SECRET_CRD)

@@ -10,19 +10,14 @@
 //! Only ConfigMaps, ServiceAccounts and Services are synced: with no kube-controller-manager
 //! or kubelet, workloads would never become healthy.
 
-use std::{
-    path::PathBuf,
-    process::Command,
-    sync::Arc,
-    thread,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, thread, time::Duration};
 
 use sealed_secrets_e2e::{
     Assets, Binaries, Cluster, Controller, SEALED_SECRET_CRD, apply_yaml, create_namespace,
-    get_object, install_crd, kubectl_ok, kubectl_program, kubeseal, secret_data, shared_cluster,
-    skip, unique_name, workspace_root,
+    get_object, install_crd, kubectl_ok, kubectl_program, kubeseal, require_kubectl, secret_data,
+    shared_cluster, skip, unique_name, workspace_root,
 };
+use sealed_secrets_sync::testing::GitRepo;
 use serde_json::Value;
 
 /// Upper bound of every wait on the controller.
@@ -38,15 +33,7 @@ fn setup() -> Option<Arc<Cluster>> {
             return None;
         }
     };
-    let kubectl_works = Command::new(kubectl_program())
-        .args(["version", "--client"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        kubectl_works,
-        "KUBEBUILDER_ASSETS is set but `{}` does not run: the e2e suite needs kubectl (set KUBECTL or PATH)",
-        kubectl_program().display()
-    );
+    require_kubectl();
     Binaries::get();
     Some(shared_cluster(&assets, |cluster| {
         let crds = workspace_root().join("crds");
@@ -63,98 +50,63 @@ fn setup() -> Option<Arc<Cluster>> {
     }))
 }
 
-/// A Git repository in a temporary folder, committed to with a fixed identity.
-struct Repo {
-    dir: tempfile::TempDir,
-}
-
-impl Repo {
-    fn new() -> Repo {
-        let repo = Repo {
-            dir: tempfile::Builder::new()
-                .prefix("sealed-secrets-e2e-repo-")
-                .tempdir()
-                .expect("cannot create a temporary directory"),
-        };
-        repo.git(&["init", "-q", "-b", "main"]);
-        repo
-    }
-
-    fn git(&self, args: &[&str]) -> String {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("GIT_AUTHOR_NAME", "e2e")
-            .env("GIT_AUTHOR_EMAIL", "e2e@example.com")
-            .env("GIT_COMMITTER_NAME", "e2e")
-            .env("GIT_COMMITTER_EMAIL", "e2e@example.com")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("HOME", self.dir.path())
-            .output()
-            .expect("git must be installed for the gitops e2e test");
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn write(&self, rel: &str, text: &str) {
-        let full = self.path(rel);
-        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-        std::fs::write(full, text).unwrap();
-    }
-
-    fn remove(&self, rel: &str) {
-        std::fs::remove_file(self.path(rel)).unwrap();
-    }
-
-    fn commit(&self, message: &str) -> String {
-        self.git(&["add", "-A"]);
-        self.git(&["commit", "-q", "-m", message]);
-        self.git(&["rev-parse", "HEAD"])
-    }
-
-    fn url(&self) -> String {
-        format!("file://{}", self.dir.path().display())
-    }
-}
-
-/// Polls `check` until it succeeds; on timeout panics with the controller's log.
-fn wait<T>(controller: &Controller, what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let last = match check() {
-            Ok(value) => return value,
-            Err(err) => err,
-        };
-        if Instant::now() >= deadline {
-            panic!(
-                "timed out after {WAIT:?} waiting for {what}; last: {last}\n--- controller log ---\n{}",
-                controller.log()
-            );
-        }
-        thread::sleep(Duration::from_millis(250));
-    }
-}
-
-fn config_value(
-    cluster: &Cluster,
-    namespace: &str,
-    name: &str,
-    key: &str,
-) -> Result<String, String> {
-    let map = get_object(cluster, "configmap", namespace, name)?
-        .ok_or_else(|| format!("ConfigMap {namespace}/{name} not found"))?;
-    map["data"][key]
+/// `data.greeting` of the synced ConfigMap `settings`.
+fn greeting(cluster: &Cluster, namespace: &str) -> Result<String, String> {
+    let map = get_object(cluster, "configmap", namespace, "settings")?
+        .ok_or_else(|| format!("ConfigMap {namespace}/settings not found"))?;
+    map["data"]["greeting"]
         .as_str()
         .map(str::to_string)
-        .ok_or_else(|| format!("ConfigMap {namespace}/{name} has no data.{key}: {map}"))
+        .ok_or_else(|| format!("ConfigMap {namespace}/settings has no data.greeting: {map}"))
+}
+
+fn greeting_is(cluster: &Cluster, namespace: &str, want: &str) -> Result<(), String> {
+    match greeting(cluster, namespace)? {
+        value if value == want => Ok(()),
+        other => Err(format!("greeting is {other}")),
+    }
+}
+
+/// `kubectl patch --type=merge`, as a user editing by hand.
+fn merge_patch(cluster: &Cluster, kind: &str, name: &str, namespace: &str, patch: &str) {
+    kubectl_ok(
+        cluster,
+        &[
+            "patch",
+            kind,
+            name,
+            "-n",
+            namespace,
+            "--type=merge",
+            "-p",
+            patch,
+        ],
+    );
+}
+
+/// The GitSync's Ready condition.
+fn ready_condition(cluster: &Cluster, namespace: &str) -> Result<Value, String> {
+    let sync = gitsync(cluster, namespace)?;
+    condition(&sync, "Ready").ok_or_else(|| format!("no Ready condition: {}", sync["status"]))
+}
+
+/// Waits until the GitSync is Ready with `revision` applied.
+fn wait_ready_at(
+    controller: &Controller,
+    cluster: &Cluster,
+    namespace: &str,
+    revision: &str,
+    what: &str,
+) {
+    controller.wait_for(&format!("GitSync Ready on {what}"), WAIT, || {
+        let sync = gitsync(cluster, namespace)?;
+        let ready = condition(&sync, "Ready").ok_or("no Ready condition")?;
+        if ready["status"] == "True" && sync["status"]["lastAppliedRevision"] == revision {
+            Ok(())
+        } else {
+            Err(format!("status: {}", sync["status"]))
+        }
+    });
 }
 
 fn gitsync(cluster: &Cluster, namespace: &str) -> Result<Value, String> {
@@ -176,7 +128,7 @@ fn config_map(name: &str, greeting: &str) -> String {
 }
 
 /// The layout of the GitOps guides: a base and an overlay that sets the namespace.
-fn write_overlay(repo: &Repo, namespace: &str, base: &[&str]) {
+fn write_overlay(repo: &GitRepo, namespace: &str, base: &[&str]) {
     let resources: String = base.iter().map(|r| format!("- {r}\n")).collect();
     repo.write(
         "deploy/base/kustomization.yaml",
@@ -198,7 +150,7 @@ fn gitsync_applies_prunes_heals_and_guards_secrets() {
         create_namespace(&cluster, ns);
     }
 
-    let repo = Repo::new();
+    let repo = GitRepo::new();
     repo.write("deploy/base/config.yaml", &config_map("settings", "hello"));
     repo.write(
         "deploy/base/account.yaml",
@@ -239,23 +191,13 @@ fn gitsync_applies_prunes_heals_and_guards_secrets() {
     );
 
     // 1. The overlay is applied and the status records it.
-    wait(&controller, "the overlay to be applied", || {
-        config_value(&cluster, &app, "settings", "greeting")
-    });
-    wait(&controller, "GitSync Ready with the first revision", || {
-        let sync = gitsync(&cluster, &ops)?;
-        let ready = condition(&sync, "Ready").ok_or("no Ready condition")?;
-        if ready["status"] == "True" && sync["status"]["lastAppliedRevision"] == first.as_str() {
-            Ok(sync)
-        } else {
-            Err(format!("status: {}", sync["status"]))
-        }
-    });
-    let labels = get_object(&cluster, "serviceaccount", &app, "web")
+    wait_ready_at(&controller, &cluster, &ops, &first, "the first commit");
+    assert_eq!(greeting(&cluster, &app).unwrap(), "hello");
+    let account = get_object(&cluster, "serviceaccount", &app, "web")
         .unwrap()
         .unwrap();
     assert_eq!(
-        labels["metadata"]["labels"]["gitops.sealed-secrets-rs.io/name"],
+        account["metadata"]["labels"]["gitops.sealed-secrets-rs.io/name"],
         "app"
     );
 
@@ -264,67 +206,42 @@ fn gitsync_applies_prunes_heals_and_guards_secrets() {
         "deploy/base/config.yaml",
         &config_map("settings", "bonjour"),
     );
-    repo.commit("french");
-    wait(
-        &controller,
-        "the new commit to be applied",
-        || match config_value(&cluster, &app, "settings", "greeting")? {
-            v if v == "bonjour" => Ok(()),
-            other => Err(format!("greeting is {other}")),
-        },
-    );
+    let second = repo.commit("french");
+    wait_ready_at(&controller, &cluster, &ops, &second, "the new commit");
+    assert_eq!(greeting(&cluster, &app).unwrap(), "bonjour");
 
     // 3. A file removed from Git is pruned.
     repo.remove("deploy/base/service.yaml");
     write_overlay(&repo, &app, &["config.yaml", "account.yaml"]);
     repo.commit("drop the service");
-    wait(
-        &controller,
-        "the Service to be pruned",
-        || match get_object(&cluster, "service", &app, "web")? {
+    controller.wait_for("the Service to be pruned", WAIT, || {
+        match get_object(&cluster, "service", &app, "web")? {
             None => Ok(()),
             Some(_) => Err("Service web still exists".into()),
-        },
-    );
+        }
+    });
 
     // 4. Self-heal on: a hand edit is reverted.
-    kubectl_ok(
+    merge_patch(
         &cluster,
-        &[
-            "patch",
-            "configmap",
-            "settings",
-            "-n",
-            &app,
-            "--type=merge",
-            "-p",
-            r#"{"data":{"greeting":"edited"}}"#,
-        ],
+        "configmap",
+        "settings",
+        &app,
+        r#"{"data":{"greeting":"edited"}}"#,
     );
-    wait(
-        &controller,
-        "the hand edit to be reverted",
-        || match config_value(&cluster, &app, "settings", "greeting")? {
-            v if v == "bonjour" => Ok(()),
-            other => Err(format!("greeting is {other}")),
-        },
-    );
+    controller.wait_for("the hand edit to be reverted", WAIT, || {
+        greeting_is(&cluster, &app, "bonjour")
+    });
 
     // 5. Self-heal off: a hand edit stays, and the Ready message reports the drift.
-    kubectl_ok(
+    merge_patch(
         &cluster,
-        &[
-            "patch",
-            "gitsync",
-            "app",
-            "-n",
-            &ops,
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"selfHeal":false}}"#,
-        ],
+        "gitsync",
+        "app",
+        &ops,
+        r#"{"spec":{"selfHeal":false}}"#,
     );
-    wait(&controller, "the spec change to be observed", || {
+    controller.wait_for("the spec change to be observed", WAIT, || {
         let sync = gitsync(&cluster, &ops)?;
         if sync["status"]["observedGeneration"] == sync["metadata"]["generation"] {
             Ok(())
@@ -332,22 +249,15 @@ fn gitsync_applies_prunes_heals_and_guards_secrets() {
             Err(format!("status: {}", sync["status"]))
         }
     });
-    kubectl_ok(
+    merge_patch(
         &cluster,
-        &[
-            "patch",
-            "configmap",
-            "settings",
-            "-n",
-            &app,
-            "--type=merge",
-            "-p",
-            r#"{"data":{"greeting":"edited"}}"#,
-        ],
+        "configmap",
+        "settings",
+        &app,
+        r#"{"data":{"greeting":"edited"}}"#,
     );
-    wait(&controller, "the drift to be reported", || {
-        let sync = gitsync(&cluster, &ops)?;
-        let ready = condition(&sync, "Ready").ok_or("no Ready condition")?;
+    controller.wait_for("the drift to be reported", WAIT, || {
+        let ready = ready_condition(&cluster, &ops)?;
         if ready["message"]
             .as_str()
             .unwrap_or("")
@@ -359,10 +269,7 @@ fn gitsync_applies_prunes_heals_and_guards_secrets() {
         }
     });
     thread::sleep(Duration::from_secs(5));
-    assert_eq!(
-        config_value(&cluster, &app, "settings", "greeting").unwrap(),
-        "edited"
-    );
+    assert_eq!(greeting(&cluster, &app).unwrap(), "edited");
 
     // 6. A raw Secret in Git blocks the sync; nothing of that revision is applied.
     repo.write(
@@ -375,13 +282,13 @@ fn gitsync_applies_prunes_heals_and_guards_secrets() {
     );
     write_overlay(&repo, &app, &["config.yaml", "account.yaml", "leaked.yaml"]);
     let leaked = repo.commit("commit a raw secret by mistake");
-    wait(&controller, "the raw Secret to block the sync", || {
+    controller.wait_for("the raw Secret to block the sync", WAIT, || {
         let sync = gitsync(&cluster, &ops)?;
-        let ready = condition(&sync, "Ready").ok_or("no Ready condition")?;
+        let ready = ready_condition(&cluster, &ops)?;
         if ready["reason"] == "RawSecretRefused"
             && sync["status"]["lastFetchedRevision"] == leaked.as_str()
         {
-            Ok(ready)
+            Ok(())
         } else {
             Err(format!("status: {}", sync["status"]))
         }
@@ -391,15 +298,12 @@ fn gitsync_applies_prunes_heals_and_guards_secrets() {
             .unwrap()
             .is_none()
     );
-    assert_ne!(
-        config_value(&cluster, &app, "settings", "greeting").unwrap(),
-        "blocked"
-    );
+    assert_ne!(greeting(&cluster, &app).unwrap(), "blocked");
     let sync = gitsync(&cluster, &ops).unwrap();
     assert!(!sync.to_string().contains("do-not-apply"));
 
     // 7. The secret sealed for this controller instead: it becomes a Secret.
-    let cert = wait(&controller, "the controller's certificate", || {
+    let cert = controller.wait_for("the controller's certificate", WAIT, || {
         let reply = controller.get("/v1/cert.pem")?;
         if reply.status == 200 {
             Ok(reply.text())
@@ -426,7 +330,7 @@ fn gitsync_applies_prunes_heals_and_guards_secrets() {
         &["config.yaml", "account.yaml", "db-sealed.yaml"],
     );
     let sealed_rev = repo.commit("seal it");
-    let secret = wait(&controller, "the SealedSecret to become a Secret", || {
+    let secret = controller.wait_for("the SealedSecret to become a Secret", WAIT, || {
         get_object(&cluster, "secret", &app, "db")?.ok_or_else(|| "Secret db not found".to_string())
     });
     let data = secret_data(&secret).unwrap();
@@ -434,14 +338,11 @@ fn gitsync_applies_prunes_heals_and_guards_secrets() {
         data.get("password").map(Vec::as_slice),
         Some(b"s3cret".as_slice())
     );
-    wait(&controller, "GitSync Ready on the sealed revision", || {
-        let sync = gitsync(&cluster, &ops)?;
-        let ready = condition(&sync, "Ready").ok_or("no Ready condition")?;
-        if ready["status"] == "True" && sync["status"]["lastAppliedRevision"] == sealed_rev.as_str()
-        {
-            Ok(())
-        } else {
-            Err(format!("status: {}", sync["status"]))
-        }
-    });
+    wait_ready_at(
+        &controller,
+        &cluster,
+        &ops,
+        &sealed_rev,
+        "the sealed commit",
+    );
 }

@@ -35,8 +35,8 @@ use std::{
 use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 use sealed_secrets_e2e::{
     Assets, Binaries, Cluster, Controller, SEALED_SECRET_CRD, apply_yaml, create_namespace,
-    get_object, install_crd, key_secrets, kubectl_ok, kubectl_program, kubeseal, parse_yaml,
-    pem_body, run_command, secret_data, skip, tail, unique_name, wait_for, workspace_root,
+    get_object, install_crd, key_secrets, kubectl_ok, kubeseal, parse_yaml, pem_body,
+    require_kubectl, run_command, secret_data, skip, tail, unique_name, wait_for, workspace_root,
 };
 use serde_json::{Value, json};
 
@@ -69,15 +69,7 @@ fn kubeseal_through_the_service_proxy() {
         skip(&reason);
         return;
     }
-    let kubectl_works = Command::new(kubectl_program())
-        .args(["version", "--client"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        kubectl_works,
-        "KUBEBUILDER_ASSETS is set but `{}` does not run: the e2e suite needs kubectl (set KUBECTL or PATH)",
-        kubectl_program().display()
-    );
+    require_kubectl();
     // Build (or find) the binaries out here: cargo inside the namespace has no network.
     let binaries = Binaries::get();
     let exe = std::env::current_exe().expect("cannot find the test executable");
