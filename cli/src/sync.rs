@@ -16,7 +16,7 @@ use std::{
     process::ExitCode,
 };
 
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{ArgAction, Parser};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
@@ -136,7 +136,13 @@ fn run(args: &SyncArgs) -> Result<bool> {
     let manifests = Renderer::default()
         .render(&root, &path)
         .map_err(|e| anyhow!("{e}"))?;
-    let mut upstream_args = Args::parse_from(["kubeseal"]);
+    // Upstream's flag set, for the shared kubeconfig and service-proxy code: defaults and
+    // SEALED_SECRETS_* variables, then this command's connection flags.
+    let mut upstream_args = Args::try_parse_from(["kubeseal"]).map_err(|e| {
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or("");
+        anyhow!("{}", first.strip_prefix("error: ").unwrap_or(first))
+    })?;
     upstream_args.kubeconfig = args.kubeconfig.clone();
     upstream_args.kube = args.kube.clone();
     upstream_args.controller_name = args.controller_name.clone();
@@ -224,6 +230,9 @@ impl SealedSecretVerifier for ControllerVerifier {
 fn checkout(args: &SyncArgs) -> Result<(PathBuf, String, Option<tempfile::TempDir>)> {
     let Some(url) = &args.repo else {
         let (root, path) = local_root(&args.path);
+        if !root.join(&path).is_dir() {
+            bail!("--path {}: no such folder", args.path);
+        }
         return Ok((root, path, None));
     };
     let cache = tempfile::tempdir().context("cannot create a temporary folder for --repo")?;

@@ -980,6 +980,14 @@ fn sync_diff_apply_prune_and_the_secret_policy() {
     assert!(!stderr.contains("abc123"));
     assert_eq!(server.writes(), 0);
     assert!(server.object("secrets", "shop", "leaked").is_none());
+
+    // a folder that does not exist is named as given.
+    let (code, _, stderr) = run_sync(&fx, &["diff", "--name", "web", "--path", "missing"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("--path missing: no such folder"),
+        "{stderr}"
+    );
 }
 
 #[test]
