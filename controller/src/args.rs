@@ -6,43 +6,13 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{ArgAction, Parser, builder::BoolishValueParser};
 
-/// Parses a Go duration (`720h0m0s`, `5s`, `1h30m`, `0`).
+/// Parses a flag's Go duration (`720h0m0s`, `5s`, `1h30m`, `0`); empty means zero.
 pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    if text == "0" || text.is_empty() {
+    if text.is_empty() {
         return Ok(Duration::ZERO);
     }
-    let mut total = 0f64;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("time: missing unit in duration \"{text}\""))?;
-        let (number, tail) = rest.split_at(number_len);
-        let value: f64 = number
-            .parse()
-            .map_err(|_| format!("time: invalid duration \"{text}\""))?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let seconds = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => {
-                return Err(format!(
-                    "time: unknown unit \"{unit}\" in duration \"{text}\""
-                ));
-            }
-        };
-        total += value * seconds;
-        rest = tail;
-    }
-    Ok(Duration::from_secs_f64(total))
+    sealed_secrets_core::duration::parse_go_duration(text).map_err(|e| e.to_string())
 }
 
 /// Which timestamp orders keys (and so picks the sealing key).

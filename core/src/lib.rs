@@ -14,6 +14,7 @@
 //! - [`seal`], [`unseal`]: Secret → SealedSecret and back;
 //! - [`template`]: Go text/template rendering of `spec.template.data`;
 //! - [`documents`]: YAML/JSON streams in, upstream-shaped output out;
+//! - [`duration`]: Go durations, as flags and intervals are written;
 //! - [`tagged`]: upstream's folded error text.
 
 pub mod cert;
@@ -21,6 +22,7 @@ pub mod crd;
 pub mod crypto;
 mod der;
 pub mod documents;
+pub mod duration;
 pub mod keys;
 pub mod reencrypt;
 pub mod scope;

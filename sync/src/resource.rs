@@ -224,39 +224,16 @@ pub fn crd_yaml() -> String {
 #[error("spec.interval: {0:?} is not a duration such as \"30s\", \"5m\" or \"1h30m\"")]
 pub struct IntervalError(pub String);
 
-/// Parses a Go-style duration (`1h30m`, `45s`, `500ms`); empty means [`DEFAULT_INTERVAL`].
+/// Parses a Go duration (`1h30m`, `45s`, `500ms`); empty means [`DEFAULT_INTERVAL`].
 /// Durations under one second are raised to one second, so a typo cannot hammer the server.
 pub fn parse_interval(text: &str) -> Result<Duration, IntervalError> {
     let text = text.trim();
     if text.is_empty() {
         return Ok(DEFAULT_INTERVAL);
     }
-    let err = || IntervalError(text.to_string());
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(err)?;
-        if digits == 0 {
-            return Err(err());
-        }
-        let number: f64 = rest[..digits].parse().map_err(|_| err())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds_per_unit = match &rest[..unit_len] {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(err()),
-        };
-        rest = &rest[unit_len..];
-        total += Duration::try_from_secs_f64(number * seconds_per_unit).map_err(|_| err())?;
-    }
-    Ok(total.max(Duration::from_secs(1)))
+    sealed_secrets_core::duration::parse_go_duration(text)
+        .map(|d| d.max(Duration::from_secs(1)))
+        .map_err(|_| IntervalError(text.to_string()))
 }
 
 #[cfg(test)]

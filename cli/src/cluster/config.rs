@@ -24,6 +24,8 @@ use kube::config::{
     NamedContext,
 };
 
+use sealed_secrets_core::duration::parse_go_duration;
+
 use crate::args::{Args, KubeOverrides};
 
 /// The name of the single context kubeseal builds from the merged files and the flags.
@@ -286,42 +288,8 @@ pub fn parse_request_timeout(value: &str) -> Result<Option<Duration>> {
     if let Ok(seconds) = value.parse::<u64>() {
         return Ok((seconds > 0).then(|| Duration::from_secs(seconds)));
     }
-    let duration = parse_go_duration(value).ok_or_else(invalid)?;
+    let duration = parse_go_duration(value).map_err(|_| invalid())?;
     Ok((!duration.is_zero()).then_some(duration))
-}
-
-/// Go's `time.ParseDuration` for non-negative values.
-fn parse_go_duration(text: &str) -> Option<Duration> {
-    let mut rest = text.strip_prefix('+').unwrap_or(text);
-    if rest == "0" {
-        return Some(Duration::ZERO);
-    }
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number: f64 = rest[..number_len].parse().ok()?;
-        rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds_per_unit = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += number * seconds_per_unit;
-    }
-    Duration::try_from_secs_f64(total).ok()
 }
 
 #[cfg(test)]
