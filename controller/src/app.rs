@@ -436,6 +436,35 @@ async fn shutdown_signal() {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn the_gitops_secret_policy_opens_sealed_secrets_with_this_controllers_keys() {
+        let ring = crate::fixtures::test_ring();
+        let sealed = crate::fixtures::sealed_db(&ring);
+        let (service, _handle) = tower_test::mock::pair::<
+            http::Request<kube::client::Body>,
+            http::Response<kube::client::Body>,
+        >();
+        let settings = GitOpsSettings {
+            cache_dir: std::env::temp_dir(),
+            git: "git".into(),
+            kubectl: "kubectl".into(),
+            accept_deprecated_v1_data: true,
+        };
+        let ctx = gitops_context(
+            Client::new(service, "default"),
+            Arc::clone(&ring),
+            &settings,
+        );
+        let verifier = ctx.verifier.as_ref().expect("a verifier");
+        assert_eq!(verifier.verify(&sealed), Ok(()));
+        // Another cluster's keys: refused, without the plaintext.
+        let other = crate::fixtures::test_ring();
+        let foreign = crate::fixtures::sealed_db(&other);
+        let err = verifier.verify(&foreign).unwrap_err();
+        assert!(err.contains("no key could decrypt"), "{err}");
+        assert!(!err.contains("hunter2"));
+    }
+
     #[test]
     fn go_listen_addresses() {
         assert_eq!(
