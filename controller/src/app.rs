@@ -314,18 +314,9 @@ pub async fn run(args: Args) -> Result<()> {
                     .collect::<Vec<_>>()
             });
             let ctx = Arc::new(Context::new(client, ring, metrics, options));
-            let runs = namespaces.into_iter().map(|ns| {
-                // The controller wants a `Sync` shutdown future: a oneshot fired on stop.
-                let (fire, fired) = tokio::sync::oneshot::channel::<()>();
-                let mut stop = stop_rx.clone();
-                tokio::spawn(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                    let _ = fire.send(());
-                });
-                reconciler::run(Arc::clone(&ctx), ns, async move {
-                    let _ = fired.await;
-                })
-            });
+            let runs = namespaces
+                .into_iter()
+                .map(|ns| reconciler::run(Arc::clone(&ctx), ns, stop_future(stop_rx.clone())));
             futures::future::join_all(runs).await;
             for run in gitops_runs.into_iter().flatten() {
                 let _ = run.await;
@@ -396,7 +387,8 @@ fn gitops_context(
     ))
 }
 
-/// A `Send + Sync` future that resolves when `stop` turns true.
+/// A `Send + Sync` future that resolves when `stop` turns true (kube's controllers want a
+/// `Sync` shutdown future; a oneshot fired on stop is one).
 fn stop_future(
     mut stop: watch::Receiver<bool>,
 ) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
