@@ -67,10 +67,16 @@ fn string_property(description: &str) -> JSONSchemaProps {
 /// The CRD as deterministic, key-sorted YAML with a header naming its source, as committed at
 /// [`CRD_PATH`].
 pub fn crd_yaml() -> String {
+    crd_file(&crd(), "core/src/sealed_secret.rs", REGENERATE_COMMAND)
+}
+
+/// A CRD as committed under `crds/`: a header naming the Rust source and the command that
+/// regenerates it, then key-sorted YAML (deterministic, so a stale file shows as a diff).
+pub fn crd_file(crd: &CustomResourceDefinition, source: &str, regenerate: &str) -> String {
     // Serialising a k8s-openapi type to a `Value` cannot fail.
-    let value = serde_json::to_value(crd()).unwrap_or_default();
+    let value = serde_json::to_value(crd).unwrap_or_default();
     format!(
-        "# Generated from core/src/sealed_secret.rs; regenerate with: {REGENERATE_COMMAND}\n{}",
+        "# Generated from {source}; regenerate with: {regenerate}\n{}",
         to_sorted_yaml(&value)
     )
 }

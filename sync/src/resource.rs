@@ -209,14 +209,10 @@ pub const CRD_PATH: &str = "crds/gitops.sealed-secrets-rs.io_gitsyncs.yaml";
 /// The command that regenerates [`CRD_PATH`].
 pub const REGENERATE_COMMAND: &str = "UPDATE_CRDS=1 cargo test -p sealed-secrets-sync --test crd";
 
-/// The GitSync CRD as deterministic, key-sorted YAML with a header naming its source.
+/// The GitSync CRD as committed at [`CRD_PATH`].
 pub fn crd_yaml() -> String {
     use kube::CustomResourceExt;
-    let value = serde_json::to_value(GitSync::crd()).unwrap_or_default();
-    format!(
-        "# Generated from sync/src/resource.rs; regenerate with: {REGENERATE_COMMAND}\n{}",
-        sealed_secrets_core::documents::to_sorted_yaml(&value)
-    )
+    sealed_secrets_core::crd::crd_file(&GitSync::crd(), "sync/src/resource.rs", REGENERATE_COMMAND)
 }
 
 /// An `interval` that is not a Go duration.
