@@ -888,6 +888,29 @@ impl Drop for Cluster {
     }
 }
 
+/// What a suite starts with: `None` (after the one skip line) without assets; otherwise
+/// kubectl checked, our binaries built, and the shared cluster with each CRD of `crds` (file
+/// name under `<workspace>/crds`, CRD name) applied and `Established`.
+pub fn suite_cluster(
+    assets: Result<Assets, String>,
+    crds: &[(&str, &str)],
+) -> Option<Arc<Cluster>> {
+    let assets = match assets {
+        Ok(assets) => assets,
+        Err(reason) => {
+            skip(&reason);
+            return None;
+        }
+    };
+    require_kubectl();
+    Binaries::get();
+    Some(shared_cluster(&assets, |cluster| {
+        for (file, name) in crds {
+            install_crd(cluster, &workspace_root().join("crds").join(file), name);
+        }
+    }))
+}
+
 /// The cluster shared by all tests of this test binary: started (and `init` run on it) by the
 /// first test that asks, kept while any test holds it, stopped when the last one lets go. A
 /// start failure is remembered, so later tests fail at once instead of waiting again.

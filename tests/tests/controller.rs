@@ -17,10 +17,10 @@ use std::{
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 use sealed_secrets_e2e::{
-    Assets, Binaries, Cluster, Controller, HttpReply, KEY_LABEL, SEALED_SECRET_CRD,
-    create_namespace, get_object, install_crd, key_secrets, kubectl_json, kubectl_ok,
-    kubectl_with_stdin, kubeseal, pem_body, read_yaml, require_kubectl, resolve_path, secret_data,
-    shared_cluster, skip, unique_name, wait_for, workspace_root,
+    Assets, Cluster, Controller, HttpReply, KEY_LABEL, SEALED_SECRET_CRD, create_namespace,
+    get_object, key_secrets, kubectl_json, kubectl_ok, kubectl_with_stdin, kubeseal, pem_body,
+    read_yaml, resolve_path, secret_data, skip, suite_cluster, unique_name, wait_for,
+    workspace_root,
 };
 use serde_json::{Value, json};
 
@@ -33,13 +33,6 @@ const LEASE_NAME: &str = "sealed-secrets-controller";
 // Set-up
 // ---------------------------------------------------------------------------------------------
 
-/// The CRD the lead ships: `<workspace>/crds/bitnami.com_sealedsecrets.yaml`.
-fn crd_path() -> PathBuf {
-    workspace_root()
-        .join("crds")
-        .join("bitnami.com_sealedsecrets.yaml")
-}
-
 /// `shared/vectors` beside the workspace (`SEALED_SECRETS_VECTORS_DIR` overrides).
 fn vectors_dir() -> PathBuf {
     std::env::var_os("SEALED_SECRETS_VECTORS_DIR")
@@ -48,21 +41,12 @@ fn vectors_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("..").join("shared").join("vectors"))
 }
 
-/// Checks the assets (printing the one skip line and returning `None` when absent), then gets
-/// our binaries and the shared cluster with the CRD established.
+/// The shared cluster with the SealedSecret CRD, or `None` (skipped) without assets.
 fn setup_with(assets: Result<Assets, String>) -> Option<Arc<Cluster>> {
-    let assets = match assets {
-        Ok(assets) => assets,
-        Err(reason) => {
-            skip(&reason);
-            return None;
-        }
-    };
-    require_kubectl();
-    Binaries::get();
-    Some(shared_cluster(&assets, |cluster| {
-        install_crd(cluster, &crd_path(), SEALED_SECRET_CRD)
-    }))
+    suite_cluster(
+        assets,
+        &[("bitnami.com_sealedsecrets.yaml", SEALED_SECRET_CRD)],
+    )
 }
 
 fn setup() -> Option<Arc<Cluster>> {

@@ -13,9 +13,8 @@
 use std::{sync::Arc, thread, time::Duration};
 
 use sealed_secrets_e2e::{
-    Assets, Binaries, Cluster, Controller, SEALED_SECRET_CRD, apply_yaml, create_namespace,
-    get_object, install_crd, kubectl_ok, kubectl_program, kubeseal, require_kubectl, secret_data,
-    shared_cluster, skip, unique_name, workspace_root,
+    Assets, Cluster, Controller, SEALED_SECRET_CRD, apply_yaml, create_namespace, get_object,
+    kubectl_ok, kubectl_program, kubeseal, secret_data, suite_cluster, unique_name,
 };
 use sealed_secrets_sync::testing::GitRepo;
 use serde_json::Value;
@@ -26,28 +25,13 @@ const WAIT: Duration = Duration::from_secs(90);
 const GITSYNC_CRD: &str = "gitsyncs.gitops.sealed-secrets-rs.io";
 
 fn setup() -> Option<Arc<Cluster>> {
-    let assets = match Assets::from_env() {
-        Ok(assets) => assets,
-        Err(reason) => {
-            skip(&reason);
-            return None;
-        }
-    };
-    require_kubectl();
-    Binaries::get();
-    Some(shared_cluster(&assets, |cluster| {
-        let crds = workspace_root().join("crds");
-        install_crd(
-            cluster,
-            &crds.join("bitnami.com_sealedsecrets.yaml"),
-            SEALED_SECRET_CRD,
-        );
-        install_crd(
-            cluster,
-            &crds.join("gitops.sealed-secrets-rs.io_gitsyncs.yaml"),
-            GITSYNC_CRD,
-        );
-    }))
+    suite_cluster(
+        Assets::from_env(),
+        &[
+            ("bitnami.com_sealedsecrets.yaml", SEALED_SECRET_CRD),
+            ("gitops.sealed-secrets-rs.io_gitsyncs.yaml", GITSYNC_CRD),
+        ],
+    )
 }
 
 /// `data.greeting` of the synced ConfigMap `settings`.
