@@ -1,7 +1,7 @@
 //! Start-up wiring: flags → logging → client → keys → HTTP servers → leader election →
 //! reconcilers, and an orderly shutdown on SIGTERM.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use k8s_openapi::api::core::v1::Namespace;
@@ -20,7 +20,7 @@ use crate::{
     http::{HttpConfig, api_router, metrics_router},
     key_manager::{KeyPolicy, run_renewals, watch_keys},
     keyring::KeyRing,
-    leader,
+    leader::{self, Leadership},
     metrics::Metrics,
     reconciler::{self, Context, ReconcileOptions},
 };
@@ -86,20 +86,39 @@ pub fn listen_address(text: &str) -> Result<SocketAddr> {
         .with_context(|| format!("invalid listen address {text:?}"))
 }
 
-async fn client(args: &Args) -> Result<Client> {
-    let config = match &args.kubeconfig {
+/// Upper bound of one API call that is not a watch: no read of a reply may stall longer, so a
+/// hung API server or a half-open connection cannot block a worker forever.
+pub const API_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn client_config(args: &Args) -> Result<Config> {
+    match &args.kubeconfig {
         Some(path) => {
             let kubeconfig = Kubeconfig::read_from(path)
                 .with_context(|| format!("cannot read --kubeconfig {}", path.display()))?;
             Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
                 .await
-                .with_context(|| format!("invalid kubeconfig {}", path.display()))?
+                .with_context(|| format!("invalid kubeconfig {}", path.display()))
         }
         None => Config::infer()
             .await
-            .context("cannot configure the Kubernetes client")?,
-    };
-    Client::try_from(config).context("cannot create the Kubernetes client")
+            .context("cannot configure the Kubernetes client"),
+    }
+}
+
+/// Two clients from one configuration: one for single calls, every read bounded by
+/// [`API_CALL_TIMEOUT`], and one for watches, whose long-lived streams kube's watcher guards
+/// with its own idle timeout.
+async fn clients(args: &Args) -> Result<(Client, Client)> {
+    let config = client_config(args).await?;
+    let mut calls = config.clone();
+    calls.connect_timeout = Some(API_CALL_TIMEOUT.min(Duration::from_secs(10)));
+    calls.read_timeout = Some(API_CALL_TIMEOUT);
+    calls.write_timeout = Some(API_CALL_TIMEOUT);
+    calls.reset_reader_on_write = true;
+    let watches = config;
+    let calls = Client::try_from(calls).context("cannot create the Kubernetes client")?;
+    let watches = Client::try_from(watches).context("cannot create the Kubernetes client")?;
+    Ok((calls, watches))
 }
 
 fn identity(args: &Args) -> String {
@@ -188,7 +207,7 @@ pub async fn run(args: Args) -> Result<()> {
     let api_addr = listen_address(&args.listen_addr)?;
     let metrics_addr = listen_address(&args.listen_metrics_addr)?;
 
-    let client = client(&args).await?;
+    let (client, watch_client) = clients(&args).await?;
     let ring = Arc::new(KeyRing::default());
     let metrics = Arc::new(Metrics::new(concat!("v", env!("CARGO_PKG_VERSION"))));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -196,7 +215,7 @@ pub async fn run(args: Args) -> Result<()> {
     tracing::info!(namespace = %own_namespace, "Searching for existing private keys");
     let (synced_tx, synced_rx) = watch::channel(false);
     tokio::spawn(watch_keys(
-        client.clone(),
+        watch_client.clone(),
         policy.clone(),
         Arc::clone(&ring),
         synced_tx,
@@ -229,17 +248,23 @@ pub async fn run(args: Args) -> Result<()> {
     )
     .await?;
 
-    let (leader_tx, mut leader_rx) = watch::channel(!args.leader_elect);
+    let leadership = if args.leader_elect {
+        Leadership::elected()
+    } else {
+        Leadership::always()
+    };
     let identity = identity(&args);
-    if args.leader_elect {
+    let (campaign_stop_tx, campaign_stop_rx) = watch::channel(false);
+    let campaign = args.leader_elect.then(|| {
         tokio::spawn(leader::run(
             client.clone(),
             own_namespace.clone(),
             args.leader_elect_lease_name.clone(),
             identity.clone(),
-            leader_tx,
-        ));
-    }
+            leadership.clone(),
+            campaign_stop_rx,
+        ))
+    });
 
     let (manual_tx, manual_rx) = mpsc::channel::<()>(1);
     #[cfg(unix)]
@@ -282,25 +307,38 @@ pub async fn run(args: Args) -> Result<()> {
         accept_deprecated_v1_data: args.accept_deprecated_v1_data,
     });
     let leader_work = {
-        let (client, ring, metrics, stop_rx) = (
+        let (client, watch_client, ring, metrics, stop_rx, leadership) = (
             client.clone(),
+            watch_client.clone(),
             Arc::clone(&ring),
             Arc::clone(&metrics),
             stop_rx.clone(),
+            leadership.clone(),
         );
         async move {
-            if leader_rx.wait_for(|l| *l).await.is_err() {
-                return;
-            }
+            leadership.won().await;
             tokio::spawn(run_renewals(
                 client.clone(),
                 policy,
                 Arc::clone(&ring),
                 synced_rx.clone(),
                 manual_rx,
+                leadership.clone(),
             ));
             let mut synced = synced_rx;
             let _ = synced.wait_for(|s| *s).await;
+            // Workers stop on SIGTERM, and as soon as leadership is lost.
+            let (work_stop_tx, work_stop_rx) = watch::channel(false);
+            {
+                let (mut stop_rx, leadership) = (stop_rx.clone(), leadership.clone());
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = stop_rx.wait_for(|s| *s) => {}
+                        _ = leadership.lost() => {}
+                    }
+                    let _ = work_stop_tx.send(true);
+                });
+            }
             // One GitSync reconciler (and its drift watches) per watched scope.
             let gitops_runs = gitops.map(|settings| {
                 namespaces
@@ -308,27 +346,55 @@ pub async fn run(args: Args) -> Result<()> {
                     .into_iter()
                     .map(|ns| {
                         let ctx = gitops_context(client.clone(), Arc::clone(&ring), &settings);
-                        let stop = stop_future(stop_rx.clone());
+                        let stop = stop_future(work_stop_rx.clone());
                         tokio::spawn(sealed_secrets_sync::reconciler::run(ctx, ns, stop))
                     })
                     .collect::<Vec<_>>()
             });
-            let ctx = Arc::new(Context::new(client, ring, metrics, options));
+            let ctx = Arc::new(
+                Context::new(client, ring, metrics, options)
+                    .with_watch_client(watch_client)
+                    .with_leadership(leadership),
+            );
             let runs = namespaces
                 .into_iter()
-                .map(|ns| reconciler::run(Arc::clone(&ctx), ns, stop_future(stop_rx.clone())));
+                .map(|ns| reconciler::run(Arc::clone(&ctx), ns, stop_future(work_stop_rx.clone())));
             futures::future::join_all(runs).await;
             for run in gitops_runs.into_iter().flatten() {
                 let _ = run.await;
             }
         }
     };
-    let work = tokio::spawn(leader_work);
+    let mut work = tokio::spawn(leader_work);
 
-    shutdown_signal().await;
+    let lost = leadership.clone();
+    let lost_leadership = tokio::select! {
+        _ = shutdown_signal() => false,
+        _ = lost.lost() => true,
+    };
+    if lost_leadership {
+        // Another replica leads now. The workers are stopping (nothing is written past the
+        // deadline anyway); let them finish, then exit so the pod restarts as a candidate.
+        tracing::error!("leadership lost; stopping the workers and exiting");
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, &mut work).await;
+        let _ = stop_tx.send(true);
+        bail!("lost the leader lease");
+    }
     tracing::info!("shutting down");
+    // Order matters for a clean handover: stop the workers and wait for them while still
+    // holding the Lease, then stop campaigning (so the Lease cannot be taken back), then
+    // release it for the next leader.
     let _ = stop_tx.send(true);
-    if args.leader_elect {
+    if tokio::time::timeout(DRAIN_TIMEOUT, &mut work)
+        .await
+        .is_err()
+    {
+        tracing::warn!("workers did not stop in time");
+        work.abort();
+    }
+    let _ = campaign_stop_tx.send(true);
+    if let Some(campaign) = campaign {
+        let _ = campaign.await;
         leader::release(
             client.clone(),
             &own_namespace,
@@ -337,9 +403,11 @@ pub async fn run(args: Args) -> Result<()> {
         )
         .await;
     }
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), work).await;
     Ok(())
 }
+
+/// How long the workers get to finish what they are doing on shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Settings of the GitSync reconciler (`--gitops`).
 struct GitOpsSettings {

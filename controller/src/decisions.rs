@@ -65,6 +65,17 @@ pub fn unmanaged_message(name: &str) -> String {
     format!("Resource {name:?} already exists and is not managed by SealedSecret")
 }
 
+/// Overwrites the values of a Secret (plaintext) before it is dropped.
+pub fn wipe_secret(secret: &mut Secret) {
+    use zeroize::Zeroize;
+    for value in secret.data.iter_mut().flat_map(|d| d.values_mut()) {
+        value.0.zeroize();
+    }
+    for value in secret.string_data.iter_mut().flat_map(|d| d.values_mut()) {
+        value.zeroize();
+    }
+}
+
 /// Decides the write for `desired` (from `unseal`) given the Secret currently in the cluster.
 pub fn plan_secret_write(existing: Option<&Secret>, mut desired: Secret, uid: &str) -> SecretWrite {
     let Some(existing) = existing else {
@@ -80,6 +91,7 @@ pub fn plan_secret_write(existing: Option<&Secret>, mut desired: Secret, uid: &s
         return SecretWrite::Create(desired);
     };
     if !may_write(existing, uid) {
+        wipe_secret(&mut desired);
         return SecretWrite::Refuse(unmanaged_message(
             existing.metadata.name.as_deref().unwrap_or_default(),
         ));
@@ -125,7 +137,9 @@ pub fn plan_secret_write(existing: Option<&Secret>, mut desired: Secret, uid: &s
     if desired.immutable == Some(true) {
         updated.immutable = Some(true);
     }
+    wipe_secret(&mut desired);
     if same_content(existing, &updated) {
+        wipe_secret(&mut updated);
         SecretWrite::Unchanged
     } else {
         SecretWrite::Update(updated)

@@ -1,9 +1,12 @@
 //! Loading, watching, generating and renewing sealing keys against the API server.
 //!
 //! Every replica watches the key Secrets all the time (added, changed and relabelled keys take
-//! effect without a restart; an unreadable key Secret is logged and skipped, never fatal).
+//! effect without a restart; an unreadable key Secret is logged and skipped, never fatal). A
+//! key Secret deleted or relabelled while the watch was down is noticed when the watch lists
+//! again ([`crate::relist`]), so a removed key never stays in use.
 //! Only the leader generates keys. Before generating, it re-reads the key Secrets from the API
-//! server, so a replica that just took over never adds a second key for the same renewal.
+//! server, so a replica that just took over never adds a second key for the same renewal, and
+//! it writes the new key only while its leadership holds.
 
 use std::{sync::Arc, time::Duration};
 
@@ -23,6 +26,8 @@ use crate::{
         KEY_LABEL, KEY_LABEL_ACTIVE, KeyRing, key_from_secret, needs_new_key, new_key_secret,
         next_renewal,
     },
+    leader::Leadership,
+    relist::{RelistGaps, object_key},
 };
 
 /// How keys are made and renewed.
@@ -102,36 +107,54 @@ pub async fn watch_keys(
     }
     let config = watcher::Config::default().labels(&label_selector());
     let mut events = watcher(api, config).default_backoff().boxed();
+    let mut gaps: RelistGaps<String> = RelistGaps::default();
     while let Some(event) = events.next().await {
+        let event = match event {
+            Ok(event) => event,
+            Err(err) => {
+                tracing::warn!(error = %err, "key Secret watch failed; retrying");
+                continue;
+            }
+        };
+        let gap = gaps.observe(&event, |secret: &Secret| {
+            Some((object_key(secret)?, secret.name_any()))
+        });
         match event {
-            Ok(watcher::Event::Apply(secret) | watcher::Event::InitApply(secret)) => {
+            watcher::Event::Apply(secret) | watcher::Event::InitApply(secret) => {
                 // `register` replaces the entry of a Secret whose key changed.
                 register(&ring, &secret, policy.priority);
             }
-            Ok(watcher::Event::Delete(secret)) => {
-                // Deleted or relabelled: stop using it. The legacy Secret has no label and is
-                // never seen here.
-                let name = secret.name_any();
-                if ring.unregister(&name) {
-                    tracing::warn!(secretname = %name, "key Secret removed or relabelled; key no longer used");
+            watcher::Event::Delete(secret) => forget(&ring, &secret.name_any()),
+            watcher::Event::InitDone => {
+                // Deleted or relabelled while the watch was down.
+                for name in gap.vanished {
+                    forget(&ring, &name);
                 }
-            }
-            Ok(watcher::Event::InitDone) => {
                 let _ = synced.send(true);
             }
-            Ok(watcher::Event::Init) => {}
-            Err(err) => tracing::warn!(error = %err, "key Secret watch failed; retrying"),
+            watcher::Event::Init => {}
         }
     }
 }
 
-/// Generates one key and stores it; the ring learns it at once.
+/// Stops using the key of Secret `name` (deleted or relabelled). The legacy Secret has no
+/// label and is never seen by the watch.
+fn forget(ring: &KeyRing, name: &str) {
+    if ring.unregister(name) {
+        tracing::warn!(secretname = %name, "key Secret removed or relabelled; key no longer used");
+    }
+}
+
+/// Generates one key and stores it (only while `leadership` holds); the ring learns it at
+/// once.
 pub async fn generate_key(
     client: &Client,
     policy: &KeyPolicy,
     ring: &KeyRing,
+    leadership: &Leadership,
 ) -> anyhow::Result<()> {
     let (size, cn, ttl) = (policy.size, policy.common_name.clone(), policy.ttl);
+    tracing::info!(size, "generating a new sealing key");
     let pair = tokio::task::spawn_blocking(move || {
         let ttl = jiff::SignedDuration::try_from(ttl)?;
         Ok::<_, anyhow::Error>(generate_key_pair(size, &cn, jiff::Timestamp::now(), ttl)?)
@@ -144,6 +167,9 @@ pub async fn generate_key(
         &policy.labels,
         &policy.annotations,
     )?;
+    if !leadership.holds() {
+        anyhow::bail!("not the leader any more; the new key was not stored");
+    }
     let api: Api<Secret> = Api::namespaced(client.clone(), &policy.namespace);
     let created = api.create(&PostParams::default(), &secret).await?;
     tracing::info!(namespace = %policy.namespace, name = %created.name_any(), "New key written");
@@ -153,13 +179,29 @@ pub async fn generate_key(
 }
 
 /// The leader's key loop: an initial key when needed, then one renewal per period (or on
-/// SIGUSR1). Returns when `leader` turns false.
+/// SIGUSR1). Returns when leadership is lost.
 pub async fn run_renewals(
+    client: Client,
+    policy: KeyPolicy,
+    ring: Arc<KeyRing>,
+    synced: watch::Receiver<bool>,
+    manual: tokio::sync::mpsc::Receiver<()>,
+    leadership: Leadership,
+) {
+    let lost = leadership.clone();
+    tokio::select! {
+        _ = renewals(client, policy, ring, synced, manual, leadership) => {}
+        _ = lost.lost() => tracing::info!("key renewal stopped: not the leader any more"),
+    }
+}
+
+async fn renewals(
     client: Client,
     policy: KeyPolicy,
     ring: Arc<KeyRing>,
     mut synced: watch::Receiver<bool>,
     mut manual: tokio::sync::mpsc::Receiver<()>,
+    leadership: Leadership,
 ) {
     if synced.wait_for(|s| *s).await.is_err() {
         return;
@@ -180,7 +222,7 @@ pub async fn run_renewals(
             next_renewal(newest, policy.renew_period, now).is_some_and(|t| t <= now)
         };
         first = false;
-        if due && let Err(err) = generate_key(&client, &policy, &ring).await {
+        if due && let Err(err) = generate_key(&client, &policy, &ring, &leadership).await {
             tracing::error!(error = %err, "cannot generate a sealing key; retrying in 30s");
             tokio::time::sleep(Duration::from_secs(30)).await;
             first = ring.is_empty();
@@ -194,7 +236,7 @@ pub async fn run_renewals(
             signal = manual.recv() => {
                 if signal.is_none() { return; }
                 tracing::info!("renewal requested (SIGUSR1)");
-                if let Err(err) = generate_key(&client, &policy, &ring).await {
+                if let Err(err) = generate_key(&client, &policy, &ring, &leadership).await {
                     tracing::error!(error = %err, "cannot generate a sealing key");
                 }
             }

@@ -190,9 +190,11 @@ pub fn next_renewal(
 }
 
 /// The registry of keys, shared by the reconciler and the HTTP API.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KeyRing {
     keys: RwLock<Vec<Arc<SealingKey>>>,
+    /// Counts changes of the key set; the reconciler requeues failed objects on each.
+    changes: tokio::sync::watch::Sender<u64>,
     /// Fingerprint → sequence number of its last successful decryption.
     last_success: Mutex<HashMap<String, u64>>,
     /// Object (`ns/name`) → fingerprint that last opened it.
@@ -200,7 +202,28 @@ pub struct KeyRing {
     sequence: AtomicU64,
 }
 
+impl Default for KeyRing {
+    fn default() -> Self {
+        Self {
+            keys: RwLock::default(),
+            changes: tokio::sync::watch::channel(0).0,
+            last_success: Mutex::default(),
+            per_object: Mutex::default(),
+            sequence: AtomicU64::default(),
+        }
+    }
+}
+
 impl KeyRing {
+    /// A receiver that sees a new value each time a key is added, replaced or removed.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     /// Adds or replaces a key (identity: fingerprint; a Secret that changed its key replaces
     /// its old entry). Returns whether anything changed.
     pub fn register(&self, key: SealingKey) -> bool {
@@ -211,12 +234,20 @@ impl KeyRing {
         {
             return false;
         }
+        let before = keys.len();
         keys.retain(|k| k.secret_name != key.secret_name);
         if keys.iter().any(|k| k.fingerprint == key.fingerprint) {
             // Same key in two Secrets (a copied backup): keep one entry.
-            return false;
+            let removed = keys.len() != before;
+            drop(keys);
+            if removed {
+                self.changed();
+            }
+            return removed;
         }
         keys.push(Arc::new(key));
+        drop(keys);
+        self.changed();
         true
     }
 
@@ -226,7 +257,12 @@ impl KeyRing {
         let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
         let before = keys.len();
         keys.retain(|k| k.secret_name != secret_name);
-        keys.len() != before
+        let changed = keys.len() != before;
+        drop(keys);
+        if changed {
+            self.changed();
+        }
+        changed
     }
 
     /// Number of keys.

@@ -8,6 +8,7 @@
 //! - [`key_manager`]: loading, watching, generating and renewing key Secrets;
 //! - [`decisions`]: pure reconcile decisions (ownership, patch/replace, status);
 //! - [`reconciler`]: the watch-driven reconcile loop around them;
+//! - [`relist`], [`retry`]: what a watch missed during a gap, and which failures to retry when;
 //! - [`events`], [`metrics`], [`http`]: what users and tools observe;
 //! - [`leader`]: Lease-based leader election for several replicas;
 //! - [`app`]: start-up wiring.
@@ -22,6 +23,8 @@ pub mod keyring;
 pub mod leader;
 pub mod metrics;
 pub mod reconciler;
+pub mod relist;
+pub mod retry;
 
 #[cfg(test)]
 mod fixtures;

@@ -295,3 +295,149 @@ async fn unchanged_secret_and_status_mean_no_writes() {
     task.await.unwrap().unwrap();
     assert_quiet(&mut handle).await;
 }
+
+const SEALED: &str = "/apis/bitnami.com/v1alpha1/namespaces/shop/sealedsecrets/db";
+
+#[tokio::test]
+async fn a_status_conflict_is_retried_on_a_fresh_read() {
+    let ring = test_ring();
+    let mut sealed = sealed_db(&ring);
+    sealed.metadata.resource_version = Some("1".into());
+    let mut fresh = sealed.clone();
+    // Someone else wrote meanwhile (an annotation): a newer resourceVersion.
+    fresh.metadata.resource_version = Some("2".into());
+    let (ctx, mut handle) = test_context(ring);
+    let task = tokio::spawn(reconcile(Arc::new(sealed), ctx));
+    let bodies = serve(
+        &mut handle,
+        vec![
+            Expect::new(
+                "GET",
+                SECRET,
+                404,
+                status_error(404, "NotFound", "not found"),
+            ),
+            Expect::new("POST", SECRETS, 201, Value::Null),
+            Expect::new(
+                "PUT",
+                STATUS,
+                409,
+                status_error(409, "Conflict", "the object has been modified"),
+            ),
+            Expect::new("GET", SEALED, 200, serde_json::to_value(&fresh).unwrap()),
+            Expect::new("PUT", STATUS, 200, Value::Null),
+            Expect::new("POST", EVENTS, 201, Value::Null),
+        ],
+    )
+    .await;
+    task.await.unwrap().unwrap();
+    assert_eq!(bodies[2]["metadata"]["resourceVersion"], "1");
+    assert_eq!(
+        bodies[4]["metadata"]["resourceVersion"], "2",
+        "the retry used the fresh read"
+    );
+    assert_eq!(synced(&bodies[4]), ("True".into(), None));
+    assert_quiet(&mut handle).await;
+}
+
+#[tokio::test]
+async fn api_failures_retry_without_limit_and_unseal_failures_wait_for_a_change() {
+    use kube::runtime::controller::Action;
+    let ring = test_ring();
+    let sealed = Arc::new(sealed_db(&ring));
+    let (ctx, _handle) = test_context(ring);
+    let unavailable = || {
+        ReconcileError::Api(kube::Error::Api(Box::new(
+            kube::core::Status::failure("etcdserver: request timed out", "InternalError")
+                .with_code(500),
+        )))
+    };
+    for _ in 0..50 {
+        let action =
+            crate::reconciler::error_policy(Arc::clone(&sealed), &unavailable(), Arc::clone(&ctx));
+        assert_ne!(
+            action,
+            Action::await_change(),
+            "a transient failure never gives up"
+        );
+    }
+    let unseal =
+        || ReconcileError::Unseal(sealed_secrets_core::unseal::UnsealError::DeprecatedDataDisabled);
+    // `--max-unseal-retries` (5 here) quick retries, not eaten by the API failures above.
+    for attempt in 1..=5 {
+        let action =
+            crate::reconciler::error_policy(Arc::clone(&sealed), &unseal(), Arc::clone(&ctx));
+        assert_ne!(action, Action::await_change(), "attempt {attempt}");
+    }
+    let action = crate::reconciler::error_policy(Arc::clone(&sealed), &unseal(), Arc::clone(&ctx));
+    assert_eq!(action, Action::await_change());
+}
+
+#[tokio::test]
+async fn objects_that_cannot_be_unsealed_are_remembered_for_the_next_key() {
+    let ring = test_ring();
+    let mut sealed = sealed_db(&ring);
+    let other = test_ring();
+    sealed.spec.encrypted_data = sealed_db(&other).spec.encrypted_data;
+    let (ctx, mut handle) = test_context(Arc::clone(&ring));
+    let task = tokio::spawn(reconcile(Arc::new(sealed.clone()), Arc::clone(&ctx)));
+    serve(
+        &mut handle,
+        vec![
+            Expect::new("POST", EVENTS, 201, Value::Null),
+            Expect::new("PUT", STATUS, 200, Value::Null),
+        ],
+    )
+    .await;
+    task.await.unwrap().unwrap_err();
+    let failed = ctx.unseal_failures(Some("shop"));
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].name, "db");
+    assert!(ctx.unseal_failures(Some("elsewhere")).is_empty());
+
+    // The key arrives (the other ring's key): the same object now opens and is forgotten.
+    let changes = ring.subscribe();
+    ring.register(
+        other
+            .latest()
+            .map(|k| crate::keyring::SealingKey::clone(&k))
+            .unwrap(),
+    );
+    assert!(
+        changes.has_changed().unwrap(),
+        "registering a key is announced"
+    );
+    let task = tokio::spawn(reconcile(Arc::new(sealed), Arc::clone(&ctx)));
+    serve(
+        &mut handle,
+        vec![
+            Expect::new(
+                "GET",
+                SECRET,
+                404,
+                status_error(404, "NotFound", "not found"),
+            ),
+            Expect::new("POST", SECRETS, 201, Value::Null),
+            Expect::new("PUT", STATUS, 200, Value::Null),
+            Expect::new("POST", EVENTS, 201, Value::Null),
+        ],
+    )
+    .await;
+    task.await.unwrap().unwrap();
+    assert!(ctx.unseal_failures(None).is_empty());
+}
+
+#[tokio::test]
+async fn nothing_is_written_without_leadership() {
+    let ring = test_ring();
+    let sealed = Arc::new(sealed_db(&ring));
+    let (ctx, mut handle) = test_context(ring);
+    let ctx = Arc::new(
+        Arc::into_inner(ctx)
+            .expect("sole owner")
+            .with_leadership(crate::leader::Leadership::elected()),
+    );
+    let err = reconcile(sealed, ctx).await.unwrap_err();
+    assert!(matches!(err, ReconcileError::NotLeader));
+    assert_quiet(&mut handle).await;
+}

@@ -6,14 +6,24 @@
 //! also triggers, so hand edits are put back. Secrets are watched as metadata only: the
 //! controller never caches the cluster's secret data (upstream's 50+ MB, #1289).
 //!
+//! Faults are part of the design, not an afterthought:
+//! - a watch that was down long enough to relist reports what changed during the gap through
+//!   [`crate::relist`]: a Secret deleted meanwhile is re-created, a SealedSecret deleted
+//!   meanwhile is cleaned up, exactly as if the events had arrived;
+//! - failures are retried by cause ([`crate::retry`]): API trouble without limit, a
+//!   SealedSecret that cannot be opened until its object or the key ring changes — and every
+//!   such object is requeued when a key is added, changed or removed;
+//! - nothing is written once this replica's leadership has lapsed ([`Leadership::holds`]);
+//! - a status write that lost a race is retried on a fresh read.
+//!
 //! Decryption (RSA) runs on the blocking pool so it never stalls the watchers; `--workers`
-//! SealedSecrets are processed in parallel.
+//! SealedSecrets are processed in parallel. Plaintext (the desired and the existing Secret) is
+//! wiped as soon as the pass is done with it.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     hash::{DefaultHasher, Hash, Hasher},
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
 use futures::StreamExt;
@@ -30,26 +40,31 @@ use kube::{
 };
 use sealed_secrets_core::{
     sealed_secret::SealedSecret,
-    unseal::{UnsealOptions, unseal},
+    unseal::{UnsealError, UnsealOptions, unseal},
 };
 
 use crate::{
     decisions::{
         MANAGED_ANNOTATION, SecretWrite, condition_gauge, immutable_message, is_controlled_by,
-        may_write, next_status, plan_secret_write,
+        may_write, next_status, plan_secret_write, wipe_secret,
     },
     events::{
         EventPublisher, EventType, MESSAGE_UNSEALED, REASON_UNSEAL_FAILED, REASON_UNSEALED,
         REASON_UPDATE_FAILED,
     },
     keyring::KeyRing,
+    leader::Leadership,
     metrics::Metrics,
+    relist::{RelistGaps, object_key as relist_key},
+    retry::{Cause, classify_kube_error, jitter, next_retry},
 };
 
 /// Label copied into the `condition_info` metric.
 const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
 /// Suffix of the API server's error for writes to immutable Secrets.
 const IMMUTABLE_ERROR_SUFFIX: &str = "field is immutable when `immutable` is set";
+/// Tries of a status write that keeps losing races with other writers.
+const STATUS_ATTEMPTS: usize = 4;
 
 /// Reconciler switches.
 #[derive(Debug, Clone)]
@@ -58,7 +73,8 @@ pub struct ReconcileOptions {
     pub update_status: bool,
     /// Accept the deprecated `spec.data`.
     pub accept_deprecated_v1_data: bool,
-    /// Retries of a failing object before waiting for its next change.
+    /// Quick retries of an object that cannot be unsealed before waiting for a change of it or
+    /// of the key ring (API failures retry without limit).
     pub max_unseal_retries: u32,
     /// Re-apply the Secret when it is edited by hand.
     pub self_heal: bool,
@@ -72,10 +88,20 @@ pub struct ReconcileOptions {
     pub label_selector: String,
 }
 
+/// Failures of one object since its last success.
+#[derive(Debug, Clone, Copy, Default)]
+struct Failures {
+    generation: Option<i64>,
+    transient: u32,
+    permanent: u32,
+}
+
 /// Shared state of the reconcilers.
 pub struct Context {
-    /// Kubernetes client.
+    /// Kubernetes client for single calls (bounded by a timeout).
     pub client: Client,
+    /// Kubernetes client for watches (long-lived streams, no read timeout).
+    pub watch_client: Client,
     /// The sealing keys.
     pub keys: Arc<KeyRing>,
     /// Metrics.
@@ -84,12 +110,16 @@ pub struct Context {
     pub events: EventPublisher,
     /// Switches.
     pub options: ReconcileOptions,
-    /// Failures per object since its last success: (generation, count).
-    retries: Mutex<HashMap<String, (Option<i64>, u32)>>,
+    /// Whether this replica may write.
+    pub leadership: Leadership,
+    /// Failures per object since its last success.
+    retries: Mutex<HashMap<String, Failures>>,
+    /// Objects whose last pass could not unseal them; requeued when the key ring changes.
+    unseal_failed: Mutex<HashSet<ObjectRef<SealedSecret>>>,
 }
 
 impl Context {
-    /// A context.
+    /// A context that always leads and watches with `client` too.
     pub fn new(
         client: Client,
         keys: Arc<KeyRing>,
@@ -98,12 +128,54 @@ impl Context {
     ) -> Self {
         Self {
             events: EventPublisher::new(client.clone()),
+            watch_client: client.clone(),
             client,
             keys,
             metrics,
             options,
+            leadership: Leadership::always(),
             retries: Mutex::default(),
+            unseal_failed: Mutex::default(),
         }
+    }
+
+    /// Writes only while `leadership` holds.
+    pub fn with_leadership(mut self, leadership: Leadership) -> Self {
+        self.leadership = leadership;
+        self
+    }
+
+    /// Watches through `client` (single calls keep theirs).
+    pub fn with_watch_client(mut self, client: Client) -> Self {
+        self.watch_client = client;
+        self
+    }
+
+    /// Publishes an event while this replica leads.
+    async fn event(&self, sealed: &SealedSecret, type_: EventType, reason: &str, message: &str) {
+        if self.leadership.holds() {
+            self.events.publish(sealed, type_, reason, message).await;
+        }
+    }
+
+    fn note_unseal_failure(&self, object: ObjectRef<SealedSecret>, failed: bool) {
+        let mut set = self.unseal_failed.lock().unwrap_or_else(|e| e.into_inner());
+        if failed {
+            set.insert(object);
+        } else {
+            set.remove(&object);
+        }
+    }
+
+    /// Objects of `scope` (`None`: all) that could not be unsealed last time.
+    pub fn unseal_failures(&self, scope: Option<&str>) -> Vec<ObjectRef<SealedSecret>> {
+        self.unseal_failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|r| scope.is_none() || r.namespace.as_deref() == scope)
+            .cloned()
+            .collect()
     }
 }
 
@@ -112,16 +184,22 @@ impl Context {
 pub enum ReconcileError {
     /// Decryption or template rendering failed.
     #[error("{0}")]
-    Unseal(String),
+    Unseal(#[source] UnsealError),
     /// Reading or writing the Secret failed.
     #[error("{0}")]
-    Update(String),
+    Api(#[source] kube::Error),
+    /// The decryption task died.
+    #[error("decryption task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
     /// The Secret exists and is not ours.
     #[error("failed update: {0}")]
     Unmanaged(String),
     /// The Secret is immutable; retrying cannot help.
     #[error("{0}")]
     Immutable(String),
+    /// This replica's leadership lapsed before it could write.
+    #[error("not the leader: nothing written")]
+    NotLeader,
 }
 
 impl ReconcileError {
@@ -129,8 +207,17 @@ impl ReconcileError {
     pub fn metric_reason(&self) -> &'static str {
         match self {
             Self::Unseal(_) => "unseal",
-            Self::Update(_) | Self::Immutable(_) => "update",
+            Self::Api(_) | Self::Immutable(_) | Self::Task(_) | Self::NotLeader => "update",
             Self::Unmanaged(_) => "unmanaged",
+        }
+    }
+
+    /// How this failure is retried.
+    pub fn cause(&self) -> Cause {
+        match self {
+            Self::Api(err) => classify_kube_error(err),
+            Self::Task(_) | Self::NotLeader => Cause::Transient,
+            Self::Unseal(_) | Self::Unmanaged(_) | Self::Immutable(_) => Cause::Permanent,
         }
     }
 }
@@ -146,6 +233,14 @@ enum Written {
     No,
 }
 
+fn ensure_leader(ctx: &Context) -> Result<(), ReconcileError> {
+    if ctx.leadership.holds() {
+        Ok(())
+    } else {
+        Err(ReconcileError::NotLeader)
+    }
+}
+
 async fn unseal_and_write(
     sealed: &Arc<SealedSecret>,
     ctx: &Context,
@@ -156,73 +251,114 @@ async fn unseal_and_write(
     let options = UnsealOptions {
         accept_deprecated_v1_data: ctx.options.accept_deprecated_v1_data,
     };
+    // After a restart the status says which key opened the object last time: try it first.
+    if let Some(fingerprint) = sealed
+        .status
+        .as_ref()
+        .and_then(|s| s.key_fingerprint.as_deref())
+    {
+        ctx.keys.seed_hint(&key, fingerprint);
+    }
     let (object, keys) = (Arc::clone(sealed), Arc::clone(&ctx.keys));
     let created = sealed.metadata.creation_timestamp.as_ref().map(|t| t.0);
     let unsealed = tokio::task::spawn_blocking(move || {
         unseal(&object, &keys.decrypter_for(Some(&key), created), options)
-            .map_err(|e| e.to_string())
     })
     .await
-    .map_err(|e| ReconcileError::Unseal(format!("decryption task failed: {e}")))?;
+    .map_err(ReconcileError::Task)?;
     let desired = match unsealed {
         Ok(secret) => secret,
-        Err(message) => {
-            ctx.events
-                .publish(
-                    sealed,
-                    EventType::Warning,
-                    REASON_UNSEAL_FAILED,
-                    &format!("Failed to unseal: {message}"),
-                )
-                .await;
-            return Err(ReconcileError::Unseal(message));
+        Err(err) => {
+            ctx.event(
+                sealed,
+                EventType::Warning,
+                REASON_UNSEAL_FAILED,
+                &format!("Failed to unseal: {err}"),
+            )
+            .await;
+            return Err(ReconcileError::Unseal(err));
         }
     };
+    let mut desired = Wiped::new(desired);
 
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let update_failed = |message: String| async move {
-        ctx.events
-            .publish(sealed, EventType::Warning, REASON_UPDATE_FAILED, &message)
-            .await;
-        ReconcileError::Update(message)
+    let update_failed = |err: kube::Error| async move {
+        ctx.event(
+            sealed,
+            EventType::Warning,
+            REASON_UPDATE_FAILED,
+            &err.to_string(),
+        )
+        .await;
+        ReconcileError::Api(err)
     };
     let existing = match secrets.get_opt(&name).await {
-        Ok(existing) => existing,
-        Err(err) => return Err(update_failed(err.to_string()).await),
+        Ok(existing) => existing.map(Wiped::new),
+        Err(err) => return Err(update_failed(err).await),
     };
+    ensure_leader(ctx)?;
     let uid = sealed.uid().unwrap_or_default();
-    match plan_secret_write(existing.as_ref(), desired, &uid) {
+    let plan = plan_secret_write(
+        existing.as_ref().map(|e| &e.0),
+        std::mem::take(&mut desired.0),
+        &uid,
+    );
+    match plan {
         SecretWrite::Unchanged => Ok(Written::No),
         SecretWrite::Create(secret) => {
-            match secrets.create(&PostParams::default(), &secret).await {
-                Ok(_) => Ok(Written::Yes),
-                Err(err) => Err(update_failed(err.to_string()).await),
+            let secret = Wiped::new(secret);
+            match secrets.create(&PostParams::default(), &secret.0).await {
+                Ok(created) => {
+                    drop(Wiped::new(created));
+                    Ok(Written::Yes)
+                }
+                Err(err) => Err(update_failed(err).await),
             }
         }
-        SecretWrite::Update(secret) => match secrets
-            .replace(&name, &PostParams::default(), &secret)
-            .await
-        {
-            Ok(_) => Ok(Written::Yes),
-            Err(err) if err.to_string().contains(IMMUTABLE_ERROR_SUFFIX) => {
-                let message = immutable_message(&namespace, &name);
-                ctx.events
-                    .publish(sealed, EventType::Warning, REASON_UPDATE_FAILED, &message)
-                    .await;
-                Err(ReconcileError::Immutable(message))
+        SecretWrite::Update(secret) => {
+            let secret = Wiped::new(secret);
+            match secrets
+                .replace(&name, &PostParams::default(), &secret.0)
+                .await
+            {
+                Ok(replaced) => {
+                    drop(Wiped::new(replaced));
+                    Ok(Written::Yes)
+                }
+                Err(err) if err.to_string().contains(IMMUTABLE_ERROR_SUFFIX) => {
+                    let message = immutable_message(&namespace, &name);
+                    ctx.event(sealed, EventType::Warning, REASON_UPDATE_FAILED, &message)
+                        .await;
+                    Err(ReconcileError::Immutable(message))
+                }
+                Err(err) => Err(update_failed(err).await),
             }
-            Err(err) => Err(update_failed(err.to_string()).await),
-        },
+        }
         SecretWrite::Refuse(message) => {
-            ctx.events
-                .publish(sealed, EventType::Warning, REASON_UPDATE_FAILED, &message)
+            ctx.event(sealed, EventType::Warning, REASON_UPDATE_FAILED, &message)
                 .await;
             Err(ReconcileError::Unmanaged(message))
         }
     }
 }
 
-/// Writes the status when it changed; returns whether it was written.
+/// A Secret that is wiped when dropped.
+struct Wiped(Secret);
+
+impl Drop for Wiped {
+    fn drop(&mut self) {
+        wipe_secret(&mut self.0);
+    }
+}
+
+impl Wiped {
+    fn new(secret: Secret) -> Self {
+        Self(secret)
+    }
+}
+
+/// Writes the status when it changed; returns whether it was written. A write that loses a
+/// race (409) is retried on a fresh read, keeping the generation this pass processed.
 async fn write_status(sealed: &SealedSecret, ctx: &Context, error: Option<&str>) -> bool {
     let namespace = sealed.namespace().unwrap_or_default();
     let name = sealed.name_any();
@@ -236,43 +372,63 @@ async fn write_status(sealed: &SealedSecret, ctx: &Context, error: Option<&str>)
     } else {
         None
     };
-    let Some(status) = next_status(
-        sealed.status.as_ref(),
-        sealed.meta().generation,
-        error,
-        opened_with.as_deref(),
-        jiff::Timestamp::now(),
-    ) else {
-        ctx.metrics.set_condition(
-            &namespace,
-            &name,
-            &instance,
-            condition_gauge(sealed.status.as_ref()),
-        );
-        return false;
-    };
-    let mut updated = sealed.clone();
-    updated.status = Some(status);
     let api: Api<SealedSecret> = Api::namespaced(ctx.client.clone(), &namespace);
-    match api
-        .replace_status(&name, &PostParams::default(), &updated)
-        .await
-    {
-        Ok(_) => {
+    let mut current = sealed.clone();
+    for _ in 0..STATUS_ATTEMPTS {
+        let Some(status) = next_status(
+            current.status.as_ref(),
+            sealed.meta().generation,
+            error,
+            opened_with.as_deref(),
+            jiff::Timestamp::now(),
+        ) else {
             ctx.metrics.set_condition(
                 &namespace,
                 &name,
                 &instance,
-                condition_gauge(updated.status.as_ref()),
+                condition_gauge(current.status.as_ref()),
             );
-            true
+            return false;
+        };
+        if !ctx.leadership.holds() {
+            return false;
         }
-        Err(err) => {
-            tracing::warn!(%namespace, %name, error = %err, "cannot update status");
-            ctx.metrics.unseal_error("status", &namespace);
-            false
+        current.status = Some(status);
+        match api
+            .replace_status(&name, &PostParams::default(), &current)
+            .await
+        {
+            Ok(_) => {
+                ctx.metrics.set_condition(
+                    &namespace,
+                    &name,
+                    &instance,
+                    condition_gauge(current.status.as_ref()),
+                );
+                return true;
+            }
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                tracing::debug!(%namespace, %name, "status write conflicted; reading again");
+                match api.get_opt(&name).await {
+                    Ok(Some(fresh)) if fresh.uid() == sealed.uid() => current = fresh,
+                    Ok(_) => return false,
+                    Err(err) => {
+                        tracing::warn!(%namespace, %name, error = %err, "cannot re-read for status");
+                        ctx.metrics.unseal_error("status", &namespace);
+                        return false;
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!(%namespace, %name, error = %err, "cannot update status");
+                ctx.metrics.unseal_error("status", &namespace);
+                return false;
+            }
         }
     }
+    tracing::warn!(%namespace, %name, "status write kept conflicting; will write it next pass");
+    ctx.metrics.unseal_error("status", &namespace);
+    false
 }
 
 /// One pass over one SealedSecret.
@@ -280,11 +436,19 @@ pub async fn reconcile(
     sealed: Arc<SealedSecret>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
+    ensure_leader(&ctx)?;
     ctx.metrics.unseal_request();
     let namespace = sealed.namespace().unwrap_or_default();
     let name = sealed.name_any();
     tracing::info!(%namespace, %name, "Updating");
     let outcome = unseal_and_write(&sealed, &ctx).await;
+    if matches!(outcome, Err(ReconcileError::NotLeader)) {
+        return Err(ReconcileError::NotLeader);
+    }
+    ctx.note_unseal_failure(
+        ObjectRef::from_obj(sealed.as_ref()),
+        matches!(outcome, Err(ReconcileError::Unseal(_))),
+    );
     let status_written = if ctx.options.update_status {
         let error = outcome.as_ref().err().map(ToString::to_string);
         write_status(&sealed, &ctx, error.as_deref()).await
@@ -300,14 +464,13 @@ pub async fn reconcile(
             // Upstream records `Unsealed` on every pass; we record it when something changed,
             // so restarts do not flood every namespace with identical events.
             if written == Written::Yes || status_written {
-                ctx.events
-                    .publish(
-                        &sealed,
-                        EventType::Normal,
-                        REASON_UNSEALED,
-                        MESSAGE_UNSEALED,
-                    )
-                    .await;
+                ctx.event(
+                    &sealed,
+                    EventType::Normal,
+                    REASON_UNSEALED,
+                    MESSAGE_UNSEALED,
+                )
+                .await;
             }
             Ok(Action::await_change())
         }
@@ -318,45 +481,55 @@ pub async fn reconcile(
     }
 }
 
-/// Retry policy: exponential backoff up to `--max-unseal-retries`, then wait for a change.
+/// Retry policy by cause (see [`crate::retry`]): API trouble retries without limit with
+/// capped, jittered backoff; an object that cannot be unsealed gets `--max-unseal-retries`
+/// quick retries, then waits for a change of itself, its Secret or the key ring.
 pub fn error_policy(sealed: Arc<SealedSecret>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
     let namespace = sealed.namespace().unwrap_or_default();
     let name = sealed.name_any();
-    if matches!(err, ReconcileError::Immutable(_)) {
-        tracing::warn!(%namespace, %name, "the target Secret is immutable; not retrying");
-        return Action::await_change();
+    match err {
+        ReconcileError::Immutable(_) => {
+            tracing::warn!(%namespace, %name, "the target Secret is immutable; not retrying");
+            return Action::await_change();
+        }
+        ReconcileError::NotLeader => {
+            tracing::warn!(%namespace, %name, "not the leader; leaving it to the next one");
+            return Action::await_change();
+        }
+        _ => {}
     }
-    let key = object_key(&namespace, &name);
+    let cause = err.cause();
     let generation = sealed.meta().generation;
     let attempts = {
         let mut retries = ctx.retries.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = retries.entry(key).or_insert((generation, 0));
-        if entry.0 != generation {
-            *entry = (generation, 0);
+        let entry = retries.entry(object_key(&namespace, &name)).or_default();
+        if entry.generation != generation {
+            *entry = Failures {
+                generation,
+                ..Failures::default()
+            };
         }
-        entry.1 += 1;
-        entry.1
+        match cause {
+            Cause::Transient => {
+                entry.transient = entry.transient.saturating_add(1);
+                entry.transient
+            }
+            Cause::Permanent => {
+                entry.permanent = entry.permanent.saturating_add(1);
+                entry.permanent
+            }
+        }
     };
-    match retry_delay(attempts, ctx.options.max_unseal_retries) {
+    match next_retry(cause, attempts, ctx.options.max_unseal_retries, jitter()) {
         Some(delay) => {
-            tracing::warn!(%namespace, %name, error = %err, attempt = attempts, "Error updating, will retry");
+            tracing::warn!(%namespace, %name, error = %err, attempt = attempts, ?cause, ?delay, "Error updating, will retry");
             Action::requeue(delay)
         }
         None => {
-            tracing::error!(%namespace, %name, error = %err, "Error updating, giving up");
+            tracing::error!(%namespace, %name, error = %err, "Error updating; waiting for a change of the object or of the keys");
             Action::await_change()
         }
     }
-}
-
-/// Delay before retry number `attempt` (1-based): 100 ms doubling, at most 5 min; `None` once
-/// `max` retries are used up.
-pub fn retry_delay(attempt: u32, max: u32) -> Option<Duration> {
-    if attempt > max {
-        return None;
-    }
-    let millis = 100u64.saturating_mul(1u64 << attempt.saturating_sub(1).min(20));
-    Some(Duration::from_millis(millis.min(300_000)))
 }
 
 /// The SealedSecret a Secret event should wake, if the Secret is one we own or manage.
@@ -387,6 +560,88 @@ pub fn sealed_secret_for(secret: &PartialObjectMeta<Secret>) -> Option<ObjectRef
         .flatten()
 }
 
+/// What the Secret watch remembers of a Secret we own: which SealedSecret it belongs to and
+/// its resourceVersion (to see changes made during a gap).
+type SecretMark = (ObjectRef<SealedSecret>, Option<String>);
+
+/// The SealedSecrets one Secret watch event should wake: a deleted Secret's owner; with
+/// `self_heal`, a changed one's; after a relist, the owners of Secrets deleted (and, with
+/// `self_heal`, changed) while the watch was down.
+pub fn secret_event_triggers(
+    gaps: &mut RelistGaps<SecretMark>,
+    event: &watcher::Event<PartialObjectMeta<Secret>>,
+    self_heal: bool,
+) -> Vec<ObjectRef<SealedSecret>> {
+    let gap = gaps.observe(event, |meta: &PartialObjectMeta<Secret>| {
+        let owner = sealed_secret_for(meta)?;
+        Some((
+            relist_key(meta)?,
+            (owner, meta.metadata.resource_version.clone()),
+        ))
+    });
+    let mut triggers: Vec<ObjectRef<SealedSecret>> = match event {
+        watcher::Event::Delete(meta) => sealed_secret_for(meta).into_iter().collect(),
+        watcher::Event::Apply(meta) if self_heal => sealed_secret_for(meta).into_iter().collect(),
+        _ => Vec::new(),
+    };
+    if !gap.vanished.is_empty() {
+        tracing::info!(
+            count = gap.vanished.len(),
+            "Secrets deleted while the watch was down; re-creating"
+        );
+    }
+    triggers.extend(gap.vanished.into_iter().map(|(owner, _)| owner));
+    if self_heal {
+        triggers.extend(gap.changed.into_iter().map(|(_, (owner, _))| owner));
+    }
+    triggers
+}
+
+/// A SealedSecret that went away (or was replaced by a new object of the same name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gone {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Its uid (a Secret is only deleted for it when it was this object's).
+    pub uid: String,
+    /// A new object of the same name exists: keep its metrics and key hint.
+    pub replaced: bool,
+}
+
+impl Gone {
+    fn of(sealed: &SealedSecret) -> Self {
+        Self {
+            namespace: sealed.namespace().unwrap_or_default(),
+            name: sealed.name_any(),
+            uid: sealed.uid().unwrap_or_default(),
+            replaced: false,
+        }
+    }
+}
+
+/// The SealedSecrets one SealedSecret watch event says are gone: a deleted one; after a
+/// relist, those deleted (or deleted and re-created) while the watch was down.
+pub fn sealed_event_gone(
+    gaps: &mut RelistGaps<Gone>,
+    event: &watcher::Event<SealedSecret>,
+) -> Vec<Gone> {
+    let gap = gaps.observe(event, |sealed: &SealedSecret| {
+        Some((relist_key(sealed)?, Gone::of(sealed)))
+    });
+    let mut gone: Vec<Gone> = match event {
+        watcher::Event::Delete(sealed) => vec![Gone::of(sealed)],
+        _ => Vec::new(),
+    };
+    gone.extend(gap.vanished);
+    gone.extend(gap.changed.into_iter().map(|(before, _)| Gone {
+        replaced: true,
+        ..before
+    }));
+    gone
+}
+
 /// Reconcile triggers: spec (generation), labels and annotations — not status.
 fn trigger_hash(sealed: &SealedSecret) -> Option<u64> {
     let mut hasher = DefaultHasher::new();
@@ -397,27 +652,43 @@ fn trigger_hash(sealed: &SealedSecret) -> Option<u64> {
 }
 
 /// Cleans up after a deleted SealedSecret (metrics, key hints; Secret with --old-gc-behavior).
-async fn on_deleted(sealed: SealedSecret, ctx: Arc<Context>) {
-    let namespace = sealed.namespace().unwrap_or_default();
-    let name = sealed.name_any();
-    ctx.metrics.unseal_request();
-    ctx.metrics.remove_condition(&namespace, &name);
-    ctx.keys.forget_object(&object_key(&namespace, &name));
-    if !ctx.options.old_gc_behavior {
+async fn on_deleted(gone: Gone, ctx: Arc<Context>) {
+    let Gone {
+        namespace,
+        name,
+        uid,
+        replaced,
+    } = gone;
+    ctx.unseal_failed
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&ObjectRef::new(&name).within(&namespace));
+    if !replaced {
+        ctx.metrics.unseal_request();
+        ctx.metrics.remove_condition(&namespace, &name);
+        ctx.keys.forget_object(&object_key(&namespace, &name));
+        ctx.retries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&object_key(&namespace, &name));
+    }
+    if !ctx.options.old_gc_behavior || !ctx.leadership.holds() {
         return;
     }
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     match secrets.get_opt(&name).await {
         // Only a Secret that was ours: never delete someone else's Secret of the same name.
-        Ok(Some(secret))
-            if is_controlled_by(&secret, &sealed.uid().unwrap_or_default())
-                || may_write(&secret, "") =>
+        // Of a replaced object, only the Secret the old object controlled.
+        Ok(Some(mut secret))
+            if is_controlled_by(&secret, &uid) || (!replaced && may_write(&secret, "")) =>
         {
+            wipe_secret(&mut secret);
             if let Err(err) = secrets.delete(&name, &DeleteParams::default()).await {
                 tracing::warn!(%namespace, %name, error = %err, "cannot delete Secret of deleted SealedSecret");
             }
         }
-        Ok(_) => {}
+        Ok(Some(mut secret)) => wipe_secret(&mut secret),
+        Ok(None) => {}
         Err(err) => {
             tracing::warn!(%namespace, %name, error = %err, "cannot read Secret of deleted SealedSecret")
         }
@@ -433,7 +704,7 @@ pub async fn run(
     namespace: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let client = ctx.client.clone();
+    let client = ctx.watch_client.clone();
     let (sealed_api, secret_api): (Api<SealedSecret>, Api<PartialObjectMeta<Secret>>) =
         match &namespace {
             Some(ns) => (
@@ -452,45 +723,67 @@ pub async fn run(
     );
 
     let (reader, writer) = reflector::store();
-    let (deleted_tx, mut deleted_rx) = tokio::sync::mpsc::unbounded_channel::<SealedSecret>();
+    let (deleted_tx, mut deleted_rx) = tokio::sync::mpsc::unbounded_channel::<Gone>();
     let cleanup_ctx = Arc::clone(&ctx);
     tokio::spawn(async move {
-        while let Some(sealed) = deleted_rx.recv().await {
-            on_deleted(sealed, Arc::clone(&cleanup_ctx)).await;
+        while let Some(gone) = deleted_rx.recv().await {
+            on_deleted(gone, Arc::clone(&cleanup_ctx)).await;
         }
     });
+    let mut sealed_gaps = RelistGaps::default();
     let sealed_stream = reflector::reflector(
         writer,
         watcher(sealed_api, watch_config.clone()).default_backoff(),
     )
     .inspect(move |event| {
-        if let Ok(watcher::Event::Delete(sealed)) = event {
-            let _ = deleted_tx.send(sealed.clone());
+        if let Ok(event) = event {
+            for gone in sealed_event_gone(&mut sealed_gaps, event) {
+                let _ = deleted_tx.send(gone);
+            }
         }
     })
     .applied_objects()
     .predicate_filter(trigger_hash, Default::default());
 
+    // A key added, changed or removed: try again every object that could not be unsealed.
+    let failed_again = futures::stream::unfold(
+        (ctx.keys.subscribe(), Arc::clone(&ctx), namespace.clone()),
+        |(mut changes, ctx, scope)| async move {
+            changes.changed().await.ok()?;
+            let failed = ctx.unseal_failures(scope.as_deref());
+            if !failed.is_empty() {
+                tracing::info!(
+                    count = failed.len(),
+                    "key ring changed; retrying SealedSecrets that could not be unsealed"
+                );
+            }
+            Some((futures::stream::iter(failed), (changes, ctx, scope)))
+        },
+    )
+    .flatten();
+
     let mut controller = Controller::for_stream(sealed_stream, reader)
-        .with_config(ControllerConfig::default().concurrency(ctx.options.workers.max(1)));
+        .with_config(ControllerConfig::default().concurrency(ctx.options.workers.max(1)))
+        .reconcile_on(failed_again);
     if !ctx.options.skip_recreate {
         let self_heal = ctx.options.self_heal;
+        let mut secret_gaps = RelistGaps::default();
         // Small pages: every Secret of the cluster passes through this list at start, and only
         // deletions (and, with self-heal, changes) matter; 100 per page keeps the transient
         // buffers of a 10,000-Secret list to a few hundred KiB (see BENCHMARKS.md).
-        let secret_stream = watcher(secret_api, watch_config.page_size(SECRET_LIST_PAGE_SIZE))
+        let secret_triggers = watcher(secret_api, watch_config.page_size(SECRET_LIST_PAGE_SIZE))
             .default_backoff()
-            .filter_map(move |event| async move {
-                match event {
-                    Ok(watcher::Event::Delete(meta)) => Some(Ok(meta)),
-                    Ok(watcher::Event::Apply(meta)) if self_heal => Some(Ok(meta)),
-                    Ok(_) => None,
-                    Err(err) => Some(Err(err)),
-                }
+            .flat_map(move |event| {
+                let triggers = match event {
+                    Ok(event) => secret_event_triggers(&mut secret_gaps, &event, self_heal),
+                    Err(err) => {
+                        tracing::debug!(error = %err, "Secret watch failed; retrying");
+                        Vec::new()
+                    }
+                };
+                futures::stream::iter(triggers)
             });
-        controller = controller.watches_stream(secret_stream, |meta: PartialObjectMeta<Secret>| {
-            sealed_secret_for(&meta)
-        });
+        controller = controller.reconcile_on(secret_triggers);
     }
     controller
         .graceful_shutdown_on(shutdown)
@@ -508,13 +801,148 @@ mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
+    fn owned_secret(name: &str, owner: &str, version: &str) -> PartialObjectMeta<Secret> {
+        PartialObjectMeta {
+            types: None,
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("shop".into()),
+                resource_version: Some(version.into()),
+                owner_references: Some(vec![OwnerReference {
+                    api_version: "bitnami.com/v1alpha1".into(),
+                    kind: "SealedSecret".into(),
+                    name: owner.into(),
+                    uid: "u".into(),
+                    controller: Some(true),
+                    block_owner_deletion: None,
+                }]),
+                ..ObjectMeta::default()
+            },
+            _phantom: Default::default(),
+        }
+    }
+
+    fn names(refs: &[ObjectRef<SealedSecret>]) -> Vec<String> {
+        let mut names: Vec<String> = refs.iter().map(|r| r.name.clone()).collect();
+        names.sort();
+        names
+    }
+
+    fn relist_secrets(
+        gaps: &mut RelistGaps<SecretMark>,
+        secrets: &[PartialObjectMeta<Secret>],
+        self_heal: bool,
+    ) -> Vec<String> {
+        let mut all = secret_event_triggers(gaps, &watcher::Event::Init, self_heal);
+        for secret in secrets {
+            all.extend(secret_event_triggers(
+                gaps,
+                &watcher::Event::InitApply(secret.clone()),
+                self_heal,
+            ));
+        }
+        all.extend(secret_event_triggers(
+            gaps,
+            &watcher::Event::InitDone,
+            self_heal,
+        ));
+        names(&all)
+    }
+
     #[test]
-    fn retries_back_off_and_stop() {
-        assert_eq!(retry_delay(1, 5), Some(Duration::from_millis(100)));
-        assert_eq!(retry_delay(3, 5), Some(Duration::from_millis(400)));
-        assert_eq!(retry_delay(5, 5), Some(Duration::from_millis(1600)));
-        assert_eq!(retry_delay(6, 5), None);
-        assert_eq!(retry_delay(30, 40), Some(Duration::from_secs(300)));
+    fn a_secret_deleted_during_a_watch_gap_wakes_its_sealed_secret() {
+        let mut gaps = RelistGaps::default();
+        let (a, b) = (
+            owned_secret("a", "a-owner", "1"),
+            owned_secret("b", "b-owner", "2"),
+        );
+        assert!(relist_secrets(&mut gaps, &[a.clone(), b.clone()], false).is_empty());
+        // Seen deletions trigger as before.
+        let deleted = secret_event_triggers(&mut gaps, &watcher::Event::Delete(b.clone()), false);
+        assert_eq!(names(&deleted), ["b-owner"]);
+        let applied = secret_event_triggers(&mut gaps, &watcher::Event::Apply(b), false);
+        assert!(applied.is_empty(), "changes only trigger with self-heal");
+        // `a` is deleted while the watch is down: the relist never says so, the gap does.
+        assert_eq!(
+            relist_secrets(&mut gaps, &[owned_secret("b", "b-owner", "2")], false),
+            ["a-owner"]
+        );
+    }
+
+    #[test]
+    fn with_self_heal_a_secret_edited_during_a_gap_is_put_back() {
+        let mut gaps = RelistGaps::default();
+        relist_secrets(&mut gaps, &[owned_secret("a", "a-owner", "1")], true);
+        assert_eq!(
+            relist_secrets(&mut gaps, &[owned_secret("a", "a-owner", "9")], true),
+            ["a-owner"]
+        );
+        let mut quiet = RelistGaps::default();
+        relist_secrets(&mut quiet, &[owned_secret("a", "a-owner", "1")], false);
+        assert!(relist_secrets(&mut quiet, &[owned_secret("a", "a-owner", "9")], false).is_empty());
+    }
+
+    fn sealed(name: &str, uid: &str) -> SealedSecret {
+        let mut sealed = SealedSecret::new(name, Default::default());
+        sealed.metadata.namespace = Some("shop".into());
+        sealed.metadata.uid = Some(uid.into());
+        sealed
+    }
+
+    #[test]
+    fn a_sealed_secret_deleted_during_a_gap_is_cleaned_up() {
+        let mut gaps = RelistGaps::default();
+        let events = |gaps: &mut RelistGaps<Gone>, objects: Vec<SealedSecret>| {
+            let mut gone = sealed_event_gone(gaps, &watcher::Event::Init);
+            for object in objects {
+                gone.extend(sealed_event_gone(gaps, &watcher::Event::InitApply(object)));
+            }
+            gone.extend(sealed_event_gone(gaps, &watcher::Event::InitDone));
+            gone.sort_by(|a, b| a.name.cmp(&b.name));
+            gone
+        };
+        assert!(
+            events(
+                &mut gaps,
+                vec![sealed("a", "1"), sealed("b", "2"), sealed("c", "3")]
+            )
+            .is_empty()
+        );
+        let seen = sealed_event_gone(&mut gaps, &watcher::Event::Delete(sealed("c", "3")));
+        assert_eq!(seen, [Gone::of(&sealed("c", "3"))]);
+        // During the gap: `a` deleted, `b` deleted and created again (a new uid).
+        let gone = events(&mut gaps, vec![sealed("b", "22")]);
+        assert_eq!(
+            gone,
+            [
+                Gone::of(&sealed("a", "1")),
+                Gone {
+                    replaced: true,
+                    ..Gone::of(&sealed("b", "2"))
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn failures_are_classified_by_cause() {
+        let api = |code| {
+            ReconcileError::Api(kube::Error::Api(Box::new(
+                kube::core::Status::failure("x", "y").with_code(code),
+            )))
+        };
+        assert_eq!(api(409).cause(), Cause::Transient);
+        assert_eq!(api(500).cause(), Cause::Transient);
+        assert_eq!(api(429).cause(), Cause::Transient);
+        assert_eq!(api(422).cause(), Cause::Permanent);
+        let unseal = ReconcileError::Unseal(UnsealError::DeprecatedDataDisabled);
+        assert_eq!(unseal.cause(), Cause::Permanent);
+        assert_eq!(unseal.metric_reason(), "unseal");
+        assert_eq!(
+            ReconcileError::Immutable("x".into()).cause(),
+            Cause::Permanent
+        );
+        assert_eq!(ReconcileError::NotLeader.cause(), Cause::Transient);
     }
 
     #[test]

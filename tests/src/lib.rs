@@ -43,6 +43,8 @@ use std::{
 use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 use serde_json::Value;
 
+pub mod sealing;
+
 /// How long a readiness wait may take (etcd, apiserver, controller, CRD).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one `kubectl` or `kubeseal` run may take before it is killed.
@@ -674,6 +676,8 @@ pub struct Cluster {
     etcd_log: PathBuf,
     apiserver_log: PathBuf,
     agent: Option<ureq::Agent>,
+    /// How the apiserver was started, to start it again ([`Cluster::restart_apiserver`]).
+    apiserver_command: Option<(PathBuf, Vec<String>)>,
     // Last: deleted after Drop::drop has stopped the processes.
     dir: Option<tempfile::TempDir>,
 }
@@ -711,6 +715,7 @@ impl Cluster {
             apiserver_log: root.join("kube-apiserver.log"),
             root,
             agent: None,
+            apiserver_command: None,
             dir: Some(dir),
         };
         if let Err(err) = cluster.boot(assets) {
@@ -789,6 +794,7 @@ impl Cluster {
             "--endpoint-reconciler-type=none".into(),
             format!("--cert-dir={}", cert_dir.display()),
         ];
+        self.apiserver_command = Some((assets.kube_apiserver.clone(), apiserver_args.clone()));
         self.apiserver = Some(spawn_logged(
             &assets.kube_apiserver,
             &apiserver_args,
@@ -862,6 +868,93 @@ impl Cluster {
     pub fn get(&self, path: &str) -> Result<HttpReply, String> {
         let agent = self.agent.as_ref().ok_or("cluster not started")?;
         http_get(agent, &format!("{}{}", self.server(), path))
+    }
+
+    /// Stops kube-apiserver (SIGTERM, up to 5 s, SIGKILL) and leaves etcd running: every
+    /// client's connections break, and watches must resume or relist.
+    pub fn stop_apiserver(&mut self) {
+        if let Some(mut apiserver) = self.apiserver.take() {
+            stop_child(&mut apiserver, STOP_GRACE);
+        }
+    }
+
+    /// Starts kube-apiserver again, with the same flags, port and etcd, and waits for
+    /// `/readyz`. Panics (with the log's tail) when it does not come up.
+    pub fn start_apiserver(&mut self) {
+        assert!(
+            self.apiserver.is_none(),
+            "kube-apiserver is already running"
+        );
+        let (program, args) = self
+            .apiserver_command
+            .clone()
+            .expect("the cluster was started");
+        let started =
+            spawn_logged(&program, &args, &self.apiserver_log, |_| {}).and_then(|child| {
+                self.apiserver = Some(child);
+                let agent = self.agent.clone().ok_or("cluster not started")?;
+                self.wait_ready(
+                    "kube-apiserver",
+                    &format!("{}/readyz", self.server()),
+                    &agent,
+                )
+            });
+        if let Err(err) = started {
+            panic!(
+                "kube-apiserver did not start again: {err}\n----- log (last 60 lines) -----\n{}",
+                tail(&self.apiserver_log, 60)
+            );
+        }
+    }
+
+    /// Stops and starts kube-apiserver ([`Cluster::stop_apiserver`], [`Cluster::start_apiserver`]).
+    pub fn restart_apiserver(&mut self) {
+        self.stop_apiserver();
+        self.start_apiserver();
+    }
+
+    /// Compacts etcd's history up to its current revision (through etcd's JSON gateway), so
+    /// no watch can resume from before now: every watcher that was away must list again.
+    /// Returns the revision compacted to.
+    pub fn compact_etcd(&self) -> Result<i64, String> {
+        let agent = http_agent(Duration::from_secs(10), None)?;
+        let base = format!("http://127.0.0.1:{}", self.etcd_port);
+        // Any range read returns the store's current revision in its header.
+        let range = http_post(
+            &agent,
+            &format!("{base}/v3/kv/range"),
+            "application/json",
+            br#"{"key":"AA==","limit":1}"#,
+        )?;
+        if range.status != 200 {
+            return Err(format!(
+                "etcd range: HTTP {}: {}",
+                range.status,
+                range.text()
+            ));
+        }
+        let header: Value =
+            serde_json::from_str(&range.text()).map_err(|e| format!("etcd range reply: {e}"))?;
+        let revision: i64 = header["header"]["revision"]
+            .as_str()
+            .and_then(|r| r.parse().ok())
+            .or_else(|| header["header"]["revision"].as_i64())
+            .ok_or_else(|| format!("etcd range reply without a revision: {header}"))?;
+        let body = format!(r#"{{"revision":"{revision}","physical":true}}"#);
+        let compacted = http_post(
+            &agent,
+            &format!("{base}/v3/kv/compaction"),
+            "application/json",
+            body.as_bytes(),
+        )?;
+        if compacted.status != 200 {
+            return Err(format!(
+                "etcd compaction to {revision}: HTTP {}: {}",
+                compacted.status,
+                compacted.text()
+            ));
+        }
+        Ok(revision)
     }
 
     /// Stops the apiserver (SIGTERM, up to 5 s, SIGKILL), then etcd the same way. Idempotent.
