@@ -88,7 +88,10 @@ macro_rules! assets_or_skip {
 // Assets
 // ---------------------------------------------------------------------------------------------
 
-/// The envtest binaries found through `KUBEBUILDER_ASSETS`.
+/// Where envtest looks for its binaries when `KUBEBUILDER_ASSETS` is unset.
+pub const DEFAULT_ASSETS_DIR: &str = "/usr/local/kubebuilder/bin";
+
+/// The envtest binaries found through `KUBEBUILDER_ASSETS` (or envtest's default folder).
 #[derive(Debug, Clone)]
 pub struct Assets {
     /// The folder itself.
@@ -104,18 +107,27 @@ pub struct Assets {
 }
 
 impl Assets {
-    /// Reads `KUBEBUILDER_ASSETS` and checks that `kube-apiserver` and `etcd` are there; the
-    /// error is the reason to print in the skip line.
+    /// Finds the binaries as envtest does: the folder named by `KUBEBUILDER_ASSETS`, else
+    /// envtest's default [`DEFAULT_ASSETS_DIR`], and checks that `kube-apiserver` and `etcd`
+    /// are there; the error is the reason to print in the skip line.
     pub fn from_env() -> Result<Assets, String> {
-        let dir = match std::env::var_os("KUBEBUILDER_ASSETS") {
-            Some(dir) if !dir.is_empty() => resolve_path(Path::new(&dir)),
-            _ => return Err("KUBEBUILDER_ASSETS is not set (see tests/README.md)".into()),
+        let (dir, source) = match std::env::var_os("KUBEBUILDER_ASSETS") {
+            Some(dir) if !dir.is_empty() => (
+                resolve_path(Path::new(&dir)),
+                format!("KUBEBUILDER_ASSETS={}", Path::new(&dir).display()),
+            ),
+            _ if Path::new(DEFAULT_ASSETS_DIR).is_dir() => (
+                PathBuf::from(DEFAULT_ASSETS_DIR),
+                format!("envtest's default folder {DEFAULT_ASSETS_DIR}"),
+            ),
+            _ => {
+                return Err(format!(
+                    "KUBEBUILDER_ASSETS is not set and {DEFAULT_ASSETS_DIR} does not exist (see tests/README.md)"
+                ));
+            }
         };
         if !dir.is_dir() {
-            return Err(format!(
-                "KUBEBUILDER_ASSETS={} is not a directory",
-                dir.display()
-            ));
+            return Err(format!("{source} is not a directory"));
         }
         let kube_apiserver = dir.join("kube-apiserver");
         let etcd = dir.join("etcd");
@@ -125,11 +137,7 @@ impl Assets {
             .map(|(name, _)| name)
             .collect();
         if !missing.is_empty() {
-            return Err(format!(
-                "KUBEBUILDER_ASSETS={} has no {}",
-                dir.display(),
-                missing.join(" and no ")
-            ));
+            return Err(format!("{source} has no {}", missing.join(" and no ")));
         }
         let kcm = dir.join("kube-controller-manager");
         Ok(Assets {
