@@ -218,6 +218,7 @@ pub async fn run(args: Args) -> Result<()> {
         watch_client.clone(),
         policy.clone(),
         Arc::clone(&ring),
+        Arc::clone(&metrics),
         synced_tx,
     ));
 

@@ -8,7 +8,7 @@
 //! server, so a replica that just took over never adds a second key for the same renewal, and
 //! it writes the new key only while its leadership holds.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
@@ -27,6 +27,7 @@ use crate::{
         next_renewal,
     },
     leader::Leadership,
+    metrics::{KeyReport, Metrics},
     relist::{RelistGaps, object_key},
 };
 
@@ -57,6 +58,91 @@ pub struct KeyPolicy {
 
 fn label_selector() -> String {
     format!("{KEY_LABEL}={KEY_LABEL_ACTIVE}")
+}
+
+/// Annotation `kubeseal keys backup` writes on every key Secret it saved (RFC 3339).
+pub const BACKED_UP_ANNOTATION: &str = "sealed-secrets-rs.io/backed-up-at";
+/// Value of [`KEY_LABEL`] on keys kept but no longer used (`kubeseal keys retire`).
+pub const KEY_LABEL_RETIRED: &str = "retired";
+
+/// What the key metrics need of one key Secret (never key material).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenKey {
+    /// Public key fingerprint.
+    pub fingerprint: String,
+    /// Ordering time.
+    pub created: jiff::Timestamp,
+    /// When a backup last included it.
+    pub backed_up: Option<jiff::Timestamp>,
+    /// Labelled `active` (else retired or another value: not used).
+    pub active: bool,
+}
+
+/// The key metrics' rows: every registered key (`sealing` for the one that seals, else
+/// `active`) and every labelled key Secret that is not active (`retired`) (pure).
+pub fn key_reports(ring: &KeyRing, seen: &HashMap<String, SeenKey>) -> Vec<KeyReport> {
+    let sealing = ring.latest().map(|k| k.fingerprint.clone());
+    let backed_up = |fingerprint: &str| {
+        seen.values()
+            .filter(|k| k.fingerprint == fingerprint)
+            .filter_map(|k| k.backed_up)
+            .max()
+    };
+    let mut reports: Vec<KeyReport> = ring
+        .keys()
+        .iter()
+        .map(|key| KeyReport {
+            fingerprint: key.fingerprint.clone(),
+            state: if sealing.as_deref() == Some(key.fingerprint.as_str()) {
+                "sealing"
+            } else {
+                "active"
+            },
+            created: key.order_time,
+            backed_up: backed_up(&key.fingerprint),
+        })
+        .collect();
+    for key in seen.values().filter(|k| !k.active) {
+        if reports.iter().all(|r| r.fingerprint != key.fingerprint) {
+            reports.push(KeyReport {
+                fingerprint: key.fingerprint.clone(),
+                state: KEY_LABEL_RETIRED,
+                created: key.created,
+                backed_up: key.backed_up,
+            });
+        }
+    }
+    reports.sort_by(|a, b| {
+        a.created
+            .cmp(&b.created)
+            .then(a.fingerprint.cmp(&b.fingerprint))
+    });
+    reports
+}
+
+fn is_active(secret: &Secret) -> bool {
+    secret
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(KEY_LABEL))
+        .is_some_and(|v| v == KEY_LABEL_ACTIVE)
+}
+
+fn seen_key(secret: &Secret, priority: KeyOrderPriority) -> Option<SeenKey> {
+    let key = key_from_secret(secret, priority).ok()?;
+    let backed_up = secret
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(BACKED_UP_ANNOTATION))
+        .and_then(|t| t.parse().ok());
+    Some(SeenKey {
+        fingerprint: key.fingerprint,
+        created: key.order_time,
+        backed_up,
+        active: is_active(secret),
+    })
 }
 
 fn register(ring: &KeyRing, secret: &Secret, priority: KeyOrderPriority) {
@@ -94,20 +180,26 @@ pub async fn load_keys(
     Ok(())
 }
 
-/// Keeps `ring` in step with the key Secrets; sends `true` on `synced` after the first listing.
+/// Keeps `ring` in step with the key Secrets (only `active` ones are used; a retired or
+/// relabelled one is dropped at once) and the key metrics with every labelled key Secret;
+/// sends `true` on `synced` after the first listing.
 pub async fn watch_keys(
     client: Client,
     policy: KeyPolicy,
     ring: Arc<KeyRing>,
+    metrics: Arc<Metrics>,
     synced: watch::Sender<bool>,
 ) {
     let api: Api<Secret> = Api::namespaced(client.clone(), &policy.namespace);
     if let Err(err) = load_keys(&client, &policy, &ring).await {
         tracing::error!(error = %err, "cannot list key Secrets; will keep watching");
     }
-    let config = watcher::Config::default().labels(&label_selector());
+    // Every key Secret, whatever the label's value: retired ones are reported, not used.
+    let config = watcher::Config::default().labels(KEY_LABEL);
     let mut events = watcher(api, config).default_backoff().boxed();
     let mut gaps: RelistGaps<String> = RelistGaps::default();
+    let mut seen: HashMap<String, SeenKey> = HashMap::new();
+    metrics.set_keys(&key_reports(&ring, &seen));
     while let Some(event) = events.next().await {
         let event = match event {
             Ok(event) => event,
@@ -121,24 +213,39 @@ pub async fn watch_keys(
         });
         match event {
             watcher::Event::Apply(secret) | watcher::Event::InitApply(secret) => {
-                // `register` replaces the entry of a Secret whose key changed.
-                register(&ring, &secret, policy.priority);
+                let name = secret.name_any();
+                if is_active(&secret) {
+                    // `register` replaces the entry of a Secret whose key changed.
+                    register(&ring, &secret, policy.priority);
+                } else {
+                    forget(&ring, &name);
+                }
+                match seen_key(&secret, policy.priority) {
+                    Some(key) => seen.insert(name, key),
+                    None => seen.remove(&name),
+                };
             }
-            watcher::Event::Delete(secret) => forget(&ring, &secret.name_any()),
+            watcher::Event::Delete(secret) => {
+                let name = secret.name_any();
+                forget(&ring, &name);
+                seen.remove(&name);
+            }
             watcher::Event::InitDone => {
-                // Deleted or relabelled while the watch was down.
+                // Deleted or unlabelled while the watch was down.
                 for name in gap.vanished {
                     forget(&ring, &name);
+                    seen.remove(&name);
                 }
                 let _ = synced.send(true);
             }
             watcher::Event::Init => {}
         }
+        metrics.set_keys(&key_reports(&ring, &seen));
     }
 }
 
-/// Stops using the key of Secret `name` (deleted or relabelled). The legacy Secret has no
-/// label and is never seen by the watch.
+/// Stops using the key of Secret `name` (deleted, retired or relabelled). The legacy Secret
+/// has no label and is never seen by the watch.
 fn forget(ring: &KeyRing, name: &str) {
     if ring.unregister(name) {
         tracing::warn!(secretname = %name, "key Secret removed or relabelled; key no longer used");
@@ -248,5 +355,101 @@ async fn sleep_or_forever(wait: Option<Duration>) {
     match wait {
         Some(wait) => tokio::time::sleep(wait.max(Duration::from_millis(100))).await,
         None => futures::future::pending::<()>().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyring::SealingKey;
+
+    #[test]
+    fn reports_name_the_sealing_key_and_keep_retired_ones() {
+        let ring = crate::fixtures::test_ring();
+        let sealing = ring.latest().expect("a key");
+        let older = crate::fixtures::test_ring().latest().expect("a key");
+        let mut older = SealingKey::clone(&older);
+        older.secret_name = "older".into();
+        older.order_time = sealing
+            .order_time
+            .checked_sub(jiff::SignedDuration::from_hours(24))
+            .unwrap();
+        ring.register(older.clone());
+        let backup: jiff::Timestamp = "2026-11-30T00:00:00Z".parse().unwrap();
+        let mut seen = HashMap::from([
+            (
+                sealing.secret_name.clone(),
+                SeenKey {
+                    fingerprint: sealing.fingerprint.clone(),
+                    created: sealing.order_time,
+                    backed_up: Some(backup),
+                    active: true,
+                },
+            ),
+            (
+                "gone-from-use".to_string(),
+                SeenKey {
+                    fingerprint: "SHA256:retired".into(),
+                    created: older.order_time,
+                    backed_up: None,
+                    active: false,
+                },
+            ),
+        ]);
+        let reports = key_reports(&ring, &seen);
+        let states: Vec<(&str, &str)> = reports
+            .iter()
+            .map(|r| (r.fingerprint.as_str(), r.state))
+            .collect();
+        assert_eq!(reports.len(), 3, "{states:?}");
+        let of = |fp: &str| reports.iter().find(|r| r.fingerprint == fp).unwrap();
+        assert_eq!(of(&sealing.fingerprint).state, "sealing");
+        assert_eq!(of(&sealing.fingerprint).backed_up, Some(backup));
+        assert_eq!(of(&older.fingerprint).state, "active");
+        assert_eq!(of(&older.fingerprint).backed_up, None);
+        assert_eq!(of("SHA256:retired").state, "retired");
+        // Retiring the older key: the watch sees it relabelled, the ring drops it.
+        ring.unregister("older");
+        seen.insert(
+            "older".into(),
+            SeenKey {
+                fingerprint: older.fingerprint.clone(),
+                created: older.order_time,
+                backed_up: None,
+                active: false,
+            },
+        );
+        let reports = key_reports(&ring, &seen);
+        assert_eq!(
+            reports
+                .iter()
+                .find(|r| r.fingerprint == older.fingerprint)
+                .unwrap()
+                .state,
+            "retired"
+        );
+    }
+
+    #[test]
+    fn key_metrics_are_exported() {
+        let metrics = Metrics::default();
+        let ring = crate::fixtures::test_ring();
+        metrics.set_keys(&key_reports(&ring, &HashMap::new()));
+        let fingerprint = ring.latest().unwrap().fingerprint.clone();
+        metrics.set_dependants([(&fingerprint, &3)]);
+        let text = metrics.encode();
+        assert!(
+            text.contains(&format!(
+                "sealed_secrets_key_info{{fingerprint=\"{fingerprint}\",state=\"sealing\"}} 1"
+            )),
+            "{text}"
+        );
+        assert!(text.contains(&format!(
+            "sealed_secrets_key_dependants{{fingerprint=\"{fingerprint}\"}} 3"
+        )));
+        assert!(text.contains(&format!(
+            "sealed_secrets_key_backup_timestamp_seconds{{fingerprint=\"{fingerprint}\"}} 0"
+        )));
+        assert!(text.contains("sealed_secrets_controller_build_info"));
     }
 }

@@ -265,6 +265,11 @@ impl KeyRing {
         changed
     }
 
+    /// Every registered key.
+    pub fn keys(&self) -> Vec<Arc<SealingKey>> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Number of keys.
     pub fn len(&self) -> usize {
         self.keys.read().unwrap_or_else(|e| e.into_inner()).len()

@@ -7,6 +7,7 @@
 //! - [`keyring`]: the keys in memory, which one seals, which order to try them in;
 //! - [`key_manager`]: loading, watching, generating and renewing key Secrets;
 //! - [`decisions`]: pure reconcile decisions (ownership, patch/replace, status);
+//! - [`dependants`]: which key each SealedSecret needs, counted per key;
 //! - [`reconciler`]: the watch-driven reconcile loop around them;
 //! - [`relist`], [`retry`]: what a watch missed during a gap, and which failures to retry when;
 //! - [`events`], [`metrics`], [`http`]: what users and tools observe;
@@ -16,6 +17,7 @@
 pub mod app;
 pub mod args;
 pub mod decisions;
+pub mod dependants;
 pub mod events;
 pub mod http;
 pub mod key_manager;

@@ -12,6 +12,15 @@
 //! | `http_requests_total` | counter | `path`, `code`, `method` |
 //! | `http_request_duration_seconds` | histogram | `path`, `method` |
 //!
+//! Key lifecycle metrics (ours, without upstream's prefix; see `docs/keys.md`):
+//!
+//! | Metric | Type | Labels |
+//! |---|---|---|
+//! | `sealed_secrets_key_info` | gauge (1) | `fingerprint`, `state` (`sealing`, `active`, `retired`) |
+//! | `sealed_secrets_key_dependants` | gauge | `fingerprint`: SealedSecrets whose `status.keyFingerprint` is it (leader only) |
+//! | `sealed_secrets_key_created_timestamp_seconds` | gauge | `fingerprint` |
+//! | `sealed_secrets_key_backup_timestamp_seconds` | gauge | `fingerprint`: last `kubeseal keys backup` that included it, 0 if none |
+//!
 //! The exposition is OpenMetrics text (prometheus-client's only format; Prometheus scrapes it
 //! natively). prometheus-client appends `_total` to counters itself, so counters are registered
 //! without it.
@@ -64,6 +73,30 @@ pub const DEFAULT_BUCKETS: [f64; 11] = [
 ];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyStateLabels {
+    fingerprint: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FingerprintLabels {
+    fingerprint: String,
+}
+
+/// What the key metrics say about one key Secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyReport {
+    /// Public key fingerprint.
+    pub fingerprint: String,
+    /// `sealing`, `active` or `retired`.
+    pub state: &'static str,
+    /// When it was made (the ordering time).
+    pub created: jiff::Timestamp,
+    /// When a backup last included it.
+    pub backed_up: Option<jiff::Timestamp>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RevisionLabels {
     revision: String,
 }
@@ -111,6 +144,10 @@ pub struct Metrics {
     condition_instances: Mutex<HashMap<(String, String), String>>,
     http_requests: Family<HttpRequestLabels, Counter>,
     http_duration: Family<HttpDurationLabels, Histogram, fn() -> Histogram>,
+    key_info: Family<KeyStateLabels, Gauge>,
+    key_dependants: Family<FingerprintLabels, Gauge>,
+    key_created: Family<FingerprintLabels, Gauge>,
+    key_backup: Family<FingerprintLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -128,7 +165,32 @@ impl Default for Metrics {
 impl Metrics {
     /// Registers every metric; `revision` is the `build_info` label (upstream: the version).
     pub fn new(revision: &str) -> Self {
-        let mut registry = Registry::with_prefix(PREFIX);
+        let mut root = Registry::default();
+        let key_info = Family::default();
+        root.register(
+            "sealed_secrets_key_info",
+            "Sealing keys by state (sealing, active, retired); always 1.",
+            key_info.clone(),
+        );
+        let key_dependants = Family::default();
+        root.register(
+            "sealed_secrets_key_dependants",
+            "SealedSecrets last opened with this key (status.keyFingerprint).",
+            key_dependants.clone(),
+        );
+        let key_created = Family::default();
+        root.register(
+            "sealed_secrets_key_created_timestamp_seconds",
+            "When the key was made (Unix seconds).",
+            key_created.clone(),
+        );
+        let key_backup = Family::default();
+        root.register(
+            "sealed_secrets_key_backup_timestamp_seconds",
+            "When a backup last included the key (Unix seconds; 0: never).",
+            key_backup.clone(),
+        );
+        let registry = root.sub_registry_with_prefix(PREFIX);
 
         let build_info = Family::<RevisionLabels, Gauge>::default();
         build_info
@@ -170,13 +232,53 @@ impl Metrics {
         );
 
         Self {
-            registry,
+            registry: root,
             unseal_requests,
             unseal_errors,
             condition_info,
             condition_instances: Mutex::new(HashMap::new()),
             http_requests,
             http_duration,
+            key_info,
+            key_dependants,
+            key_created,
+            key_backup,
+        }
+    }
+
+    /// Replaces the key series with `keys` (every key Secret the controller sees).
+    pub fn set_keys(&self, keys: &[KeyReport]) {
+        self.key_info.clear();
+        self.key_created.clear();
+        self.key_backup.clear();
+        for key in keys {
+            let fingerprint = FingerprintLabels {
+                fingerprint: key.fingerprint.clone(),
+            };
+            self.key_info
+                .get_or_create(&KeyStateLabels {
+                    fingerprint: key.fingerprint.clone(),
+                    state: key.state.to_string(),
+                })
+                .set(1);
+            self.key_created
+                .get_or_create(&fingerprint)
+                .set(key.created.as_second());
+            self.key_backup
+                .get_or_create(&fingerprint)
+                .set(key.backed_up.map_or(0, |t| t.as_second()));
+        }
+    }
+
+    /// Replaces `sealed_secrets_key_dependants` with `counts` (fingerprint → SealedSecrets).
+    pub fn set_dependants<'a>(&self, counts: impl IntoIterator<Item = (&'a String, &'a i64)>) {
+        self.key_dependants.clear();
+        for (fingerprint, count) in counts {
+            self.key_dependants
+                .get_or_create(&FingerprintLabels {
+                    fingerprint: fingerprint.clone(),
+                })
+                .set(*count);
         }
     }
 

@@ -48,6 +48,7 @@ use crate::{
         MANAGED_ANNOTATION, SecretWrite, condition_gauge, immutable_message, is_controlled_by,
         may_write, next_status, plan_secret_write, wipe_secret,
     },
+    dependants::Dependants,
     events::{
         EventPublisher, EventType, MESSAGE_UNSEALED, REASON_UNSEAL_FAILED, REASON_UNSEALED,
         REASON_UPDATE_FAILED,
@@ -116,6 +117,8 @@ pub struct Context {
     retries: Mutex<HashMap<String, Failures>>,
     /// Objects whose last pass could not unseal them; requeued when the key ring changes.
     unseal_failed: Mutex<HashSet<ObjectRef<SealedSecret>>>,
+    /// Which key each SealedSecret depends on (from its status).
+    dependants: Mutex<Dependants>,
 }
 
 impl Context {
@@ -136,6 +139,26 @@ impl Context {
             leadership: Leadership::always(),
             retries: Mutex::default(),
             unseal_failed: Mutex::default(),
+            dependants: Mutex::default(),
+        }
+    }
+
+    /// Records the key `sealed` depends on (its `status.keyFingerprint`), or forgets it
+    /// (`None`: deleted), and republishes the counts when they changed.
+    fn note_dependency(&self, object: &str, sealed: Option<&SealedSecret>) {
+        let mut dependants = self.dependants.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = match sealed {
+            Some(sealed) => dependants.set(
+                object,
+                sealed
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.key_fingerprint.as_deref()),
+            ),
+            None => dependants.remove(object),
+        };
+        if changed {
+            self.metrics.set_dependants(dependants.counts());
         }
     }
 
@@ -664,6 +687,7 @@ async fn on_deleted(gone: Gone, ctx: Arc<Context>) {
         .unwrap_or_else(|e| e.into_inner())
         .remove(&ObjectRef::new(&name).within(&namespace));
     if !replaced {
+        ctx.note_dependency(&object_key(&namespace, &name), None);
         ctx.metrics.unseal_request();
         ctx.metrics.remove_condition(&namespace, &name);
         ctx.keys.forget_object(&object_key(&namespace, &name));
@@ -731,12 +755,18 @@ pub async fn run(
         }
     });
     let mut sealed_gaps = RelistGaps::default();
+    let deps_ctx = Arc::clone(&ctx);
     let sealed_stream = reflector::reflector(
         writer,
         watcher(sealed_api, watch_config.clone()).default_backoff(),
     )
     .inspect(move |event| {
         if let Ok(event) = event {
+            if let watcher::Event::Apply(sealed) | watcher::Event::InitApply(sealed) = event
+                && let Some(key) = relist_key(sealed)
+            {
+                deps_ctx.note_dependency(&key, Some(sealed));
+            }
             for gone in sealed_event_gone(&mut sealed_gaps, event) {
                 let _ = deleted_tx.send(gone);
             }

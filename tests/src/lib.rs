@@ -1597,6 +1597,11 @@ impl Controller {
         )
     }
 
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The exit status if the process has ended (or was stopped).
     pub fn exit_status(&mut self) -> Option<String> {
         match self.child.as_mut() {
