@@ -1,6 +1,6 @@
 //! The reconciler's decisions, as pure functions: may we touch this Secret, what should it look
 //! like after the write, and does the status need writing. The I/O around them lives in
-//! `controller.rs`.
+//! `reconciler.rs`.
 //!
 //! Upstream behaviour is kept for the wire and for ownership (never overwrite a Secret that is
 //! neither owned by the SealedSecret nor marked `managed`/`patch`). Deliberate fixes, see

@@ -317,8 +317,8 @@ fn a_key_that_arrives_late_unseals_what_waited_for_it() {
             Err(format!("status {}", sealed["status"]))
         }
     });
-    // Longer than every quick retry.
-    thread::sleep(Duration::from_secs(20));
+    // Longer than every quick retry (5 retries, backoff ceilings 0.1 + 0.2 + ... + 1.6 s).
+    thread::sleep(Duration::from_secs(8));
     assert!(!secret_exists(&cluster, &app, "waits").unwrap_or_else(|e| panic!("{e}")));
 
     apply_yaml(&cluster, &key_secret_json(&keys, "late-key", &late_key));
@@ -349,9 +349,9 @@ fn sigkill_during_key_renewal_leaves_exactly_one_new_key() {
     };
     let keys = create_namespace(&cluster, &unique_name("keys"));
     let app = create_namespace(&cluster, &unique_name("app"));
-    // Renewal is due 40 s after the first key; 4096-bit generation takes long enough to be
+    // Renewal is due 25 s after the first key; 4096-bit generation takes long enough to be
     // killed in the middle of it.
-    let period = 40u64;
+    let period = 25u64;
     let mut args = restrict_to(&[&app]);
     args.extend([
         format!("--key-renew-period={period}s"),
@@ -382,8 +382,8 @@ fn sigkill_during_key_renewal_leaves_exactly_one_new_key() {
 
     let second = Controller::start_named(&cluster, "second", &keys, &as_strs(&args));
     let renewed = wait_for_keys(&cluster, &keys, 2);
-    // Settle well before the next renewal would be due.
-    thread::sleep(Duration::from_secs(8));
+    // Settle, still well before the next renewal would be due.
+    thread::sleep(Duration::from_secs(6));
     let settled = key_secrets(&cluster, &keys).unwrap_or_else(|e| panic!("{e}"));
     let names: Vec<String> = settled.iter().map(key_name).collect();
     assert_eq!(
