@@ -1138,3 +1138,86 @@ fn issue16_references_added_by_a_strategic_merge_patch_and_renamed_by_a_prefix()
     let run = repo.lint(&["--exclude", "keys"]);
     assert_eq!(run.code, 0, "{run:?}");
 }
+
+#[test]
+fn issue16_untraceable_references_point_at_the_renaming_kustomization() {
+    if !has_kubectl() {
+        return;
+    }
+    let repo = oslo_repo(
+        "    sealedsecrets.bitnami.com/namespace-wide: \"true\"\n",
+        &seal(Scope::NamespaceWide, "payments", ""),
+    );
+    // A Pod inside a List: its lines cannot be looked up by key, so the finding goes to the
+    // nameSuffix line, in SARIF too.
+    repo.write(
+        "base/deployment.yaml",
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata:\n    name: debug\n  spec:\n    containers:\n    - name: sh\n      image: busybox\n    volumes:\n    - name: creds\n      secret:\n        secretName: db-creds\n",
+    );
+    let line = repo
+        .lint(&["--exclude", "keys"])
+        .assert_only("renamed-sealed-secret-reference");
+    assert!(line.starts_with("overlays/oslo-prod/kustomization.yaml:6: error renamed-sealed-secret-reference: Pod \"payments/debug-prod\""), "{line}");
+    assert!(
+        line.contains("path: spec/volumes/secret/secretName"),
+        "{line}"
+    );
+    let run = repo.lint(&["--exclude", "keys", "--format", "sarif"]);
+    let v: Value = serde_json::from_str(&run.stdout).unwrap();
+    let location = &v["runs"][0]["results"][0]["locations"][0]["physicalLocation"];
+    assert_eq!(
+        location["artifactLocation"]["uri"],
+        "overlays/oslo-prod/kustomization.yaml"
+    );
+    assert_eq!(location["region"]["startLine"], 6);
+}
+
+#[test]
+fn issue16_proven_scope_findings_in_json_and_sarif() {
+    if !has_kubectl() {
+        return;
+    }
+    let repo = oslo_repo("", &seal(Scope::Strict, "payments", "db-creds"));
+    repo.write(
+        "overlays/oslo-prod/sealedsecret-names.yaml",
+        "nameReference: [{kind: SealedSecret, group: bitnami.com, fieldSpecs: [{kind: Deployment, path: spec/template/spec/containers/envFrom/secretRef/name}]}]\n",
+    );
+    repo.write(
+        "overlays/oslo-prod/kustomization.yaml",
+        "resources:\n- ../../base\nnamespace: payments\nnameSuffix: -prod\nconfigurations:\n- sealedsecret-names.yaml\n",
+    );
+    let key = [
+        "--exclude",
+        "keys",
+        "--recovery-private-key",
+        "keys/tls.key",
+    ];
+    let run = repo.lint(&[&key[..], &["--format", "json"]].concat());
+    assert_eq!(run.code, 1, "{run:?}");
+    let v: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["summary"]["errors"], 1, "{v}");
+    let finding = &v["findings"][0];
+    assert_eq!(finding["rule"], "overlay-breaks-scope");
+    assert_eq!(finding["file"], "overlays/oslo-prod/kustomization.yaml");
+    assert_eq!(finding["line"], 4);
+    assert!(
+        finding["message"]
+            .as_str()
+            .unwrap()
+            .contains("the recovery keys prove it"),
+        "{finding}"
+    );
+    let run = repo.lint(&[&key[..], &["--format", "sarif"]].concat());
+    let v: Value = serde_json::from_str(&run.stdout).unwrap();
+    let result = &v["runs"][0]["results"][0];
+    assert_eq!(result["ruleId"], "overlay-breaks-scope");
+    let related = &result["relatedLocations"][0]["physicalLocation"];
+    assert_eq!(related["artifactLocation"]["uri"], "base/db-creds.yaml");
+    assert_eq!(related["region"]["startLine"], 1);
+    let run = repo.lint(&[&key[..], &["--format", "junit"]].concat());
+    assert!(
+        run.stdout
+            .contains("<failure type=\"overlay-breaks-scope\""),
+        "{run:?}"
+    );
+}
