@@ -1,7 +1,9 @@
 //! `kubeseal lint` over fixture repositories built in temporary directories: one repository per
 //! finding, a clean one that passes, and a GitOps layout (`base/`, `overlays/staging`,
 //! `overlays/production` with `nameSuffix: -prod`) where the suffix breaks a strict
-//! SealedSecret. Runs the real binary; kustomizations are rendered by the real kubectl.
+//! SealedSecret; and issue 16's `oslo-prod` layout, where the recovery key decides scope findings
+//! and a suffix or prefix breaks workload references to a SealedSecret. Runs the real binary;
+//! kustomizations are rendered by the real kubectl.
 
 use std::{
     fs,
@@ -429,7 +431,19 @@ fn recovery_keys_open_every_value_under_its_own_label() {
         "--exclude",
         "keys",
     ]);
-    assert_eq!(run.rules(), ["cannot-decrypt", "cannot-decrypt"], "{run:?}");
+    // One error per SealedSecret, at its first value, the other value as a related place.
+    let line = run.assert_only("cannot-decrypt");
+    assert!(
+        line.starts_with(
+            "db.yaml:11: error cannot-decrypt: SealedSecret \"shop/db\": 2 values do not open"
+        ),
+        "{line}"
+    );
+    assert!(
+        run.stdout
+            .contains("    db.yaml:12: note: item \"moved\" does not open either"),
+        "{run:?}"
+    );
     // Comma lists and repeated flags both work.
     let run = repo.lint(&[
         "--recovery-private-key",
@@ -499,14 +513,19 @@ fn gitops_overlay_suffix_breaks_a_strict_sealed_secret_and_both_files_are_named(
         "{run:?}"
     );
 
-    // With the key, staging opens and production does not, at the item's line in the base.
-    let run = repo.lint(&["--recovery-private-key", "keys/tls.key"]);
-    assert_eq!(
-        run.rules(),
-        ["cannot-decrypt", "overlay-breaks-scope"],
-        "{run:?}"
+    assert!(line.contains("a guess from the file"), "{line}");
+
+    // With the key, staging opens and production does not: the trial decryption proves the
+    // suffix broke it (one error, not one per value plus the guess).
+    let line = repo
+        .lint(&["--recovery-private-key", "keys/tls.key"])
+        .assert_only("overlay-breaks-scope");
+    assert!(line.starts_with("overlays/production/kustomization.yaml:5: error overlay-breaks-scope: strict SealedSecret \"shop/db\" defined at base/sealed-db.yaml:2 is renamed to \"shop/db-prod\""), "{line}");
+    assert!(
+        line.contains("the recovery keys prove it breaks the scope: 1 value does not open under the rendered strict label \"shop/db-prod\" but item \"password\" opens under the strict label \"shop/db\""),
+        "{line}"
     );
-    assert!(run.lines()[0].starts_with("base/sealed-db.yaml:12: error cannot-decrypt: SealedSecret \"shop/db-prod\" (as rendered by overlays/production/kustomization.yaml)"), "{run:?}");
+    assert!(!line.contains("guess"), "{line}");
 
     // Sealing namespace-wide survives the rename.
     repo.write(
@@ -808,4 +827,397 @@ fn the_deprecated_data_field_is_a_warning_that_does_not_fail() {
         "{run:?}"
     );
     assert!(run.stderr.contains("0 errors, 1 warning"), "{run:?}");
+}
+
+/// Issue 16's repository: a base with a Deployment that takes its environment from Secret
+/// `db-creds` and a SealedSecret `db-creds`, and an `oslo-prod` overlay with `namespace:
+/// payments` and `nameSuffix: -prod`. `annotations` and `sealed` choose the SealedSecret's scope
+/// annotation lines and its value.
+fn oslo_repo(annotations: &str, sealed: &str) -> Repo {
+    let repo = Repo::new();
+    repo.write(
+        "base/deployment.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\nspec:\n  template:\n    spec:\n      containers:\n      - name: app\n        image: api:1\n        envFrom:\n        - secretRef:\n            name: db-creds\n      imagePullSecrets:\n      - name: registry-made-by-hand\n",
+    );
+    repo.write(
+        "base/db-creds.yaml",
+        &sealed_yaml(None, "db-creds", annotations, &[("password", sealed)]),
+    );
+    repo.write(
+        "base/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- deployment.yaml\n- db-creds.yaml\n",
+    );
+    repo.write(
+        "overlays/oslo-prod/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- ../../base\nnamespace: payments\nnameSuffix: -prod\n",
+    );
+    repo
+}
+
+/// The fix users apply: a `configurations:` file with a `nameReference` for kind SealedSecret,
+/// here the very snippet the lint prints.
+fn apply_name_reference_fix(repo: &Repo, kustomization: &str, snippet: &str) {
+    let dir = Path::new(kustomization).parent().unwrap();
+    repo.write(
+        dir.join("sealedsecret-names.yaml").to_str().unwrap(),
+        &format!("{snippet}\n"),
+    );
+    let text = fs::read_to_string(repo.path(kustomization)).unwrap();
+    repo.write(
+        kustomization,
+        &format!("{text}configurations:\n- sealedsecret-names.yaml\n"),
+    );
+}
+
+/// The snippet between the backquotes after "fix: list a file containing".
+fn snippet_of(line: &str) -> String {
+    let start = line.find("containing `").unwrap() + "containing `".len();
+    let rest = &line[start..];
+    rest[..rest.find('`').unwrap()].to_string()
+}
+
+#[test]
+fn issue16_a_value_sealed_for_the_rendered_name_is_proven_right_by_the_key() {
+    if !has_kubectl() {
+        return;
+    }
+    // Sealed strict for the name it has after the suffix: exactly what a user must do.
+    let repo = oslo_repo("", &seal(Scope::Strict, "payments", "db-creds-prod"));
+    let fix = repo.lint(&["--exclude", "keys"]);
+    let reference = fix
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("renamed-sealed-secret-reference"))
+        .unwrap()
+        .to_string();
+    apply_name_reference_fix(
+        &repo,
+        "overlays/oslo-prod/kustomization.yaml",
+        &snippet_of(&reference),
+    );
+    // Without the key the file's metadata.name is all the lint has, and it says it guesses.
+    let line = repo
+        .lint(&["--exclude", "keys"])
+        .assert_only("overlay-breaks-scope");
+    assert!(line.starts_with("overlays/oslo-prod/kustomization.yaml:6: error overlay-breaks-scope: strict SealedSecret \"db-creds\" defined at base/db-creds.yaml:1 is renamed to \"payments/db-creds-prod\""), "{line}");
+    assert!(line.contains("a guess from the file"), "{line}");
+    assert!(line.contains("--recovery-private-key"), "{line}");
+    // With the key, the trial decryption is the truth: every value opens, nothing to report.
+    let run = repo.lint(&[
+        "--exclude",
+        "keys",
+        "--recovery-private-key",
+        "keys/tls.key",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.stdout, "", "{run:?}");
+
+    // Sealed for the name in the file instead: the key proves the overlay broke it, and says
+    // under which name the value does open.
+    repo.write(
+        "base/db-creds.yaml",
+        &sealed_yaml(
+            None,
+            "db-creds",
+            "",
+            &[("password", &seal(Scope::Strict, "payments", "db-creds"))],
+        ),
+    );
+    let line = repo
+        .lint(&[
+            "--exclude",
+            "keys",
+            "--recovery-private-key",
+            "keys/tls.key",
+        ])
+        .assert_only("overlay-breaks-scope");
+    assert!(
+        line.starts_with("overlays/oslo-prod/kustomization.yaml:6: error overlay-breaks-scope:"),
+        "{line}"
+    );
+    assert!(
+        line.contains("opens under the strict label \"payments/db-creds\""),
+        "{line}"
+    );
+
+    // Sealed for a name no file mentions: not the overlay's fault, a plain cannot-decrypt at
+    // the value, which says no trial opened it.
+    repo.write(
+        "base/db-creds.yaml",
+        &sealed_yaml(
+            None,
+            "db-creds",
+            "",
+            &[("password", &seal(Scope::Strict, "payments", "elsewhere"))],
+        ),
+    );
+    let line = repo
+        .lint(&[
+            "--exclude",
+            "keys",
+            "--recovery-private-key",
+            "keys/tls.key",
+        ])
+        .assert_only("cannot-decrypt");
+    assert!(line.starts_with("base/db-creds.yaml:10: error cannot-decrypt: SealedSecret \"payments/db-creds-prod\" (as rendered by overlays/oslo-prod/kustomization.yaml): 1 value does not open with the recovery keys under its strict label \"payments/db-creds-prod\": item \"password\" opens under none of the names"), "{line}");
+
+    // Sealed cluster-wide but not annotated so: the trial finds the scope.
+    repo.write(
+        "base/db-creds.yaml",
+        &sealed_yaml(
+            None,
+            "db-creds",
+            "",
+            &[("password", &seal(Scope::ClusterWide, "", ""))],
+        ),
+    );
+    let line = repo
+        .lint(&[
+            "--exclude",
+            "keys",
+            "--recovery-private-key",
+            "keys/tls.key",
+        ])
+        .assert_only("cannot-decrypt");
+    assert!(
+        line.contains("item \"password\" opens under the cluster-wide label \"\""),
+        "{line}"
+    );
+}
+
+/// The reference finding of issue 16, checked in `format`; returns the report.
+fn lint_oslo_references(repo: &Repo, format: &str) -> Run {
+    let run = repo.lint(&["--exclude", "keys", "--format", format]);
+    assert_eq!(run.code, 1, "{run:?}");
+    run
+}
+
+#[test]
+fn issue16_a_suffix_that_breaks_a_reference_to_a_sealed_secret_fails_in_every_format() {
+    if !has_kubectl() {
+        return;
+    }
+    // Namespace-wide, so the rename keeps it openable; the reference is what breaks.
+    let repo = oslo_repo(
+        "    sealedsecrets.bitnami.com/namespace-wide: \"true\"\n",
+        &seal(Scope::NamespaceWide, "payments", ""),
+    );
+    let run = repo.lint(&[
+        "--exclude",
+        "keys",
+        "--recovery-private-key",
+        "keys/tls.key",
+    ]);
+    let line = run.assert_only("renamed-sealed-secret-reference");
+    assert!(
+        line.starts_with("base/deployment.yaml:13: error renamed-sealed-secret-reference: Deployment \"payments/api-prod\" (as rendered by overlays/oslo-prod/kustomization.yaml) refers to Secret \"db-creds\" at spec.template.spec.containers[app].envFrom[0].secretRef.name, which no object of the render provides: SealedSecret \"db-creds\" defined at base/db-creds.yaml:1 is renamed to \"payments/db-creds-prod\" by overlays/oslo-prod/kustomization.yaml:6 (nameSuffix: -prod)"),
+        "{line}"
+    );
+    assert!(line.contains("fix: list a file containing `nameReference: [{kind: SealedSecret, group: bitnami.com, fieldSpecs: [{kind: Deployment, path: spec/template/spec/containers/envFrom/secretRef/name}]}]` under `configurations:` in overlays/oslo-prod/kustomization.yaml"), "{line}");
+    // imagePullSecrets names a Secret made outside Git: not reported, no guesses.
+    assert!(!run.stdout.contains("registry-made-by-hand"), "{run:?}");
+    assert!(
+        run.stdout.contains(
+            "    overlays/oslo-prod/kustomization.yaml:6: note: renames it: nameSuffix: -prod"
+        ),
+        "{run:?}"
+    );
+
+    let v: Value = serde_json::from_str(&lint_oslo_references(&repo, "json").stdout).unwrap();
+    assert_eq!(v["summary"]["errors"], 1);
+    assert_eq!(v["findings"][0]["rule"], "renamed-sealed-secret-reference");
+    assert_eq!(v["findings"][0]["file"], "base/deployment.yaml");
+    assert_eq!(v["findings"][0]["line"], 13);
+
+    let v: Value = serde_json::from_str(&lint_oslo_references(&repo, "sarif").stdout).unwrap();
+    let result = &v["runs"][0]["results"][0];
+    assert_eq!(result["ruleId"], "renamed-sealed-secret-reference");
+    let location = &result["locations"][0]["physicalLocation"];
+    assert_eq!(location["artifactLocation"]["uri"], "base/deployment.yaml");
+    assert_eq!(location["region"]["startLine"], 13);
+    let related = result["relatedLocations"].as_array().unwrap();
+    assert!(
+        related
+            .iter()
+            .any(|r| r["physicalLocation"]["artifactLocation"]["uri"]
+                == "overlays/oslo-prod/kustomization.yaml"
+                && r["physicalLocation"]["region"]["startLine"] == 6),
+        "{result}"
+    );
+
+    let junit = lint_oslo_references(&repo, "junit").stdout;
+    assert!(
+        junit.contains("<failure type=\"renamed-sealed-secret-reference\""),
+        "{junit}"
+    );
+
+    // The fix the message offers makes kustomize rewrite the reference, and the lint passes.
+    apply_name_reference_fix(
+        &repo,
+        "overlays/oslo-prod/kustomization.yaml",
+        &snippet_of(&line),
+    );
+    let rendered = Command::new("kubectl")
+        .args(["kustomize", "overlays/oslo-prod"])
+        .current_dir(repo.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&rendered.stdout)
+            .contains("- secretRef:\n            name: db-creds-prod\n"),
+        "{rendered:?}"
+    );
+    let run = repo.lint(&[
+        "--exclude",
+        "keys",
+        "--recovery-private-key",
+        "keys/tls.key",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
+#[test]
+fn issue16_references_added_by_a_strategic_merge_patch_and_renamed_by_a_prefix() {
+    if !has_kubectl() {
+        return;
+    }
+    let repo = oslo_repo(
+        "    sealedsecrets.bitnami.com/namespace-wide: \"true\"\n",
+        &seal(Scope::NamespaceWide, "payments", ""),
+    );
+    // The base Deployment no longer uses the Secret; the overlay's patch adds a volume that
+    // does, and a CronJob in the base reads one key of it. The overlay renames by prefix.
+    repo.write(
+        "base/deployment.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\nspec:\n  template:\n    spec:\n      containers:\n      - name: app\n        image: api:1\n",
+    );
+    repo.write(
+        "base/cron.yaml",
+        "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: backup\nspec:\n  schedule: \"@daily\"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers:\n          - name: dump\n            image: dump:1\n            env:\n            - name: PASSWORD\n              valueFrom:\n                secretKeyRef:\n                  key: password\n                  name: db-creds\n",
+    );
+    repo.write(
+        "base/kustomization.yaml",
+        "resources:\n- deployment.yaml\n- cron.yaml\n- db-creds.yaml\n",
+    );
+    repo.write(
+        "overlays/oslo-prod/creds-volume.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\nspec:\n  template:\n    spec:\n      volumes:\n      - name: creds\n        projected:\n          sources:\n          - secret:\n              name: db-creds\n",
+    );
+    repo.write(
+        "overlays/oslo-prod/kustomization.yaml",
+        "resources:\n- ../../base\nnamespace: payments\nnamePrefix: oslo-\npatchesStrategicMerge:\n- creds-volume.yaml\n",
+    );
+    let run = repo.lint(&["--exclude", "keys"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.rules(),
+        [
+            "renamed-sealed-secret-reference",
+            "renamed-sealed-secret-reference"
+        ],
+        "{run:?}"
+    );
+    let lines = run.lines();
+    assert!(lines[0].starts_with("base/cron.yaml:20: error renamed-sealed-secret-reference: CronJob \"payments/oslo-backup\""), "{run:?}");
+    assert!(
+        lines[0].contains(
+            "path: spec/jobTemplate/spec/template/spec/containers/env/valueFrom/secretKeyRef/name"
+        ),
+        "{run:?}"
+    );
+    assert!(lines[0].contains("(namePrefix: oslo-)"), "{run:?}");
+    assert!(lines[1].starts_with("overlays/oslo-prod/creds-volume.yaml:13: error renamed-sealed-secret-reference: Deployment \"payments/oslo-api\""), "{run:?}");
+    assert!(
+        lines[1].contains("spec.template.spec.volumes[creds].projected.sources[0].secret.name"),
+        "{run:?}"
+    );
+
+    // Both snippets in one configurations file fix both references.
+    let merged = "nameReference:\n- kind: SealedSecret\n  group: bitnami.com\n  fieldSpecs:\n  - {kind: CronJob, path: spec/jobTemplate/spec/template/spec/containers/env/valueFrom/secretKeyRef/name}\n  - {kind: Deployment, path: spec/template/spec/volumes/projected/sources/secret/name}";
+    apply_name_reference_fix(&repo, "overlays/oslo-prod/kustomization.yaml", merged);
+    let run = repo.lint(&["--exclude", "keys"]);
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
+#[test]
+fn issue16_untraceable_references_point_at_the_renaming_kustomization() {
+    if !has_kubectl() {
+        return;
+    }
+    let repo = oslo_repo(
+        "    sealedsecrets.bitnami.com/namespace-wide: \"true\"\n",
+        &seal(Scope::NamespaceWide, "payments", ""),
+    );
+    // A Pod inside a List: its lines cannot be looked up by key, so the finding goes to the
+    // nameSuffix line, in SARIF too.
+    repo.write(
+        "base/deployment.yaml",
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata:\n    name: debug\n  spec:\n    containers:\n    - name: sh\n      image: busybox\n    volumes:\n    - name: creds\n      secret:\n        secretName: db-creds\n",
+    );
+    let line = repo
+        .lint(&["--exclude", "keys"])
+        .assert_only("renamed-sealed-secret-reference");
+    assert!(line.starts_with("overlays/oslo-prod/kustomization.yaml:6: error renamed-sealed-secret-reference: Pod \"payments/debug-prod\""), "{line}");
+    assert!(
+        line.contains("path: spec/volumes/secret/secretName"),
+        "{line}"
+    );
+    let run = repo.lint(&["--exclude", "keys", "--format", "sarif"]);
+    let v: Value = serde_json::from_str(&run.stdout).unwrap();
+    let location = &v["runs"][0]["results"][0]["locations"][0]["physicalLocation"];
+    assert_eq!(
+        location["artifactLocation"]["uri"],
+        "overlays/oslo-prod/kustomization.yaml"
+    );
+    assert_eq!(location["region"]["startLine"], 6);
+}
+
+#[test]
+fn issue16_proven_scope_findings_in_json_and_sarif() {
+    if !has_kubectl() {
+        return;
+    }
+    let repo = oslo_repo("", &seal(Scope::Strict, "payments", "db-creds"));
+    repo.write(
+        "overlays/oslo-prod/sealedsecret-names.yaml",
+        "nameReference: [{kind: SealedSecret, group: bitnami.com, fieldSpecs: [{kind: Deployment, path: spec/template/spec/containers/envFrom/secretRef/name}]}]\n",
+    );
+    repo.write(
+        "overlays/oslo-prod/kustomization.yaml",
+        "resources:\n- ../../base\nnamespace: payments\nnameSuffix: -prod\nconfigurations:\n- sealedsecret-names.yaml\n",
+    );
+    let key = [
+        "--exclude",
+        "keys",
+        "--recovery-private-key",
+        "keys/tls.key",
+    ];
+    let run = repo.lint(&[&key[..], &["--format", "json"]].concat());
+    assert_eq!(run.code, 1, "{run:?}");
+    let v: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["summary"]["errors"], 1, "{v}");
+    let finding = &v["findings"][0];
+    assert_eq!(finding["rule"], "overlay-breaks-scope");
+    assert_eq!(finding["file"], "overlays/oslo-prod/kustomization.yaml");
+    assert_eq!(finding["line"], 4);
+    assert!(
+        finding["message"]
+            .as_str()
+            .unwrap()
+            .contains("the recovery keys prove it"),
+        "{finding}"
+    );
+    let run = repo.lint(&[&key[..], &["--format", "sarif"]].concat());
+    let v: Value = serde_json::from_str(&run.stdout).unwrap();
+    let result = &v["runs"][0]["results"][0];
+    assert_eq!(result["ruleId"], "overlay-breaks-scope");
+    let related = &result["relatedLocations"][0]["physicalLocation"];
+    assert_eq!(related["artifactLocation"]["uri"], "base/db-creds.yaml");
+    assert_eq!(related["region"]["startLine"], 1);
+    let run = repo.lint(&[&key[..], &["--format", "junit"]].concat());
+    assert!(
+        run.stdout
+            .contains("<failure type=\"overlay-breaks-scope\""),
+        "{run:?}"
+    );
 }

@@ -10,7 +10,7 @@ use base64::Engine;
 use serde_json::{Map, Value};
 
 use sealed_secrets_core::{
-    crypto::{Decrypter, GCM_TAG_LEN, split_ciphertext},
+    crypto::{GCM_TAG_LEN, split_ciphertext},
     keys::PrivateKey,
     scope::{CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION, Scope},
     sealed_secret::{GROUP, KIND},
@@ -393,20 +393,13 @@ fn check_scope_annotations(
     }
 }
 
-/// Checks of the object as it will be applied: a namespace for scoped objects, and, with
-/// recovery keys, that every value opens under its rendered name, namespace and scope.
-pub fn check_sealed_state(
-    value: &Value,
-    ctx: &Context,
-    sealed: &[Sealed],
-    place: Place<'_>,
-    via: &str,
-) -> Vec<Finding> {
+/// Checks of the object as it will be applied: a namespace for scoped objects. (Whether its
+/// values open under that name and namespace is [`super::proof`]'s.)
+pub fn check_sealed_state(value: &Value, place: Place<'_>, via: &str) -> Vec<Finding> {
     let who = format!("SealedSecret \"{}\"{via}", identity(value));
     let scope = scope_of(value);
     let mut findings = Vec::new();
-    let namespace = namespace_of(value);
-    if namespace.is_none() && scope != Scope::ClusterWide {
+    if namespace_of(value).is_none() && scope != Scope::ClusterWide {
         findings.push(Finding::new(
             rules::MISSING_NAMESPACE,
             place.at(&["metadata"]),
@@ -415,25 +408,6 @@ pub fn check_sealed_state(
                  and opens only there"
             ),
         ));
-    }
-    if ctx.keys.is_empty() {
-        return findings;
-    }
-    let label = scope.label(namespace.unwrap_or(""), name_of(value));
-    for value in sealed {
-        if let Err(err) = ctx.keys.decrypt(&value.bytes, &label) {
-            let path: Vec<&str> = value.path.iter().map(String::as_str).collect();
-            findings.push(Finding::new(
-                rules::CANNOT_DECRYPT,
-                place.at(&path),
-                format!(
-                    "{who}: {} does not open with the recovery keys under its {scope} label \"{}\" \
-                     ({err})",
-                    value.item,
-                    String::from_utf8_lossy(&label),
-                ),
-            ));
-        }
     }
     findings
 }

@@ -5,9 +5,11 @@
 //! [`Document::key_line`] finds the line of a key path by indentation. That is approximate for
 //! exotic YAML (flow style, anchors) and exact for what kubeseal and kustomize write.
 //!
-//! Speed: only documents that mention `Secret` are parsed at all. Every object this lint checks
-//! is a `Secret` or `SealedSecret` (possibly inside a `List`), so its text contains the word;
-//! ConfigMaps and Deployments are skipped after one substring search.
+//! Speed: only documents that mention `Secret` or `secret` are parsed at all. Every object this
+//! lint checks is a `Secret` or `SealedSecret` (possibly inside a `List`), or a workload that
+//! refers to a Secret (`secretRef`, `secretKeyRef`, `secret:`, `imagePullSecrets`), so its text
+//! contains one of the two; ConfigMaps, Services and workloads without Secrets are skipped after
+//! two substring searches.
 
 use serde_json::Value;
 
@@ -15,8 +17,10 @@ use sealed_secrets_core::documents::{
     content_line, json_stream_with_lines, message_line, parse_documents, split_yaml_stream,
 };
 
-/// The word every document this lint cares about contains.
-const INTERESTING: &str = "Secret";
+/// Whether a text may hold a document this lint cares about (see the module docs).
+fn interesting(text: &str) -> bool {
+    text.contains("Secret") || text.contains("secret")
+}
 
 /// One parsed document with its text and position.
 #[derive(Debug, Clone)]
@@ -41,7 +45,7 @@ pub struct ParseFailure {
 /// Splits and parses a YAML or JSON stream. Documents that cannot hold a Secret are skipped.
 pub fn read_documents(text: &str) -> (Vec<Document>, Vec<ParseFailure>) {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    if !text.contains(INTERESTING) {
+    if !interesting(text) {
         return (Vec::new(), Vec::new());
     }
     if text.trim_start().starts_with('{') {
@@ -50,7 +54,7 @@ pub fn read_documents(text: &str) -> (Vec<Document>, Vec<ParseFailure>) {
     let mut docs = Vec::new();
     let mut failures = Vec::new();
     for (first_line, chunk) in split_yaml_stream(text) {
-        if !chunk.contains(INTERESTING) {
+        if !interesting(chunk) {
             continue;
         }
         match parse_documents(chunk.as_bytes()) {

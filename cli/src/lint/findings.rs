@@ -92,14 +92,17 @@ rules! {
         "A sealed value's RSA block does not match the certificate's key size",
         "The value was sealed for another key; re-seal it with the current certificate.";
     OVERLAY_BREAKS_SCOPE = "overlay-breaks-scope", Error,
-        "A kustomize overlay renames or moves a SealedSecret out of the scope it was sealed for",
-        "Seal the Secret for its final name and namespace in the overlay, or seal it namespace-wide (renames) or cluster-wide (moves).";
+        "A kustomize overlay renames or moves a SealedSecret out of the scope it was sealed for (proven by the recovery keys when given, else judged from the name in the file)",
+        "Seal the Secret for its final name and namespace in the overlay, or seal it namespace-wide (renames) or cluster-wide (moves). Without --recovery-private-key the lint assumes the values were sealed for the name and namespace written in the file; run it with the key to replace the guess by a trial decryption.";
     MISSING_NAMESPACE = "missing-namespace", Error,
         "A strict or namespace-wide SealedSecret has no namespace after rendering",
         "Set metadata.namespace to the namespace it was sealed for, or set `namespace:` in the kustomization.";
     CANNOT_DECRYPT = "cannot-decrypt", Error,
-        "A sealed value does not open with the recovery keys under its rendered name and namespace",
-        "It was sealed for another key, name, namespace or scope; re-seal it for the object as rendered.";
+        "A SealedSecret's values do not open with the recovery keys under its rendered name and namespace",
+        "They were sealed for another key, name, namespace or scope (the message says which, when a trial found one); re-seal them for the object as rendered.";
+    RENAMED_REFERENCE = "renamed-sealed-secret-reference", Error,
+        "A workload refers to a Secret by the name a SealedSecret had before kustomize renamed it",
+        "kustomize rewrites references to Secrets, not to SealedSecrets. Add a `nameReference` for kind SealedSecret (the message has a ready snippet) in a file listed under `configurations:` of the kustomization that renames it.";
 }
 
 /// A place in the repository.

@@ -10,8 +10,10 @@
 //! Exit codes: 0 clean (warnings allowed), 1 error findings, 2 usage or I/O errors.
 //!
 //! Module map: [`walk`] finds files, [`kustomize`] reads the include graph, [`render`] runs
-//! kubectl, [`docs`] parses with line numbers, [`check`] and [`origin`] hold the rules,
-//! [`findings`] the rule catalog, [`report`] the output formats.
+//! kubectl, [`docs`] parses with line numbers, [`check`], [`origin`] and [`references`] hold the
+//! rules, [`proof`] the trial decryption that replaces the scope guess when keys are given,
+//! [`findings`] the rule catalog, [`report`] the output formats. docs/lint.md explains the
+//! decisions.
 
 mod check;
 mod docs;
@@ -19,6 +21,8 @@ mod findings;
 mod kustomize;
 mod origin;
 mod parallel;
+mod proof;
+mod references;
 mod render;
 mod report;
 mod walk;
@@ -42,6 +46,8 @@ use self::{
     kustomize::Graph,
     origin::{Index, check_overlay_scope, closure_files, generator_location},
     parallel::parallel_map,
+    proof::{Identity, Unopened},
+    references::Renamed,
     render::{Rendered, render_all},
     report::{Report, ReportFormat},
 };
@@ -54,7 +60,9 @@ use crate::{commands::recover::load_keys, io::read_file};
     about = "Check committed Secrets and SealedSecrets offline (for CI and pre-commit).",
     long_about = "Walks PATHs (default: .), renders every kustomization with `kubectl kustomize`, \
                   reads other YAML/JSON manifests directly, and reports raw Secrets, malformed \
-                  SealedSecrets, and SealedSecrets that overlays move out of their scope.\n\n\
+                  SealedSecrets, SealedSecrets that overlays move out of their scope (proven by \
+                  decryption with --recovery-private-key), and workload references to \
+                  SealedSecrets that overlays renamed.\n\n\
                   Exit codes: 0 clean (warnings allowed), 1 errors found, 2 usage or I/O error.",
     max_term_width = 100
 )]
@@ -77,7 +85,8 @@ pub struct LintArgs {
     pub cert: Option<PathBuf>,
 
     /// Private key files (PEM, or key Secrets / a List of them), repeated or comma-separated:
-    /// every sealed value must open with them under its rendered name and namespace.
+    /// every sealed value must open with them under its rendered name and namespace; this
+    /// decryption, not the name in the file, then decides whether an overlay broke a scope.
     #[arg(long, value_name = "FILE", value_delimiter = ',', action = ArgAction::Append)]
     pub recovery_private_key: Vec<String>,
 
@@ -256,6 +265,14 @@ fn run(args: &LintArgs) -> Result<Report> {
                 }
                 let scope = closures.len();
                 closures.push(closure_files(&graph, root));
+                findings.extend(check_render_references(
+                    root,
+                    &docs,
+                    &closures[scope],
+                    &graph,
+                    &index,
+                    &shown,
+                ));
                 objects_to_check.extend(docs.into_iter().map(|d| (root.clone(), d, scope)));
             }
         }
@@ -334,7 +351,11 @@ fn lint_file(path: &Path, owned: bool, ctx: &Context, shown: &Shown) -> Result<F
                 doc: Some(doc),
                 keyed,
             };
-            findings.extend(lint_object(value, ctx, place, ""));
+            let (found, unopened) = lint_object(value, ctx, place, "", None);
+            findings.extend(found);
+            if !unopened.is_empty() {
+                findings.push(proof::cannot_decrypt(value, &unopened, place, ""));
+            }
         }
     }
     Ok(FileResult {
@@ -344,22 +365,36 @@ fn lint_file(path: &Path, owned: bool, ctx: &Context, shown: &Shown) -> Result<F
     })
 }
 
-/// Every check of one object whose text is at `place`.
+/// Every check of one object whose text is at `place`, and, with recovery keys, the values of a
+/// SealedSecret that do not open under its identity (tried under those of `written`, its
+/// definition as written, too). The caller turns those into a finding: which one depends on
+/// whether an overlay is to blame.
 fn lint_object(
     value: &serde_json::Value,
     ctx: &Context,
     place: Place<'_>,
     via: &str,
-) -> Vec<Finding> {
+    written: Option<&serde_json::Value>,
+) -> (Vec<Finding>, Vec<Unopened>) {
     if check::is_secret(value) {
-        return check_secret(value, ctx, place, via);
+        return (check_secret(value, ctx, place, via), Vec::new());
     }
     if !check::is_sealed_secret(value) {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     }
     let (mut findings, sealed) = check_sealed_structure(value, ctx, place);
-    findings.extend(check_sealed_state(value, ctx, &sealed, place, via));
-    findings
+    findings.extend(check_sealed_state(value, place, via));
+    let unopened = if ctx.keys.is_empty() {
+        Vec::new()
+    } else {
+        proof::trial(
+            &ctx.keys,
+            &sealed,
+            &Identity::of(value),
+            &proof::candidates(value, written),
+        )
+    };
+    (findings, unopened)
 }
 
 /// Checks one document of a kustomization's output, located at its definition when found.
@@ -401,7 +436,23 @@ fn lint_rendered(
                 keyed: false,
             },
         };
-        let mut found = lint_object(value, ctx, place, &via);
+        let (mut found, unopened) = lint_object(value, ctx, place, &via, def.map(|d| &d.value));
+        // Only a resource whose sealed values reach the output unchanged can be blamed on the
+        // overlays: values patched in by an overlay are the overlay's own.
+        let overlaid = def.filter(|d| {
+            check::is_sealed_secret(value)
+                && origin::same_values(d, value)
+                && graph.is_resource(&d.file)
+        });
+        let scope_finding = overlaid.and_then(|def| {
+            let chain = graph.chain_to_file(root, &def.file).unwrap_or_default();
+            // With keys, decryption decides; without, the name in the file is the guess.
+            let proof = (!ctx.keys.is_empty()).then_some(unopened.as_slice());
+            check_overlay_scope(value, def, &chain, &show, proof)
+        });
+        if scope_finding.is_none() && !unopened.is_empty() {
+            found.push(proof::cannot_decrypt(value, &unopened, place, &via));
+        }
         for f in &mut found {
             match &fallback {
                 Some(location) => f.location.line = location.line,
@@ -413,19 +464,69 @@ fn lint_rendered(
             }
         }
         findings.extend(found);
-        // Only a resource whose sealed values reach the output unchanged is compared by name:
-        // values patched in by an overlay may well be sealed for the new name (that is what
-        // --recovery-private-key checks).
-        if let Some(def) = def.filter(|d| {
-            check::is_sealed_secret(value)
-                && origin::same_values(d, value)
-                && graph.is_resource(&d.file)
-        }) {
-            let chain = graph.chain_to_file(root, &def.file).unwrap_or_default();
-            if let Some(f) = check_overlay_scope(value, def, &chain, &show) {
-                findings.push(f);
-            }
-        }
+        findings.extend(scope_finding);
     }
     findings
+}
+
+/// `renamed-sealed-secret-reference` for one render: its SealedSecrets that the overlays renamed,
+/// and the workloads that still ask for their old names, located at the reference's line in
+/// the source file when it can be traced, else at the kustomization that renames it.
+fn check_render_references(
+    root: &Path,
+    docs: &[Document],
+    files: &BTreeSet<PathBuf>,
+    graph: &Graph,
+    index: &Index,
+    shown: &Shown,
+) -> Vec<Finding> {
+    let Some(k) = graph.nodes.get(root) else {
+        return Vec::new();
+    };
+    let k_shown = shown.path(&k.file);
+    let show = |p: &Path| shown.path(p);
+    let values: Vec<&serde_json::Value> = docs
+        .iter()
+        .flat_map(|d| objects(&d.value).into_iter().map(|(v, _)| v))
+        .collect();
+    let renamed: Vec<Renamed> = values
+        .iter()
+        .filter(|v| check::is_sealed_secret(v))
+        .filter_map(|value| {
+            let def = index.find(value, files)?;
+            let from = check::name_of(&def.value);
+            if from.is_empty() || from == check::name_of(value) {
+                return None;
+            }
+            let chain = graph.chain_to_file(root, &def.file).unwrap_or_default();
+            Some(Renamed {
+                from: from.to_string(),
+                to: check::identity(value),
+                namespace: check::namespace_of(value).map(str::to_string),
+                defined_at: def.place().at(&[]),
+                culprits: origin::culprits(&chain, true, false, &show),
+            })
+        })
+        .collect();
+    let via = format!(" (as rendered by {k_shown})");
+    references::dangling(&values, &renamed)
+        .iter()
+        .map(|d| {
+            let traced = index
+                .workload_sources(d.workload, files, graph)
+                .into_iter()
+                .filter(|src| src.keyed)
+                .find_map(|src| {
+                    references::reference_line(&src.doc, &d.reference)
+                        .map(|line| Location::new(src.shown.clone(), Some(line)))
+                });
+            let location = traced.unwrap_or_else(|| {
+                d.renamed.culprits.first().map_or_else(
+                    || Location::new(k_shown.clone(), None),
+                    |(at, _)| at.clone(),
+                )
+            });
+            references::finding(d, location, &via, &k_shown)
+        })
+        .collect()
 }

@@ -21,6 +21,8 @@ use super::{
     docs::Document,
     findings::{self as rules, Finding, Location},
     kustomize::{Graph, Kustomization},
+    proof::{Identity, Unopened, describe},
+    references::is_workload,
 };
 
 /// A Secret or SealedSecret as written in a file that a kustomization includes.
@@ -57,6 +59,8 @@ impl Definition {
 #[derive(Debug, Default)]
 pub struct Index {
     defs: Vec<Definition>,
+    /// Workloads (Deployments, Pods...), to trace Secret references to their lines.
+    workloads: Vec<Definition>,
     by_ciphertext: HashMap<String, Vec<usize>>,
 }
 
@@ -74,6 +78,16 @@ impl Index {
     pub fn add(&mut self, file: &Path, shown: &str, docs: Vec<Document>) {
         for doc in docs {
             for (value, keyed) in objects(&doc.value) {
+                if is_workload(value) {
+                    self.workloads.push(Definition {
+                        file: file.to_path_buf(),
+                        shown: shown.to_string(),
+                        doc: doc.clone(),
+                        keyed,
+                        value: value.clone(),
+                    });
+                    continue;
+                }
                 if !(super::check::is_secret(value) || is_sealed_secret(value)) {
                     continue;
                 }
@@ -125,6 +139,31 @@ impl Index {
         }
         best
     }
+
+    /// The workloads among `files` that `rendered` may come from (same kind, a name inside the
+    /// rendered name), patches before resources: a patch's text is what the render shows when
+    /// both set a field.
+    pub fn workload_sources(
+        &self,
+        rendered: &Value,
+        files: &BTreeSet<PathBuf>,
+        graph: &Graph,
+    ) -> Vec<&Definition> {
+        let name = name_of(rendered);
+        let mut found: Vec<&Definition> = self
+            .workloads
+            .iter()
+            .filter(|d| {
+                let def_name = name_of(&d.value);
+                d.value.get("kind") == rendered.get("kind")
+                    && files.contains(&d.file)
+                    && !def_name.is_empty()
+                    && name.contains(def_name)
+            })
+            .collect();
+        found.sort_by_key(|d| graph.is_resource(&d.file));
+        found
+    }
 }
 
 /// Whether `rendered` still carries (some of) the definition's sealed values.
@@ -142,23 +181,15 @@ pub fn closure_files(graph: &Graph, root: &Path) -> BTreeSet<PathBuf> {
         .collect()
 }
 
-/// `overlay-breaks-scope`: the rendered name or namespace differs from the one the definition
-/// was sealed for, in a way its scope does not allow.
-pub fn check_overlay_scope(
-    rendered: &Value,
-    def: &Definition,
+/// The `namePrefix`/`nameSuffix` (when `renamed`) and `namespace` (when `moved`) settings of the
+/// kustomizations on `chain`, root first: who changed an object's name or namespace.
+pub fn culprits(
     chain: &[&Kustomization],
+    renamed: bool,
+    moved: bool,
     shown: &dyn Fn(&Path) -> String,
-) -> Option<Finding> {
-    let scope = scope_of(&def.value);
-    let (old_name, new_name) = (name_of(&def.value), name_of(rendered));
-    let (old_ns, new_ns) = (namespace_of(&def.value), namespace_of(rendered));
-    let renamed = scope == Scope::Strict && !old_name.is_empty() && old_name != new_name;
-    let moved = scope != Scope::ClusterWide && old_ns.is_some() && old_ns != new_ns;
-    if !renamed && !moved {
-        return None;
-    }
-    let mut culprits: Vec<(Location, String)> = Vec::new();
+) -> Vec<(Location, String)> {
+    let mut out = Vec::new();
     for k in chain {
         let mut fields = Vec::new();
         if renamed {
@@ -169,14 +200,59 @@ pub fn check_overlay_scope(
         }
         for field in fields {
             if let Some(value) = k.field(field).filter(|v| !v.is_empty()) {
-                culprits.push((
+                out.push((
                     Location::new(shown(&k.file), k.line_of(field)),
                     format!("{field}: {value}"),
                 ));
             }
         }
     }
-    let (primary, how) = match culprits.first() {
+    out
+}
+
+/// `overlay-breaks-scope`: the overlays on `chain` give the rendered object a name or namespace
+/// its values do not open under.
+///
+/// With recovery keys, `proof` holds the values that do not open under the rendered identity,
+/// and the finding is made only when a trial opened one of them under another name or namespace
+/// and a kustomization on the chain sets the prefix, suffix or namespace that changed it
+/// (otherwise the values are simply sealed wrong, which `cannot-decrypt` reports). Without keys (`proof` is `None`) the identity written in the file
+/// is assumed to be the one the values were sealed for, and the message says it is a guess.
+pub fn check_overlay_scope(
+    rendered: &Value,
+    def: &Definition,
+    chain: &[&Kustomization],
+    shown: &dyn Fn(&Path) -> String,
+    proof: Option<&[Unopened]>,
+) -> Option<Finding> {
+    let (new_name, new_ns) = (name_of(rendered), namespace_of(rendered).unwrap_or(""));
+    let (sealed_for, renamed, moved) = match proof {
+        None => {
+            let scope = scope_of(&def.value);
+            let old_name = name_of(&def.value);
+            let old_ns = namespace_of(&def.value);
+            let renamed = scope == Scope::Strict && !old_name.is_empty() && old_name != new_name;
+            let moved = scope != Scope::ClusterWide && old_ns.is_some_and(|ns| ns != new_ns);
+            (None, renamed, moved)
+        }
+        Some(unopened) => {
+            let (id, renamed, moved) = unopened.iter().find_map(|u| {
+                let id = u.opens_under.as_ref()?;
+                let renamed = id.scope == Scope::Strict && id.name != new_name;
+                let moved = id.scope != Scope::ClusterWide && id.namespace != new_ns;
+                (renamed || moved).then_some((id, renamed, moved))
+            })?;
+            (Some((id, unopened)), renamed, moved)
+        }
+    };
+    if !renamed && !moved {
+        return None;
+    }
+    let found = culprits(chain, renamed, moved, shown);
+    if sealed_for.is_some() && found.is_empty() {
+        return None;
+    }
+    let (primary, how) = match found.first() {
         Some((location, how)) => (location.clone(), format!(" ({how})")),
         None => (
             Location::new(
@@ -193,28 +269,48 @@ pub fn check_overlay_scope(
         (true, false) => "renamed",
         _ => "moved",
     };
-    let rule_of_scope = match scope {
-        Scope::Strict => {
-            "a strict SealedSecret opens only under the name and namespace it was sealed for"
-        }
-        _ => "a namespace-wide SealedSecret opens only in the namespace it was sealed for",
-    };
-    let mut finding = Finding::new(
-        rules::OVERLAY_BREAKS_SCOPE,
-        primary.clone(),
-        format!(
-            "{scope} SealedSecret \"{}\" defined at {} is {change} to \"{}\" by {primary}{how}; \
-             {rule_of_scope}, so the controller will fail to unseal it",
-            identity(&def.value),
-            def.location(),
-            identity(rendered),
-        ),
-    )
-    .with_related(
+    let scope = scope_of(&def.value);
+    let head = format!(
+        "{scope} SealedSecret \"{}\" defined at {} is {change} to \"{}\" by {primary}{how}",
+        identity(&def.value),
         def.location(),
-        format!("sealed for \"{}\" ({scope})", identity(&def.value)),
+        identity(rendered),
     );
-    for (location, how) in culprits.into_iter().skip(1) {
+    let (message, note) = match sealed_for {
+        Some((id, unopened)) => (
+            format!(
+                "{head}; the recovery keys prove it breaks the scope: {} not open under the \
+                 rendered {} but {}, so the controller will fail to unseal it",
+                match unopened.len() {
+                    1 => "1 value does".to_string(),
+                    n => format!("{n} values do"),
+                },
+                Identity::of(rendered),
+                describe(unopened),
+            ),
+            format!("its values open under the {id}"),
+        ),
+        None => {
+            let rule_of_scope = match scope {
+                Scope::Strict => {
+                    "a strict SealedSecret opens only under the name and namespace it was sealed for"
+                }
+                _ => "a namespace-wide SealedSecret opens only in the namespace it was sealed for",
+            };
+            (
+                format!(
+                    "{head}; {rule_of_scope}, so the controller will fail to unseal it if it was \
+                     sealed for \"{}\" as the file says (a guess from the file: run with \
+                     --recovery-private-key to decide by decryption)",
+                    identity(&def.value),
+                ),
+                format!("sealed for \"{}\" ({scope})", identity(&def.value)),
+            )
+        }
+    };
+    let mut finding = Finding::new(rules::OVERLAY_BREAKS_SCOPE, primary, message)
+        .with_related(def.location(), note);
+    for (location, how) in found.into_iter().skip(1) {
         finding = finding.with_related(location, format!("also changes it: {how}"));
     }
     Some(finding)
