@@ -13,7 +13,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 use k8s_openapi::ByteString;
 use sealed_secrets_core::{
     crypto::SystemRandom,
@@ -22,21 +21,12 @@ use sealed_secrets_core::{
     seal::{NamespaceDefault, SealOptions, seal_secret},
 };
 use sealed_secrets_e2e::{
-    Assets, Binaries, Cluster, Controller, SEALED_SECRET_CRD, create_namespace, install_crd,
-    kubectl_with_stdin, sealing::restrict_to, unique_name, workspace_root,
+    Assets, Binaries, Cluster, Controller, SEALED_SECRET_CRD, create_namespace, kubectl_with_stdin,
+    private_cluster,
+    sealing::{key_secret_json, restrict_to},
+    unique_name,
 };
 use serde_json::{Value, json};
-
-fn key_secret(namespace: &str, name: &str, pair: &GeneratedKeyPair) -> Value {
-    let key_pem = pair.key.to_pkcs1_pem().expect("PEM");
-    json!({
-        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-        "metadata": {"name": name, "namespace": namespace,
-            "labels": {"sealedsecrets.bitnami.com/sealed-secrets-key": "active"}},
-        "data": {"tls.crt": BASE64.encode(pair.cert_pem.as_bytes()),
-                 "tls.key": BASE64.encode(key_pem.as_bytes())},
-    })
-}
 
 fn apply_list(cluster: &Cluster, items: Vec<Value>) {
     let list = json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string();
@@ -80,7 +70,7 @@ fn run(cluster: &Cluster, pairs: &[GeneratedKeyPair], key_count: usize, objects:
         cluster,
         used.iter()
             .enumerate()
-            .map(|(i, p)| key_secret(&keys_ns, &format!("bench-key-{i:02}"), p))
+            .map(|(i, p)| key_secret_json(&keys_ns, &format!("bench-key-{i:02}"), p))
             .collect(),
     );
     let args = restrict_to(&[&app]);
@@ -142,13 +132,6 @@ fn run(cluster: &Cluster, pairs: &[GeneratedKeyPair], key_count: usize, objects:
 }
 
 fn main() {
-    let assets = match Assets::from_env() {
-        Ok(assets) => assets,
-        Err(reason) => {
-            println!("skipping the real-API benchmark: {reason}");
-            return;
-        }
-    };
     let objects: usize = std::env::var("UNSEAL_BENCH_OBJECTS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -177,16 +160,13 @@ fn main() {
             .expect("keygen")
         })
         .collect();
-    let binaries = Binaries::get();
-    eprintln!("controller: {}", binaries.controller.display());
-    let cluster = Cluster::start(&assets);
-    install_crd(
-        &cluster,
-        &workspace_root()
-            .join("crds")
-            .join("bitnami.com_sealedsecrets.yaml"),
-        SEALED_SECRET_CRD,
-    );
+    let Some(cluster) = private_cluster(
+        Assets::from_env(),
+        &[("bitnami.com_sealedsecrets.yaml", SEALED_SECRET_CRD)],
+    ) else {
+        return;
+    };
+    eprintln!("controller: {}", Binaries::get().controller.display());
     println!(
         "| {objects} SealedSecrets x 3 RSA-4096 items | keys | kubectl apply | all Secrets after the last create | whole run | controller peak RSS |"
     );

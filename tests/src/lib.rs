@@ -989,6 +989,28 @@ impl Drop for Cluster {
     }
 }
 
+/// Checks what every suite needs before a cluster: `None` (after the one skip line) without
+/// assets; otherwise kubectl checked and our binaries built.
+fn suite_assets(assets: Result<Assets, String>) -> Option<Assets> {
+    match assets {
+        Ok(assets) => {
+            require_kubectl();
+            Binaries::get();
+            Some(assets)
+        }
+        Err(reason) => {
+            skip(&reason);
+            None
+        }
+    }
+}
+
+fn install_crds(cluster: &Cluster, crds: &[(&str, &str)]) {
+    for (file, name) in crds {
+        install_crd(cluster, &workspace_root().join("crds").join(file), name);
+    }
+}
+
 /// What a suite starts with: `None` (after the one skip line) without assets; otherwise
 /// kubectl checked, our binaries built, and the shared cluster with each CRD of `crds` (file
 /// name under `<workspace>/crds`, CRD name) applied and `Established`.
@@ -996,20 +1018,19 @@ pub fn suite_cluster(
     assets: Result<Assets, String>,
     crds: &[(&str, &str)],
 ) -> Option<Arc<Cluster>> {
-    let assets = match assets {
-        Ok(assets) => assets,
-        Err(reason) => {
-            skip(&reason);
-            return None;
-        }
-    };
-    require_kubectl();
-    Binaries::get();
+    let assets = suite_assets(assets)?;
     Some(shared_cluster(&assets, |cluster| {
-        for (file, name) in crds {
-            install_crd(cluster, &workspace_root().join("crds").join(file), name);
-        }
+        install_crds(cluster, crds)
     }))
+}
+
+/// [`suite_cluster`] for a test that needs a cluster of its own (it restarts or compacts it):
+/// a new cluster, owned by the caller.
+pub fn private_cluster(assets: Result<Assets, String>, crds: &[(&str, &str)]) -> Option<Cluster> {
+    let assets = suite_assets(assets)?;
+    let cluster = Cluster::start(&assets);
+    install_crds(&cluster, crds);
+    Some(cluster)
 }
 
 /// The cluster shared by all tests of this test binary: started (and `init` run on it) by the

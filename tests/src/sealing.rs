@@ -302,3 +302,27 @@ pub fn lease_holder(cluster: &Cluster, namespace: &str) -> Result<String, String
             )
         })
 }
+
+/// The key Secret the controller would write for a key pair (`tls.key` PKCS#1 PEM, `tls.crt`),
+/// labelled `active`.
+pub fn key_secret_json(
+    namespace: &str,
+    name: &str,
+    pair: &sealed_secrets_core::keys::GeneratedKeyPair,
+) -> Value {
+    let key_pem = pair.key.to_pkcs1_pem().expect("PEM of a generated key");
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"sealedsecrets.bitnami.com/sealed-secrets-key": "active"},
+        },
+        "data": {
+            "tls.crt": BASE64.encode(pair.cert_pem.as_bytes()),
+            "tls.key": BASE64.encode(key_pem.as_bytes()),
+        },
+    })
+}

@@ -15,42 +15,26 @@ use std::{
     time::{Duration, Instant},
 };
 
-use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 use sealed_secrets_core::keys::{GeneratedKeyPair, generate_key_pair};
 use sealed_secrets_e2e::{
-    Assets, Binaries, Cluster, Controller, SEALED_SECRET_CRD, apply_yaml, create_namespace,
-    get_object, install_crd, key_secrets, kubectl_ok, require_kubectl,
+    Assets, Cluster, Controller, SEALED_SECRET_CRD, apply_yaml, create_namespace, get_object,
+    key_secrets, kubectl_ok, private_cluster,
     sealing::{
-        WAIT, as_strs, key_name, lease_holder, restrict_to, sample_data, seal, sealing_cert,
-        tempdir, wait_for_keys, wait_unsealed, write_cert,
+        WAIT, as_strs, key_name, key_secret_json, lease_holder, restrict_to, sample_data, seal,
+        sealing_cert, tempdir, wait_for_keys, wait_unsealed, write_cert,
     },
-    skip, unique_name, wait_for, workspace_root,
+    unique_name, wait_for,
 };
-use serde_json::json;
 
 /// One fault test at a time: they restart servers and measure takeovers.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// A cluster of this test's own, with the SealedSecret CRD; `None` (skipped) without assets.
 fn own_cluster() -> Option<Cluster> {
-    let assets = match Assets::from_env() {
-        Ok(assets) => assets,
-        Err(reason) => {
-            skip(&reason);
-            return None;
-        }
-    };
-    require_kubectl();
-    Binaries::get();
-    let cluster = Cluster::start(&assets);
-    install_crd(
-        &cluster,
-        &workspace_root()
-            .join("crds")
-            .join("bitnami.com_sealedsecrets.yaml"),
-        SEALED_SECRET_CRD,
-    );
-    Some(cluster)
+    private_cluster(
+        Assets::from_env(),
+        &[("bitnami.com_sealedsecrets.yaml", SEALED_SECRET_CRD)],
+    )
 }
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
@@ -68,24 +52,8 @@ fn key_pair() -> GeneratedKeyPair {
     .expect("key generation")
 }
 
-/// The key Secret the controller would write for `pair`, labelled active.
-fn key_secret_json(namespace: &str, name: &str, pair: &GeneratedKeyPair) -> String {
-    let key_pem = pair.key.to_pkcs1_pem().expect("PEM");
-    json!({
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "kubernetes.io/tls",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {"sealedsecrets.bitnami.com/sealed-secrets-key": "active"},
-        },
-        "data": {
-            "tls.crt": BASE64.encode(pair.cert_pem.as_bytes()),
-            "tls.key": BASE64.encode(key_pem.as_bytes()),
-        },
-    })
-    .to_string()
+fn key_secret(namespace: &str, name: &str, pair: &GeneratedKeyPair) -> String {
+    key_secret_json(namespace, name, pair).to_string()
 }
 
 fn cert_file(dir: &Path, name: &str, cert_pem: &str) -> std::path::PathBuf {
@@ -143,6 +111,51 @@ fn verifies(controller: &Controller, sealed_yaml: &str) -> bool {
     panic!("/v1/verify kept refusing to answer");
 }
 
+/// Two replicas with leader election on fresh namespaces: `a` leads (it started first and
+/// holds the Lease), `b` stands by; `cert` is the sealing certificate, in `dir`.
+struct Pair {
+    keys: String,
+    app: String,
+    a: Controller,
+    b: Controller,
+    cert: std::path::PathBuf,
+    dir: tempfile::TempDir,
+}
+
+fn leader_and_standby(cluster: &Cluster) -> Pair {
+    let keys = create_namespace(cluster, &unique_name("keys"));
+    let app = create_namespace(cluster, &unique_name("app"));
+    let mut args = restrict_to(&[&app]);
+    args.extend([
+        "--leader-elect=true".to_string(),
+        "--key-size=2048".to_string(),
+    ]);
+    let start = |id: &str| {
+        let mut all = args.clone();
+        all.push(format!("--leader-elect-id={id}"));
+        Controller::start_named(cluster, id, &keys, &as_strs(&all))
+    };
+    let a = start("replica-a");
+    wait_for("replica-a to lead", WAIT, || {
+        match lease_holder(cluster, &keys)?.as_str() {
+            "replica-a" => Ok(()),
+            other => Err(format!("holder {other}")),
+        }
+    });
+    let b = start("replica-b");
+    wait_for_keys(cluster, &keys, 1);
+    let dir = tempdir();
+    let cert = write_cert(dir.path(), &sealing_cert(&b));
+    Pair {
+        keys,
+        app,
+        a,
+        b,
+        cert,
+        dir,
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 #[test]
@@ -190,7 +203,7 @@ fn a_relist_after_a_watch_gap_handles_what_changed_meanwhile() {
 
     // Key A: present before the gap, deleted during it.
     let key_a = key_pair();
-    apply_yaml(&cluster, &key_secret_json(&keys, "extra-key-a", &key_a));
+    apply_yaml(&cluster, &key_secret(&keys, "extra-key-a", &key_a));
     let cert_a = cert_file(dir.path(), "a", &key_a.cert_pem);
     let probe_a = seal(
         &cluster,
@@ -233,7 +246,7 @@ fn a_relist_after_a_watch_gap_handles_what_changed_meanwhile() {
     delete(&cluster, "sealedsecret", &app, "gone");
     delete(&cluster, "secret", &keys, "extra-key-a");
     let key_b = key_pair();
-    apply_yaml(&cluster, &key_secret_json(&keys, "extra-key-b", &key_b));
+    apply_yaml(&cluster, &key_secret(&keys, "extra-key-b", &key_b));
     let cert_b = cert_file(dir.path(), "b", &key_b.cert_pem);
     let late = sample_data("late");
     apply_sealed(&cluster, &cert_b, &app, "late", &late);
@@ -321,7 +334,7 @@ fn a_key_that_arrives_late_unseals_what_waited_for_it() {
     thread::sleep(Duration::from_secs(8));
     assert!(!secret_exists(&cluster, &app, "waits").unwrap_or_else(|e| panic!("{e}")));
 
-    apply_yaml(&cluster, &key_secret_json(&keys, "late-key", &late_key));
+    apply_yaml(&cluster, &key_secret(&keys, "late-key", &late_key));
     let added = Instant::now();
     let within = Duration::from_secs(10);
     wait_for(
@@ -403,39 +416,14 @@ fn a_frozen_leader_is_replaced_and_writes_nothing_after_it_thaws() {
     let Some(cluster) = own_cluster() else {
         return;
     };
-    let keys = create_namespace(&cluster, &unique_name("keys"));
-    let app = create_namespace(&cluster, &unique_name("app"));
-    let mut args = restrict_to(&[&app]);
-    args.extend([
-        "--leader-elect=true".to_string(),
-        "--key-size=2048".to_string(),
-    ]);
-    let with_id = |id: &str| {
-        let mut all = args.clone();
-        all.push(format!("--leader-elect-id={id}"));
-        all
-    };
-    let mut a = Controller::start_named(
-        &cluster,
-        "replica-a",
-        &keys,
-        &as_strs(&with_id("replica-a")),
-    );
-    wait_for("replica-a to lead", WAIT, || {
-        match lease_holder(&cluster, &keys)?.as_str() {
-            "replica-a" => Ok(()),
-            other => Err(format!("holder {other}")),
-        }
-    });
-    let b = Controller::start_named(
-        &cluster,
-        "replica-b",
-        &keys,
-        &as_strs(&with_id("replica-b")),
-    );
-    wait_for_keys(&cluster, &keys, 1);
-    let dir = tempdir();
-    let cert = write_cert(dir.path(), &sealing_cert(&b));
+    let Pair {
+        keys,
+        app,
+        mut a,
+        b,
+        cert,
+        dir: _dir,
+    } = leader_and_standby(&cluster);
 
     a.signal(libc::SIGSTOP);
     let frozen = Instant::now();
@@ -485,39 +473,14 @@ fn sigterm_hands_the_lease_over() {
     let Some(cluster) = own_cluster() else {
         return;
     };
-    let keys = create_namespace(&cluster, &unique_name("keys"));
-    let app = create_namespace(&cluster, &unique_name("app"));
-    let mut args = restrict_to(&[&app]);
-    args.extend([
-        "--leader-elect=true".to_string(),
-        "--key-size=2048".to_string(),
-    ]);
-    let with_id = |id: &str| {
-        let mut all = args.clone();
-        all.push(format!("--leader-elect-id={id}"));
-        all
-    };
-    let mut a = Controller::start_named(
-        &cluster,
-        "replica-a",
-        &keys,
-        &as_strs(&with_id("replica-a")),
-    );
-    wait_for("replica-a to lead", WAIT, || {
-        match lease_holder(&cluster, &keys)?.as_str() {
-            "replica-a" => Ok(()),
-            other => Err(format!("holder {other}")),
-        }
-    });
-    let b = Controller::start_named(
-        &cluster,
-        "replica-b",
-        &keys,
-        &as_strs(&with_id("replica-b")),
-    );
-    wait_for_keys(&cluster, &keys, 1);
-    let dir = tempdir();
-    let cert = write_cert(dir.path(), &sealing_cert(&b));
+    let Pair {
+        keys,
+        app,
+        mut a,
+        b,
+        cert,
+        dir: _dir,
+    } = leader_and_standby(&cluster);
     thread::sleep(Duration::from_secs(2));
 
     let terminated = Instant::now();
