@@ -15,12 +15,15 @@
 # Without etcd and kube-apiserver it says so and exits 2; `--in-process` runs the same flood
 # against the controller's router in the bench process instead (no API server needed).
 #
-# Usage: bench/api-flood.sh [--in-process]   (env: API_FLOOD_SECONDS, API_FLOOD_CONNECTIONS)
+# Usage: bench/api-flood.sh [--in-process]
+#   (env: API_FLOOD_SECONDS, API_FLOOD_CONNECTIONS, API_FLOOD_SKIP_BUILD=1 to reuse the build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 
-cargo build --release --quiet -p sealed-secrets-controller --bin controller --example api_flood
+if [[ -z "${API_FLOOD_SKIP_BUILD:-}" ]]; then  # set it to reuse binaries already built
+  cargo build --release --quiet -p sealed-secrets-controller --bin controller --example api_flood
+fi
 bin="$CARGO_TARGET_DIR/release"
 flood="$bin/examples/api_flood"
 
@@ -42,9 +45,15 @@ done
 
 work="$(mktemp -d)"
 pids=()
+stop() { # pid: SIGTERM, up to 10 s, then SIGKILL
+  kill "$1" 2>/dev/null || return 0
+  for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # Newest first: controllers, then kube-apiserver, then etcd (the apiserver hangs without it).
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do stop "${pids[i]}"; done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -107,7 +116,7 @@ scenario() {
   wait_for "http://127.0.0.1:$port/v1/cert.pem" "controller ($name)"
   echo "### $name (controller flags: ${*:-none})"
   env $env API_FLOOD_URL="http://127.0.0.1:$port" API_FLOOD_PID="$pid" "$flood"
-  kill "$pid"; wait "$pid" 2>/dev/null || true
+  stop "$pid"
 }
 
 echo "## release controller against kube-apiserver on loopback ($(nproc) cores)"
