@@ -7,8 +7,8 @@
 //! |---|---|
 //! | `/healthz` | `200 ok\n` (not instrumented) |
 //! | `/v1/cert.pem` | the newest sealing certificate, or `500 cannot get certificate\n` |
-//! | `/v1/verify` | `200` opens, `409` does not, `400` body unreadable, `500` not one SealedSecret; rate limited |
-//! | `/v1/rotate` | `200` + the re-sealed SealedSecret as JSON, `400` body unreadable, `500` otherwise |
+//! | `/v1/verify` | `200` opens, `409` does not, `400` body unreadable, `500` not one SealedSecret; rate limited (`429`), bounded (`413`, `503`) |
+//! | `/v1/rotate` | `200` + the re-sealed SealedSecret as JSON, `400` body unreadable, `500` otherwise; rate limited and bounded as verify |
 //! | anything else | `404 page not found\n` |
 //!
 //! Methods are not checked (as upstream's `ServeMux`). `/v1/verify`, `/v1/rotate` and
@@ -31,7 +31,9 @@
 //!   text naming the limit; RSA work runs at most `--api-crypto-workers` at a time, and a
 //!   request that cannot start within [`budget::DEFAULT_CRYPTO_WAIT`] gets `503 server busy`
 //!   with `Retry-After: 1`; verify stops at the first item that does not open, and the work of
-//!   a request that is gone (client left, `--write-timeout`) stops at the next item.
+//!   a request that is gone (client left, `--write-timeout`) stops at the next item. These
+//!   refusals, like `429`, are logged at debug level only: a flood must not flood the logs;
+//!   `http_requests_total` counts them by code.
 //! - **Verify's 500 carries the reason** (`Multistream YAML not supported yet …`,
 //!   `unexpected resource type: …`) as `text/plain`, instead of an empty body, so kubeseal users
 //!   see why. It only ever describes the posted document's structure.
@@ -353,7 +355,7 @@ async fn capped_body(state: &ApiState, path: &str, request: Request) -> Result<B
     match read_body(&parts.headers, body, state.limits.max_body_bytes).await {
         Ok(body) => Ok(body),
         Err(err @ BodyError::TooLarge(_)) => {
-            tracing::warn!(path, error = %err, "request refused");
+            tracing::debug!(path, error = %err, "request refused");
             Err(http_error(StatusCode::PAYLOAD_TOO_LARGE, &err.to_string()))
         }
         Err(err) => {
@@ -365,7 +367,7 @@ async fn capped_body(state: &ApiState, path: &str, request: Request) -> Result<B
 
 /// `503` with `Retry-After`: every RSA worker stayed busy for the whole wait.
 fn busy(path: &str) -> Response {
-    tracing::warn!(path, "request refused: every API crypto worker is busy");
+    tracing::debug!(path, "request refused: every API crypto worker is busy");
     let mut response = http_error(StatusCode::SERVICE_UNAVAILABLE, "server busy");
     response.headers_mut().insert(
         header::RETRY_AFTER,
@@ -389,7 +391,7 @@ async fn verify_body(state: ApiState, request: Request) -> Response {
         Ok(Ok(true)) => empty(StatusCode::OK),
         Ok(Ok(false)) => empty(StatusCode::CONFLICT),
         Ok(Err(err @ RequestError::TooManyItems(_))) => {
-            tracing::warn!(path = VERIFY_PATH, error = %err, "request refused");
+            tracing::debug!(path = VERIFY_PATH, error = %err, "request refused");
             http_error(StatusCode::PAYLOAD_TOO_LARGE, &err.to_string())
         }
         Ok(Err(err)) => {
@@ -418,7 +420,7 @@ async fn rotate_body(state: ApiState, request: Request) -> Response {
     match outcome {
         Ok(Ok(json)) => with_body(StatusCode::OK, APPLICATION_JSON, json),
         Ok(Err(err @ RequestError::TooManyItems(_))) => {
-            tracing::warn!(path = ROTATE_PATH, error = %err, "request refused");
+            tracing::debug!(path = ROTATE_PATH, error = %err, "request refused");
             http_error(StatusCode::PAYLOAD_TOO_LARGE, &err.to_string())
         }
         Ok(Err(err)) => {
