@@ -17,7 +17,7 @@ use tracing_subscriber::{
 
 use crate::{
     args::{Args, parse_cutoff, parse_key_values, validate_key_prefix},
-    http::{HttpConfig, api_router, metrics_router},
+    http::{HttpConfig, api_router, budget::RequestLimits, metrics_router},
     key_manager::{KeyPolicy, run_renewals, watch_keys},
     keyring::KeyRing,
     leader::{self, Leadership},
@@ -148,7 +148,9 @@ async fn serve(
         let shutdown = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        if let Err(err) = axum::serve(listener, router)
+        // The peer address is the rate limiter's client key.
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(err) = axum::serve(listener, service)
             .with_graceful_shutdown(shutdown)
             .await
         {
@@ -225,6 +227,13 @@ pub async fn run(args: Args) -> Result<()> {
     let http_config = HttpConfig {
         rate_limit: args.rate_limit,
         rate_limit_burst: args.rate_limit_burst,
+        trusted_proxies: args.trusted_proxies.clone(),
+        limits: RequestLimits {
+            max_body_bytes: args.max_request_bytes,
+            max_items: args.max_request_items,
+        },
+        crypto_workers: args.api_crypto_workers,
+        ..HttpConfig::default()
     };
     let key_service: Arc<dyn crate::http::KeyService> = ring.clone();
     let timeouts = crate::http::Timeouts {

@@ -6,6 +6,11 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{ArgAction, Parser, builder::BoolishValueParser};
 
+use crate::http::{
+    budget::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ITEMS},
+    ratelimit::TrustedProxies,
+};
+
 /// Parses a flag's Go duration (`720h0m0s`, `5s`, `1h30m`, `0`); empty means zero.
 pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -214,6 +219,21 @@ pub struct Args {
     /// The kubectl program used to build kustomize folders.
     #[arg(long, env = "SEALED_SECRETS_GITOPS_KUBECTL", default_value = "kubectl")]
     pub gitops_kubectl: PathBuf,
+    /// Proxies (comma-separated addresses or CIDRs) whose X-Forwarded-For names the client
+    /// for the rate limit; from any other peer the client is the peer (default: none).
+    #[arg(long, env = "SEALED_SECRETS_TRUSTED_PROXIES", default_value = "",
+          value_parser = TrustedProxies::parse)]
+    pub trusted_proxies: TrustedProxies,
+    /// Largest body accepted by /v1/verify and /v1/rotate, in bytes (larger: 413).
+    #[arg(long, env = "SEALED_SECRETS_MAX_REQUEST_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_request_bytes: usize,
+    /// Most items in one SealedSecret posted to /v1/verify or /v1/rotate (more: 413).
+    #[arg(long, env = "SEALED_SECRETS_MAX_REQUEST_ITEMS", default_value_t = DEFAULT_MAX_ITEMS)]
+    pub max_request_items: usize,
+    /// RSA jobs of /v1/verify and /v1/rotate run at once (0: the cores minus one, at least one);
+    /// a request that finds them all busy for 0.5 s gets 503.
+    #[arg(long, env = "SEALED_SECRETS_API_CRYPTO_WORKERS", default_value_t = 0)]
+    pub api_crypto_workers: usize,
 }
 
 impl Args {
@@ -304,11 +324,49 @@ mod tests {
         );
         assert!(!args.gitops);
         assert_eq!((args.rate_limit, args.rate_limit_burst), (2.0, 2));
+        assert!(args.trusted_proxies.is_empty());
+        assert_eq!(
+            (args.max_request_bytes, args.max_request_items),
+            (4 << 20, 1024)
+        );
+        assert_eq!(args.api_crypto_workers, 0);
         assert_eq!(args.max_unseal_retries, 5);
         assert_eq!(
             (args.listen_addr.as_str(), args.listen_metrics_addr.as_str()),
             (":8080", ":8081")
         );
+    }
+
+    #[test]
+    fn api_limit_flags_parse() {
+        let args = Args::try_parse_from([
+            "controller",
+            "--trusted-proxies",
+            "10.0.0.0/8, fd00::/8",
+            "--max-request-bytes",
+            "1000",
+            "--max-request-items",
+            "5",
+            "--api-crypto-workers",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(
+            args.trusted_proxies,
+            TrustedProxies::parse("10.0.0.0/8,fd00::/8").unwrap()
+        );
+        assert_eq!(
+            (
+                args.max_request_bytes,
+                args.max_request_items,
+                args.api_crypto_workers
+            ),
+            (1000, 5, 2)
+        );
+        let err = Args::try_parse_from(["controller", "--trusted-proxies", "10.0.0.0/40"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("10.0.0.0/40"), "{err}");
     }
 
     #[test]
