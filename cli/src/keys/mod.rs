@@ -89,6 +89,10 @@ pub fn main(argv: impl Iterator<Item = OsString>) -> ExitCode {
             return ExitCode::from(if err.use_stderr() { 2 } else { 0 });
         }
     };
+    if let Err(err) = check_usage(&args) {
+        eprintln!("error: {err:#}");
+        return ExitCode::from(2);
+    }
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if crate::is_broken_pipe(&err) => ExitCode::SUCCESS,
