@@ -12,6 +12,7 @@ mod io;
 mod keys;
 mod kubeconfig;
 mod lint;
+mod reencrypt_all;
 mod sync;
 
 use std::{io::IsTerminal, process::ExitCode};
@@ -88,6 +89,9 @@ fn main() -> ExitCode {
     }
     if argv.peek().is_some_and(|first| first == "keys") {
         return keys::main(argv.skip(1));
+    }
+    if argv.peek().is_some_and(|first| first == "re-encrypt") {
+        return reencrypt_all::main(argv.skip(1));
     }
     let args = Args::parse();
     match run(&args) {

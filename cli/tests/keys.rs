@@ -16,11 +16,21 @@ use std::{
 };
 
 use base64::Engine;
-use sealed_secrets_core::keys::{GeneratedKeyPair, generate_key_pair};
+use sealed_secrets_core::{
+    crypto::SystemRandom,
+    documents::parse_documents,
+    keys::{GeneratedKeyPair, PrivateKey, generate_key_pair},
+    reencrypt::reencrypt,
+    seal::{NamespaceDefault, SealOptions, seal_secret, secret_from_value},
+    sealed_secret::SealedSecret,
+    unseal::{UnsealOptions, unseal},
+};
 use serde_json::{Value, json};
 
 const KEY_LABEL: &str = "sealedsecrets.bitnami.com/sealed-secrets-key";
 const SECRETS: &str = "/api/v1/namespaces/kube-system/secrets";
+const ROTATE: &str =
+    "/api/v1/namespaces/kube-system/services/http:sealed-secrets-controller:http/proxy/v1/rotate";
 
 /// Three key pairs, oldest first (NotBefore one day apart).
 fn pairs() -> &'static [GeneratedKeyPair] {
@@ -159,6 +169,28 @@ fn answer(state: &mut State, method: &str, target: &str, body: &[u8]) -> (u16, V
         }
         stored["metadata"]["resourceVersion"] = json!(version);
         return (200, stored.clone());
+    }
+    if path == "/api/v1/namespaces/kube-system/services/sealed-secrets-controller" {
+        return (
+            200,
+            json!({"kind": "Service", "apiVersion": "v1",
+                   "metadata": {"name": "sealed-secrets-controller", "namespace": "kube-system"},
+                   "spec": {"ports": [{"name": "http", "port": 8080}]}}),
+        );
+    }
+    if path == ROTATE {
+        // The controller: open with any key, seal with the newest.
+        let sealed = SealedSecret::from_value(serde_json::from_slice(body).unwrap()).unwrap();
+        let keys: Vec<_> = pairs().iter().map(|p| p.key.clone()).collect();
+        return match reencrypt(
+            &sealed,
+            &keys,
+            &pairs()[2].key.public_key(),
+            &mut SystemRandom,
+        ) {
+            Ok(rotated) => (200, rotated.to_upstream_value()),
+            Err(_) => (409, json!({})),
+        };
     }
     if path == "/apis/bitnami.com/v1alpha1/sealedsecrets" {
         if state.forbid_cluster_list {
@@ -706,4 +738,259 @@ fn backup_writes_a_private_list_recovery_reads_then_annotates() {
         &["keys", "backup", "-o", "/dev/null"],
         &["not a regular file"],
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// kubeseal re-encrypt --all PATH
+
+/// A SealedSecret of `name` sealed with key `i`, in upstream's YAML layout.
+fn sealed_yaml(i: usize, name: &str) -> String {
+    let secret = secret_from_value(json!({
+        "metadata": {"name": name, "namespace": "shop"},
+        "stringData": {"password": format!("pw-{name}")}
+    }))
+    .unwrap();
+    let options = SealOptions {
+        scope: sealed_secrets_core::scope::Scope::Strict,
+        namespace: NamespaceDefault {
+            namespace: "shop".into(),
+            explicit: false,
+        },
+        allow_empty_data: false,
+    };
+    let sealed = seal_secret(
+        secret,
+        &pairs()[i].key.public_key(),
+        &options,
+        &mut SystemRandom,
+    )
+    .unwrap();
+    sealed_secrets_core::documents::to_sorted_yaml(&sealed.to_upstream_value())
+}
+
+/// The password of each SealedSecret in `path`, opened with key `i` only.
+fn open_with(path: &std::path::Path, key: &PrivateKey) -> Vec<Option<String>> {
+    parse_documents(&fs::read(path).unwrap())
+        .unwrap()
+        .into_iter()
+        .filter(|d| d["kind"] == "SealedSecret")
+        .map(|doc| {
+            let sealed = SealedSecret::from_value(doc).unwrap();
+            unseal(&sealed, key, UnsealOptions::default())
+                .ok()
+                .map(|s| String::from_utf8(s.data.unwrap()["password"].0.clone()).unwrap())
+        })
+        .collect()
+}
+
+/// A repository: nested folders, multi-document YAML, JSON, and files without SealedSecrets.
+fn repository(fx: &Fixture) -> PathBuf {
+    let repo = fx.path("repo");
+    fs::create_dir_all(repo.join("apps/shop")).unwrap();
+    fs::create_dir_all(repo.join(".git")).unwrap();
+    let config = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n";
+    fs::write(
+        repo.join("apps/shop/db.yaml"),
+        format!(
+            "{config}---\n# old key\n{}---\n{}",
+            sealed_yaml(0, "db"),
+            sealed_yaml(1, "cache")
+        ),
+    )
+    .unwrap();
+    let web: Value = parse_documents(sealed_yaml(0, "web").as_bytes())
+        .unwrap()
+        .remove(0);
+    fs::write(
+        repo.join("apps/web.json"),
+        sealed_secrets_core::documents::to_go_json(&web),
+    )
+    .unwrap();
+    fs::write(repo.join("apps/current.yml"), sealed_yaml(2, "current")).unwrap();
+    fs::write(repo.join("README.md"), "kind: SealedSecret").unwrap();
+    fs::write(repo.join("config.yaml"), config).unwrap();
+    fs::write(repo.join(".git/stale.yaml"), sealed_yaml(0, "git")).unwrap();
+    for (i, pair) in pairs().iter().enumerate() {
+        fs::write(
+            fx.path(&format!("key{i}.pem")),
+            pair.key.to_pkcs1_pem().unwrap().as_bytes(),
+        )
+        .unwrap();
+        fs::write(fx.path(&format!("cert{i}.pem")), &pair.cert_pem).unwrap();
+    }
+    repo
+}
+
+#[test]
+fn re_encrypt_all_offline_moves_a_repository_to_the_newest_key() {
+    let fx = Fixture::new();
+    let repo = repository(&fx);
+    let before_config = fs::read(repo.join("config.yaml")).unwrap();
+    let before_git = fs::read(repo.join(".git/stale.yaml")).unwrap();
+    let db_before = fs::read_to_string(repo.join("apps/shop/db.yaml")).unwrap();
+
+    // --dry-run reports and writes nothing.
+    let (stdout, _) = fx.ok(&[
+        "re-encrypt",
+        "--all",
+        "repo",
+        "--recovery-private-key",
+        "key0.pem,key1.pem",
+        "--recovery-private-key",
+        "key2.pem",
+        "--cert",
+        "cert2.pem",
+        "--dry-run",
+    ]);
+    assert!(
+        stdout.contains("would re-encrypt 3 SealedSecret(s)"),
+        "{stdout}"
+    );
+    assert_eq!(
+        fs::read_to_string(repo.join("apps/shop/db.yaml")).unwrap(),
+        db_before
+    );
+
+    let (stdout, _) = fx.ok(&[
+        "re-encrypt",
+        "--all",
+        "repo",
+        "--recovery-private-key",
+        "key0.pem,key1.pem",
+        "--recovery-private-key",
+        "key2.pem",
+        "--cert",
+        "cert2.pem",
+    ]);
+    let expected = [
+        "repo/apps/current.yml: SealedSecret shop/current: unchanged (already sealed with the newest key)",
+        "repo/apps/shop/db.yaml: SealedSecret shop/db: re-encrypted",
+        "repo/apps/shop/db.yaml: SealedSecret shop/cache: re-encrypted",
+        "repo/apps/web.json: SealedSecret shop/web: re-encrypted",
+        "re-encrypted 3 SealedSecret(s), 1 already on the newest key, 0 failed; 2 file(s) written",
+    ];
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), expected, "{stdout}");
+    let newest = &pairs()[2].key;
+    assert_eq!(
+        open_with(&repo.join("apps/shop/db.yaml"), newest),
+        [Some("pw-db".into()), Some("pw-cache".into())]
+    );
+    assert_eq!(
+        open_with(&repo.join("apps/web.json"), newest),
+        [Some("pw-web".into())]
+    );
+    let db_after = fs::read_to_string(repo.join("apps/shop/db.yaml")).unwrap();
+    assert!(
+        db_after
+            .starts_with("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n---\n# old key\n")
+    );
+    assert_eq!(db_after.len(), db_before.len(), "only ciphertexts changed");
+    assert!(
+        fs::read_to_string(repo.join("apps/web.json"))
+            .unwrap()
+            .starts_with("{\n  \"apiVersion\"")
+    );
+    assert_eq!(fs::read(repo.join("config.yaml")).unwrap(), before_config);
+    assert_eq!(fs::read(repo.join(".git/stale.yaml")).unwrap(), before_git);
+}
+
+#[test]
+fn re_encrypt_all_reports_failures_and_leaves_those_files_alone() {
+    let fx = Fixture::new();
+    let repo = repository(&fx);
+    let db_before = fs::read(repo.join("apps/shop/db.yaml")).unwrap();
+    // Without key1, the cache SealedSecret cannot be opened: db.yaml stays as it was.
+    let out = fx.run(&[
+        "re-encrypt",
+        "--all",
+        "repo",
+        "--recovery-private-key",
+        "key0.pem,key2.pem",
+        "--cert",
+        "cert2.pem",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(
+            "db.yaml: SealedSecret shop/db: not written (another SealedSecret of this file failed)"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("db.yaml: SealedSecret shop/cache: failed: error decrypting secret. no key could decrypt secret (password)"), "{stdout}");
+    assert!(stdout.contains("1 failed; 1 file(s) written"), "{stdout}");
+    assert!(
+        stderr.contains("error: 1 SealedSecret(s) or file(s) could not be re-encrypted"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(repo.join("apps/shop/db.yaml")).unwrap(), db_before);
+    assert_eq!(
+        open_with(&repo.join("apps/web.json"), &pairs()[2].key),
+        [Some("pw-web".into())]
+    );
+    assert!(!stdout.contains("pw-"), "no plaintext in the report");
+
+    // Usage errors exit 2 and name the flag.
+    for (args, needle) in [
+        (&["re-encrypt"][..], "needs --all PATH"),
+        (
+            &["re-encrypt", "--all", "repo", "--cert", "cert2.pem"][..],
+            "needs both --recovery-private-key",
+        ),
+        (
+            &["re-encrypt", "--all", "missing"][..],
+            "--all missing: no such file or folder",
+        ),
+    ] {
+        let out = fx.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+    // A broken key file is named.
+    fs::write(fx.path("junk.pem"), "junk").unwrap();
+    fx.fails(
+        &[
+            "re-encrypt",
+            "--all",
+            "repo",
+            "--recovery-private-key",
+            "junk.pem",
+            "--cert",
+            "cert2.pem",
+        ],
+        &["junk.pem"],
+    );
+}
+
+#[test]
+fn re_encrypt_all_online_goes_through_the_controller() {
+    let fx = Fixture::new();
+    let repo = repository(&fx);
+    let (stdout, _) = fx.ok(&["re-encrypt", "--all", "repo/apps"]);
+    assert!(stdout.contains("re-encrypted 4 SealedSecret(s), 0 already on the newest key, 0 failed; 3 file(s) written"), "{stdout}");
+    let rotations = fx
+        .state()
+        .requests
+        .iter()
+        .filter(|r| r.contains("/v1/rotate"))
+        .count();
+    assert_eq!(rotations, 4);
+    assert_eq!(
+        open_with(&repo.join("apps/shop/db.yaml"), &pairs()[2].key),
+        [Some("pw-db".into()), Some("pw-cache".into())]
+    );
+    // No cluster: a clear error, nothing written.
+    let before = fs::read(repo.join("apps/web.json")).unwrap();
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    fx.kubeconfig(closed);
+    fx.fails(
+        &["re-encrypt", "--all", "repo"],
+        &["cannot get sealed secret service", "Connection refused"],
+    );
+    assert_eq!(fs::read(repo.join("apps/web.json")).unwrap(), before);
 }
