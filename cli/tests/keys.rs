@@ -994,3 +994,30 @@ fn re_encrypt_all_online_goes_through_the_controller() {
     );
     assert_eq!(fs::read(repo.join("apps/web.json")).unwrap(), before);
 }
+
+#[test]
+fn unreadable_key_secrets_are_named_left_out_of_counts_but_backed_up() {
+    let fx = Fixture::new();
+    let mut broken = key_secret(0, "active");
+    broken["metadata"]["name"] = json!("broken-key");
+    broken["metadata"]["resourceVersion"] = json!("1");
+    broken["data"]["tls.crt"] = json!("bm90IGEgY2VydGlmaWNhdGU=");
+    broken["data"]["tls.key"] = json!("c2VjcmV0LWtleS1ieXRlcw==");
+    fx.state().secrets.push(broken);
+    let (stdout, stderr) = fx.ok(&["keys"]);
+    assert!(
+        stderr.contains("warning: key Secret kube-system/broken-key left out: tls.crt:"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("c2VjcmV0") && !stdout.contains("broken-key"),
+        "{stderr}"
+    );
+    let (_, stderr) = fx.ok(&["keys", "backup", "-o", "all.yaml"]);
+    assert!(stderr.contains("backed up 4 key Secret(s)"), "{stderr}");
+    let text = fs::read_to_string(fx.path("all.yaml")).unwrap();
+    assert!(
+        text.contains("name: broken-key"),
+        "a backup keeps every key Secret"
+    );
+}

@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
+use base64::Engine as _;
 use http::{Method, Request, header};
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Secret;
 use serde_json::Value;
 
 use sealed_secrets_core::{cert::Certificate, keys::TLS_CERT};
@@ -48,18 +48,23 @@ pub struct Cluster {
     pub key_namespace: String,
 }
 
-/// One key Secret as read: the reduced view, plus the whole object for updates and backups.
+/// One key Secret as read: the object as the API server returned it (for updates and
+/// backups, so no field is lost in a round trip), and the reduced view when its certificate is
+/// usable.
 pub struct ReadKey {
-    /// What the decisions need.
-    pub info: KeySecret,
-    /// The object as the API server returned it.
-    pub object: Secret,
+    /// Secret name.
+    pub name: String,
+    /// The object, as returned.
+    pub object: Value,
+    /// What the decisions need, or why the Secret cannot be used.
+    pub info: Result<KeySecret, String>,
 }
 
 impl std::fmt::Debug for ReadKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the object: it holds the private key.
         f.debug_struct("ReadKey")
+            .field("name", &self.name)
             .field("info", &self.info)
             .finish_non_exhaustive()
     }
@@ -190,8 +195,7 @@ impl Cluster {
         )
     }
 
-    /// Every key Secret of the controller namespace (any label value). A Secret whose
-    /// certificate cannot be read is reported on stderr and left out.
+    /// Every key Secret of the controller namespace (any label value).
     pub fn key_secrets(&self) -> Result<Vec<ReadKey>> {
         let items = self
             .list(&self.secrets_path(), Some(KEY_LABEL))
@@ -210,23 +214,17 @@ impl Cluster {
                 }
                 anyhow!(text)
             })?;
-        let mut keys = Vec::new();
-        for item in items {
-            let secret: Secret = serde_json::from_value(item)
-                .map_err(|e| anyhow!("the API server sent a Secret kubeseal cannot read: {e}"))?;
-            let name = secret.metadata.name.clone().unwrap_or_default();
-            match reduce(&secret) {
-                Ok(info) => keys.push(ReadKey {
-                    info,
-                    object: secret,
-                }),
-                Err(reason) => eprintln!(
-                    "warning: key Secret {}/{name} left out: {reason}",
-                    self.key_namespace
-                ),
-            }
-        }
-        Ok(keys)
+        Ok(items
+            .into_iter()
+            .map(|object| ReadKey {
+                name: object["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                info: reduce(&object),
+                object,
+            })
+            .collect())
     }
 
     /// Every SealedSecret the user may list: cluster-wide; on 403 each listable namespace; if
@@ -305,8 +303,11 @@ impl Cluster {
 
     /// Replaces a key Secret with `object`, which carries the resourceVersion read: the API
     /// server refuses it (409) when the Secret changed since.
-    pub fn update_key_secret(&self, object: &Secret) -> Result<()> {
-        let name = object.metadata.name.clone().unwrap_or_default();
+    pub fn update_key_secret(&self, object: &Value) -> Result<()> {
+        let name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         let body = serde_json::to_vec(object)?;
         self.call(
             Method::PUT,
@@ -360,23 +361,22 @@ impl Cluster {
 }
 
 /// The parts of a key Secret the decisions need; the reason when its certificate is unusable.
-fn reduce(secret: &Secret) -> Result<KeySecret, String> {
-    let cert = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(TLS_CERT))
+/// Reasons never quote the Secret's data.
+fn reduce(secret: &Value) -> Result<KeySecret, String> {
+    let meta = &secret["metadata"];
+    let encoded = secret["data"][TLS_CERT]
+        .as_str()
         .ok_or_else(|| format!("it has no {TLS_CERT}"))?;
-    let cert = Certificate::from_pem(&cert.0).map_err(|e| format!("{TLS_CERT}: {e}"))?;
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| format!("{TLS_CERT} is not base64"))?;
+    let cert = Certificate::from_pem(&pem).map_err(|e| format!("{TLS_CERT}: {e}"))?;
     Ok(KeySecret {
-        name: secret.metadata.name.clone().unwrap_or_default(),
-        created: secret.metadata.creation_timestamp.as_ref().map(|t| t.0),
-        label: secret
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(KEY_LABEL))
-            .cloned()
-            .unwrap_or_default(),
+        name: meta["name"].as_str().unwrap_or("").to_string(),
+        created: meta["creationTimestamp"]
+            .as_str()
+            .and_then(|t| t.parse::<Timestamp>().ok()),
+        label: meta["labels"][KEY_LABEL].as_str().unwrap_or("").to_string(),
         fingerprint: cert.public_key().fingerprint(),
         not_before: cert.not_before(),
         not_after: cert.not_after(),

@@ -14,7 +14,6 @@ use std::{
 };
 
 use anyhow::{Result, anyhow, bail};
-use k8s_openapi::api::core::v1::Secret;
 use serde_json::{Value, json};
 
 use sealed_secrets_core::documents::to_sorted_yaml;
@@ -57,10 +56,10 @@ pub fn check_destination(output: &str) -> Result<()> {
 }
 
 /// The backup document: a `v1` `List` of the key Secrets without server-set metadata.
-pub fn backup_list(secrets: &[&Secret]) -> Result<Value> {
+pub fn backup_list(secrets: &[&Value]) -> Value {
     let mut items = Vec::with_capacity(secrets.len());
     for secret in secrets {
-        let mut value = serde_json::to_value(secret)?;
+        let mut value = (*secret).clone();
         value["apiVersion"] = json!("v1");
         value["kind"] = json!("Secret");
         if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -70,7 +69,7 @@ pub fn backup_list(secrets: &[&Secret]) -> Result<Value> {
         }
         items.push(value);
     }
-    Ok(json!({"apiVersion": "v1", "kind": "List", "items": items}))
+    json!({"apiVersion": "v1", "kind": "List", "items": items})
 }
 
 /// Writes `bytes` to `path` through a 0600 temporary file in the same folder and a rename.
@@ -110,8 +109,8 @@ pub fn run(cluster: &Cluster, output: &str) -> Result<()> {
             cluster.key_namespace
         );
     }
-    let objects: Vec<&Secret> = keys.iter().map(|k| &k.object).collect();
-    let text = to_sorted_yaml(&backup_list(&objects)?);
+    let objects: Vec<&Value> = keys.iter().map(|k| &k.object).collect();
+    let text = to_sorted_yaml(&backup_list(&objects));
     if output == "-" {
         let mut stdout = std::io::stdout().lock();
         stdout.write_all(text.as_bytes())?;
@@ -121,7 +120,7 @@ pub fn run(cluster: &Cluster, output: &str) -> Result<()> {
     }
     let retired = keys
         .iter()
-        .filter(|k| k.info.label == model::RETIRED)
+        .filter(|k| k.object["metadata"]["labels"][model::KEY_LABEL] == model::RETIRED)
         .count();
     eprintln!(
         "backed up {} key Secret(s) of namespace {:?} ({} retired) to {}",
@@ -133,14 +132,11 @@ pub fn run(cluster: &Cluster, output: &str) -> Result<()> {
     let stamp = super::rfc3339(started);
     let mut failures = Vec::new();
     for key in &keys {
-        let version = key
-            .object
-            .metadata
-            .resource_version
-            .as_deref()
+        let version = key.object["metadata"]["resourceVersion"]
+            .as_str()
             .unwrap_or("");
         if let Err(err) =
-            cluster.annotate_key_secret(&key.info.name, version, model::BACKED_UP_AT, &stamp)
+            cluster.annotate_key_secret(&key.name, version, model::BACKED_UP_AT, &stamp)
         {
             failures.push(format!("{err:#}"));
         }
@@ -163,7 +159,7 @@ mod tests {
     use base64::Engine;
     use sealed_secrets_core::keys::{generate_key_pair, read_recovery_keys};
 
-    fn key_secret(name: &str, label: &str) -> (Secret, String) {
+    fn key_secret(name: &str, label: &str) -> (Value, String) {
         let pair = generate_key_pair(
             2048,
             "",
@@ -191,7 +187,7 @@ mod tests {
     fn backup_is_a_list_recovery_reads_without_server_fields() {
         let (active, fp_active) = key_secret("k1", model::ACTIVE);
         let (retired, fp_retired) = key_secret("k2", model::RETIRED);
-        let list = backup_list(&[&active, &retired]).unwrap();
+        let list = backup_list(&[&active, &retired]);
         let text = to_sorted_yaml(&list);
         assert!(text.starts_with("apiVersion: v1\nitems:\n"), "{text}");
         assert!(text.contains("kind: List"));

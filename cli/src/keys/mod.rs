@@ -190,9 +190,24 @@ struct Listing<'a> {
     keys: &'a [KeyRow],
 }
 
+/// The key Secrets whose certificate can be read; the others are named on stderr.
+fn usable(cluster: &Cluster, keys: &[api::ReadKey]) -> Vec<model::KeySecret> {
+    let mut out = Vec::new();
+    for key in keys {
+        match &key.info {
+            Ok(info) => out.push(info.clone()),
+            Err(reason) => eprintln!(
+                "warning: key Secret {}/{} left out: {reason}",
+                cluster.key_namespace, key.name
+            ),
+        }
+    }
+    out
+}
+
 fn list(args: &KeysArgs, cluster: &Cluster, format: ListFormat) -> Result<()> {
     let keys = cluster.key_secrets()?;
-    let infos: Vec<_> = keys.iter().map(|k| k.info.clone()).collect();
+    let infos = usable(cluster, &keys);
     let (dependants, coverage) = cluster.dependants()?;
     let rows = model::rows(&infos, &dependants, &coverage, args.key_order_priority);
     if rows.is_empty() {
@@ -293,7 +308,7 @@ fn table(rows: &[KeyRow]) -> String {
 fn relabel(args: &KeysArgs, cluster: &Cluster, change: Relabel) -> Result<()> {
     let fingerprint = model::normalize_fingerprint(args.fingerprint.as_deref().unwrap_or(""));
     let keys = cluster.key_secrets()?;
-    let infos: Vec<_> = keys.iter().map(|k| k.info.clone()).collect();
+    let infos = usable(cluster, &keys);
     // Restoring never needs the count; retiring does (unless the key is unknown or sealing,
     // which the plan refuses first).
     let (dependants, coverage) = if change == Relabel::Retire
@@ -323,14 +338,10 @@ fn relabel(args: &KeysArgs, cluster: &Cluster, change: Relabel) -> Result<()> {
     for info in todo {
         let read = keys
             .iter()
-            .find(|k| k.info.name == info.name)
+            .find(|k| k.name == info.name)
             .ok_or_else(|| anyhow!("key Secret {} vanished from the listing", info.name))?;
         let mut object = read.object.clone();
-        object
-            .metadata
-            .labels
-            .get_or_insert_default()
-            .insert(model::KEY_LABEL.into(), change.target_label().into());
+        object["metadata"]["labels"][model::KEY_LABEL] = change.target_label().into();
         cluster.update_key_secret(&object)?;
         let verb = match change {
             Relabel::Retire => "retired",
