@@ -9,8 +9,10 @@ mod cert_source;
 mod cluster;
 mod commands;
 mod io;
+mod keys;
 mod kubeconfig;
 mod lint;
+mod reencrypt_all;
 mod sync;
 
 use std::{io::IsTerminal, process::ExitCode};
@@ -69,7 +71,7 @@ fn run(args: &Args) -> Result<()> {
     commands::seal::run(args)
 }
 
-fn is_broken_pipe(err: &anyhow::Error) -> bool {
+pub(crate) fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         cause
             .downcast_ref::<std::io::Error>()
@@ -84,6 +86,12 @@ fn main() -> ExitCode {
     }
     if argv.peek().is_some_and(|first| first == "sync") {
         return sync::main(argv.skip(1));
+    }
+    if argv.peek().is_some_and(|first| first == "keys") {
+        return keys::main(argv.skip(1));
+    }
+    if argv.peek().is_some_and(|first| first == "re-encrypt") {
+        return reencrypt_all::main(argv.skip(1));
     }
     let args = Args::parse();
     match run(&args) {

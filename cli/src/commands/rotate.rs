@@ -47,7 +47,7 @@ pub fn restore_template_metadata(input: &SealedSecret, rotated: &mut SealedSecre
 }
 
 /// Turns the controller's answer into the SealedSecret to write.
-fn rotated_object(input: &SealedSecret, body: &[u8]) -> Result<Value> {
+pub(crate) fn rotated_object(input: &SealedSecret, body: &[u8]) -> Result<Value> {
     let mut value: Value = serde_json::from_slice(body)
         .map_err(|e| anyhow!("the controller's answer is not JSON: {e}"))?;
     let object = value
