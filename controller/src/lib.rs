@@ -24,6 +24,8 @@ pub mod metrics;
 pub mod reconciler;
 
 #[cfg(test)]
+mod budget_tests;
+#[cfg(test)]
 mod fixtures;
 #[cfg(test)]
 mod reconcile_tests;

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::functions::{bad_args, ok_str};
+use super::functions::{bad_args, ok_str, too_large};
 use super::printf::{VecWriter, format_default, go_sprintf, is_printable, sprint};
 use super::value::{Value, utf8_units};
 
@@ -157,7 +157,10 @@ pub(super) fn builtin_printf(args: &[Value]) -> Result<Value, String> {
     let [format, rest @ ..] = args else {
         return Err(bad_args());
     };
-    ok_str(go_sprintf(format.bytes(), rest))
+    match go_sprintf(format.bytes(), rest) {
+        Some(out) => ok_str(out),
+        None => Err(too_large()),
+    }
 }
 
 /// The kind of a value for the comparison builtins.

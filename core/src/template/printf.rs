@@ -4,7 +4,7 @@
 use std::fmt::{self, Write as _};
 
 use super::value::{Value, utf8_units};
-use super::{MAX_FORMAT_WIDTH, MAX_VALUE_DEPTH};
+use super::{MAX_FORMAT_WIDTH, MAX_STRING, MAX_VALUE_DEPTH};
 
 /// Go's `%v`.
 pub(super) fn format_default(value: &Value, out: &mut Vec<u8>, depth: usize) {
@@ -178,11 +178,17 @@ struct Directive {
 }
 
 /// Go's `fmt.Sprintf` for the common verbs.
-pub(super) fn go_sprintf(format: &[u8], args: &[Value]) -> Vec<u8> {
+///
+/// Widths repeat and lists multiply them, so the output is checked after every directive and
+/// formatting stops once it passes the size of one value (`None`).
+pub(super) fn go_sprintf(format: &[u8], args: &[Value]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(format.len());
     let mut next_arg = 0;
     let mut i = 0;
     while i < format.len() {
+        if out.len() > MAX_STRING {
+            return None;
+        }
         let Some(offset) = format[i..].iter().position(|&b| b == b'%') else {
             out.extend_from_slice(&format[i..]);
             break;
@@ -243,7 +249,7 @@ pub(super) fn go_sprintf(format: &[u8], args: &[Value]) -> Vec<u8> {
         }
         out.push(b')');
     }
-    out
+    (out.len() <= MAX_STRING).then_some(out)
 }
 
 /// Adapts a byte vector to `fmt::Write`.
@@ -376,6 +382,10 @@ fn format_directive(directive: &Directive, arg: &Value, out: &mut Vec<u8>) {
 fn format_each(directive: &Directive, items: &[Value], out: &mut Vec<u8>) {
     out.push(b'[');
     for (i, item) in items.iter().enumerate() {
+        // A width applies to every element: stop early, `go_sprintf` reports the size.
+        if out.len() > MAX_STRING {
+            return;
+        }
         if i > 0 {
             out.push(b' ');
         }

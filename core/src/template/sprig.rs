@@ -1,17 +1,19 @@
 //! The Sprig functions: strings, defaults and flow, lists, dictionaries, encodings and
 //! digests, and numbers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
+
+use zeroize::Zeroizing;
 
 use base64::Engine as _;
 
-use super::MAX_VALUE_DEPTH;
 use super::encoding::{JsonStyle, adler32, base32_decode, base32_encode, encode_json, hex};
-use super::functions::{bad_args, check_size, ok_str};
+use super::functions::{bad_args, check_size, ok_str, too_large};
 use super::parser::{NumberValue, parse_number};
 use super::printf::{format_default, go_quote};
 use super::value::{MapValue, Value, utf8_units};
+use super::{MAX_STRING, MAX_VALUE_DEPTH};
 
 // --- Sprig: strings ----------------------------------------------------------------------------
 
@@ -78,7 +80,7 @@ pub(super) fn sprig_trim_all(args: &[Value]) -> Result<Value, String> {
     let [cutset, s] = args else {
         return Err(bad_args());
     };
-    let cutset: Vec<char> = String::from_utf8_lossy(cutset.bytes()).chars().collect();
+    let cutset: BTreeSet<char> = String::from_utf8_lossy(cutset.bytes()).chars().collect();
     ok_str(trim_bytes(s.bytes(), |c| cutset.contains(&c)))
 }
 
@@ -160,13 +162,10 @@ pub(super) fn sprig_title(args: &[Value]) -> Result<Value, String> {
     ok_str(titled)
 }
 
+/// Go's `strings.Index`, in linear time (a naive search is quadratic in the worst case, and
+/// both strings can be megabytes long).
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
-        return Some(0);
-    }
-    haystack
-        .windows(needle.len())
-        .position(|window| window == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 /// Go's `strings.Replace(s, old, new, -1)`.
@@ -411,7 +410,17 @@ pub(super) fn sprig_join(args: &[Value]) -> Result<Value, String> {
     let [separator, list] = args else {
         return Err(bad_args());
     };
-    ok_str(strslice(list).join(separator.bytes()))
+    let parts = strslice(list);
+    // The separator is repeated once per element: check before joining.
+    let separators = separator
+        .bytes()
+        .len()
+        .checked_mul(parts.len().saturating_sub(1));
+    let total = parts
+        .iter()
+        .try_fold(0usize, |sum, part| sum.checked_add(part.len()));
+    check_size(separators.zip(total).and_then(|(a, b)| a.checked_add(b)))?;
+    ok_str(parts.join(separator.bytes()))
 }
 
 /// Go's `strings.Split`.
@@ -667,9 +676,14 @@ pub(super) fn sprig_values(args: &[Value]) -> Result<Value, String> {
 // --- Sprig: encodings and digests --------------------------------------------------------------
 
 fn json_of(value: &Value, style: JsonStyle) -> Result<Value, String> {
-    let mut out = Vec::new();
+    let mut out = Zeroizing::new(Vec::new());
     match encode_json(value, &mut out, style, 0) {
-        Ok(()) => ok_str(out),
+        Ok(()) => {
+            check_size(Some(out.len()))?;
+            ok_str(std::mem::take(&mut *out))
+        }
+        Err(()) if out.len() > MAX_STRING => Err(too_large()),
+        // Sprig's toJson swallows encoding errors.
         Err(()) => ok_str(""),
     }
 }
