@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+use zeroize::Zeroizing;
+
 use super::functions::{bad_args, ok_str, too_large};
 use super::printf::{VecWriter, format_default, go_sprintf, is_printable, sprint};
 use super::value::{Value, utf8_units};
@@ -263,9 +265,9 @@ pub(super) fn builtin_ge(args: &[Value]) -> Result<Value, String> {
 }
 
 /// The text the `html`, `js` and `urlquery` builtins escape.
-fn escaper_input(args: &[Value]) -> Vec<u8> {
+fn escaper_input(args: &[Value]) -> Zeroizing<Vec<u8>> {
     if let [Value::Str(s)] = args {
-        return s.to_vec();
+        return Zeroizing::new(s.to_vec());
     }
     let printable: Vec<Value> = args
         .iter()
@@ -277,7 +279,7 @@ fn escaper_input(args: &[Value]) -> Vec<u8> {
             }
         })
         .collect();
-    let mut out = Vec::new();
+    let mut out = Zeroizing::new(Vec::new());
     sprint(&printable, &mut out);
     out
 }

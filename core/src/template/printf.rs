@@ -3,6 +3,8 @@
 
 use std::fmt::{self, Write as _};
 
+use zeroize::Zeroize;
+
 use super::value::{Value, utf8_units};
 use super::{MAX_FORMAT_WIDTH, MAX_STRING, MAX_VALUE_DEPTH};
 
@@ -369,7 +371,10 @@ fn format_directive(directive: &Directive, arg: &Value, out: &mut Vec<u8>) {
         _ => None,
     };
     match body {
-        Some(body) => pad(directive, &body, out),
+        Some(mut body) => {
+            pad(directive, &body, out);
+            body.zeroize();
+        }
         None => {
             let _ = write!(VecWriter(out), "%!{verb}(");
             describe_bad_arg(arg, out);

@@ -17,12 +17,13 @@ use super::{MAX_STRING, MAX_VALUE_DEPTH};
 
 // --- Sprig: strings ----------------------------------------------------------------------------
 
-/// Sprig's `strval`: strings as they are, anything else as `fmt` prints it.
-fn strval(value: &Value) -> Vec<u8> {
+/// Sprig's `strval`: strings as they are, anything else as `fmt` prints it. (Copies of values
+/// made by the functions here are `Zeroizing`, so they are wiped when dropped.)
+fn strval(value: &Value) -> Zeroizing<Vec<u8>> {
     match value {
-        Value::Str(s) => s.to_vec(),
+        Value::Str(s) => Zeroizing::new(s.to_vec()),
         other => {
-            let mut out = Vec::new();
+            let mut out = Zeroizing::new(Vec::new());
             format_default(other, &mut out, 0);
             out
         }
@@ -37,20 +38,22 @@ pub(super) fn sprig_to_string(args: &[Value]) -> Result<Value, String> {
 }
 
 pub(super) fn sprig_quote(args: &[Value]) -> Result<Value, String> {
-    let quoted: Vec<String> = args
-        .iter()
-        .filter(|arg| !arg.is_nil())
-        .map(|arg| go_quote(&strval(arg)))
-        .collect();
+    let quoted: Zeroizing<Vec<String>> = Zeroizing::new(
+        args.iter()
+            .filter(|arg| !arg.is_nil())
+            .map(|arg| go_quote(&strval(arg)))
+            .collect(),
+    );
     ok_str(quoted.join(" "))
 }
 
 pub(super) fn sprig_squote(args: &[Value]) -> Result<Value, String> {
-    let quoted: Vec<Vec<u8>> = args
-        .iter()
-        .filter(|arg| !arg.is_nil())
-        .map(|arg| [&b"'"[..], &strval(arg), b"'"].concat())
-        .collect();
+    let quoted: Zeroizing<Vec<Vec<u8>>> = Zeroizing::new(
+        args.iter()
+            .filter(|arg| !arg.is_nil())
+            .map(|arg| [&b"'"[..], &strval(arg)[..], b"'"].concat())
+            .collect(),
+    );
     ok_str(quoted.join(&b' '))
 }
 
@@ -274,15 +277,16 @@ pub(super) fn sprig_has_suffix(args: &[Value]) -> Result<Value, String> {
 }
 
 pub(super) fn sprig_cat(args: &[Value]) -> Result<Value, String> {
-    let parts: Vec<Vec<u8>> = args
-        .iter()
-        .filter(|arg| !arg.is_nil())
-        .map(|arg| {
-            let mut out = Vec::new();
-            format_default(arg, &mut out, 0);
-            out
-        })
-        .collect();
+    let parts: Zeroizing<Vec<Vec<u8>>> = Zeroizing::new(
+        args.iter()
+            .filter(|arg| !arg.is_nil())
+            .map(|arg| {
+                let mut out = Vec::new();
+                format_default(arg, &mut out, 0);
+                out
+            })
+            .collect(),
+    );
     ok_str(parts.join(&b' '))
 }
 
@@ -389,21 +393,26 @@ pub(super) fn sprig_fail(args: &[Value]) -> Result<Value, String> {
 // --- Sprig: lists ------------------------------------------------------------------------------
 
 /// Sprig's `strslice`: the elements of a list as strings (nils dropped), or the value itself.
-fn strslice(value: &Value) -> Vec<Vec<u8>> {
-    match value {
+fn strslice(value: &Value) -> Zeroizing<Vec<Vec<u8>>> {
+    Zeroizing::new(match value {
         Value::List(list) => list
             .items
             .iter()
             .filter(|item| !item.is_nil())
-            .map(strval)
+            .map(|item| std::mem::take(&mut *strval(item)))
             .collect(),
         Value::Missing | Value::Nil => Vec::new(),
-        other => vec![strval(other)],
-    }
+        other => vec![std::mem::take(&mut *strval(other))],
+    })
 }
 
-fn string_list(items: Vec<Vec<u8>>) -> Value {
-    Value::list(items.into_iter().map(Value::str).collect())
+fn string_list(mut items: Zeroizing<Vec<Vec<u8>>>) -> Value {
+    Value::list(
+        std::mem::take(&mut *items)
+            .into_iter()
+            .map(Value::str)
+            .collect(),
+    )
 }
 
 pub(super) fn sprig_join(args: &[Value]) -> Result<Value, String> {
@@ -471,7 +480,7 @@ pub(super) fn sprig_sort_alpha(args: &[Value]) -> Result<Value, String> {
     };
     let mut items = match value {
         Value::List(_) => strslice(value),
-        other => vec![strval(other)],
+        other => Zeroizing::new(vec![std::mem::take(&mut *strval(other))]),
     };
     items.sort();
     Ok(string_list(items))
@@ -569,7 +578,11 @@ fn deep_equal(a: &Value, b: &Value, depth: usize) -> bool {
 pub(super) fn sprig_dict(args: &[Value]) -> Result<Value, String> {
     let mut entries = BTreeMap::new();
     for pair in args.chunks(2) {
-        let key = pair.first().map(strval).unwrap_or_default();
+        // Map keys are wiped when the map is dropped.
+        let key = pair
+            .first()
+            .map(|key| std::mem::take(&mut *strval(key)))
+            .unwrap_or_default();
         let value = pair.get(1).cloned().unwrap_or_else(|| Value::str(""));
         entries.insert(key, value);
     }
@@ -657,7 +670,7 @@ pub(super) fn sprig_has_key(args: &[Value]) -> Result<Value, String> {
 }
 
 pub(super) fn sprig_keys(args: &[Value]) -> Result<Value, String> {
-    let mut keys = Vec::new();
+    let mut keys = Zeroizing::new(Vec::new());
     for map in args {
         keys.extend(Value::map_entries(map_of(map)?).into_iter().map(|(k, _)| k));
     }

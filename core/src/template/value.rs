@@ -37,6 +37,12 @@ impl From<Vec<u8>> for SecretBytes {
     }
 }
 
+impl From<zeroize::Zeroizing<Vec<u8>>> for SecretBytes {
+    fn from(mut bytes: zeroize::Zeroizing<Vec<u8>>) -> Self {
+        SecretBytes(std::mem::take(&mut *bytes))
+    }
+}
+
 impl From<String> for SecretBytes {
     fn from(text: String) -> Self {
         SecretBytes(text.into_bytes())
