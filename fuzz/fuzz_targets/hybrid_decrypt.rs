@@ -42,10 +42,15 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut sealed =
         hybrid_encrypt(&key().public_key(), plaintext, label, &mut SystemRandom).expect("seal");
-    let opened = key().decrypt(&sealed, label).expect("untouched value opens");
+    let opened = key()
+        .decrypt(&sealed, label)
+        .expect("untouched value opens");
     assert_eq!(&opened[..], plaintext);
     if tamper < sealed.len() * 8 {
         sealed[tamper / 8] ^= 1 << (tamper % 8);
-        assert!(key().decrypt(&sealed, label).is_err(), "tampering went unnoticed");
+        assert!(
+            key().decrypt(&sealed, label).is_err(),
+            "tampering went unnoticed"
+        );
     }
 });

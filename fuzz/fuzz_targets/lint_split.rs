@@ -9,7 +9,9 @@ use sealed_secrets_core::documents::{
 };
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let lines = text.lines().count().max(1);
     let mut previous = 0;
     for (first_line, chunk) in split_yaml_stream(text) {

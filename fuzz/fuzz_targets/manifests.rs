@@ -27,7 +27,9 @@ fn key() -> &'static PrivateKey {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(docs) = parse_documents(data) else { return };
+    let Ok(docs) = parse_documents(data) else {
+        return;
+    };
     let options = SealOptions {
         scope: Scope::Strict,
         namespace: NamespaceDefault {
@@ -47,7 +49,9 @@ fuzz_target!(|data: &[u8]| {
             // What was just sealed opens again.
             unseal(&sealed, key(), UnsealOptions::default()).expect("fresh seal opens");
         }
-        let Ok(mut sealed) = SealedSecret::from_value(doc) else { continue };
+        let Ok(mut sealed) = SealedSecret::from_value(doc) else {
+            continue;
+        };
         let _ = to_sorted_yaml(&sealed.to_upstream_value());
         for accept_deprecated_v1_data in [false, true] {
             let options = UnsealOptions {

@@ -18,7 +18,10 @@ fuzz_target!(|data: &[u8]| {
     let values: BTreeMap<String, Vec<u8>> = BTreeMap::from([
         ("user".to_string(), b"admin".to_vec()),
         ("password".to_string(), b"hunter2".to_vec()),
-        ("json".to_string(), br#"{"a":[1,2.5,"x"],"b":{"c":true}}"#.to_vec()),
+        (
+            "json".to_string(),
+            br#"{"a":[1,2.5,"x"],"b":{"c":true}}"#.to_vec(),
+        ),
         ("bin".to_string(), vec![0, 0xff, b'\n', 0x80]),
     ]);
     let data_context = Data::new(&values);
@@ -31,7 +34,9 @@ fuzz_target!(|data: &[u8]| {
     let mut rendered = 0;
     for (i, text) in texts.iter().enumerate() {
         let name = format!("k{i}");
-        let Ok(template) = Template::parse(&name, text) else { continue };
+        let Ok(template) = Template::parse(&name, text) else {
+            continue;
+        };
         match template.render(&data_context, &mut budget) {
             Ok(out) => rendered += out.len(),
             Err(err) => {
