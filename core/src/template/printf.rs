@@ -81,11 +81,30 @@ pub(super) fn format_float_shortest(f: f64) -> String {
     format!("{sign}{mantissa}{}", go_exponent(exponent))
 }
 
+/// Most digits after the point Rust's formatter is asked for. Rust panics on a precision over
+/// 65,535 while Go accepts up to a million; every `f64` has an exact decimal expansion of at
+/// most 1,074 digits after the point (767 significant), so further digits are zeros and are
+/// appended instead.
+const MAX_EXACT_DIGITS: usize = 1100;
+
+/// `f` with `precision` digits after the point, exactly (Go's `%.Nf`).
+fn format_fixed(f: f64, precision: usize) -> String {
+    let exact = precision.min(MAX_EXACT_DIGITS);
+    let mut text = format!("{f:.exact$}");
+    text.extend(std::iter::repeat_n('0', precision - exact));
+    text
+}
+
 /// Go's `%e` with a precision.
 fn format_float_exponent(f: f64, precision: usize, upper: bool) -> String {
-    let text = format!("{f:.precision$e}");
+    let exact = precision.min(MAX_EXACT_DIGITS);
+    let text = format!("{f:.exact$e}");
     let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
-    let formatted = format!("{mantissa}{}", go_exponent(exponent.parse().unwrap_or(0)));
+    let zeros = "0".repeat(precision - exact);
+    let formatted = format!(
+        "{mantissa}{zeros}{}",
+        go_exponent(exponent.parse().unwrap_or(0))
+    );
     if upper {
         formatted.to_uppercase()
     } else {
@@ -486,7 +505,7 @@ fn format_float_verb(f: f64, verb: char, directive: &Directive) -> Vec<u8> {
         ('e' | 'E', precision) => {
             format_float_exponent(magnitude, precision.unwrap_or(6), verb == 'E')
         }
-        ('f' | 'F', precision) => format!("{magnitude:.*}", precision.unwrap_or(6)),
+        ('f' | 'F', precision) => format_fixed(magnitude, precision.unwrap_or(6)),
         (_, None) => format_float_shortest(magnitude),
         (_, Some(precision)) => format_float_general(magnitude, precision.max(1)),
     };
@@ -500,6 +519,8 @@ fn format_float_verb(f: f64, verb: char, directive: &Directive) -> Vec<u8> {
 
 /// Go's `%.Ng`: `%e` or `%f` with N significant digits, trailing zeros removed.
 fn format_float_general(f: f64, precision: usize) -> String {
+    // Trailing zeros are removed, so digits past the exact expansion change nothing.
+    let precision = precision.min(MAX_EXACT_DIGITS);
     let rounded = format!("{f:.*e}", precision - 1);
     let (_, exponent) = rounded.split_once('e').unwrap_or((&rounded, "0"));
     let exponent: i64 = exponent.parse().unwrap_or(0);

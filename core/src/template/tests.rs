@@ -267,6 +267,33 @@ fn printf_verbs() {
 }
 
 #[test]
+fn float_precisions_beyond_rusts_formatter_match_go() {
+    // Found by the `template` fuzz target: Rust's formatter panics on a precision over 65,535,
+    // Go accepts up to 1,000,000.
+    let found = "{{ printf \"%-8.3q|%x|%*d|\tv|%022.82223v\" .user .bin 43 (list ) 0.e14159 }}";
+    let _ = render("key", found, &sample());
+    assert_eq!(ok("{{ printf \"%.82223v\" 0.5 }}"), "0.5");
+    assert_eq!(ok("{{ printf \"%.70000g\" 0.1 }}").len(), 57);
+    let fixed = ok("{{ printf \"%.70000f\" 0.5 }}");
+    assert_eq!((fixed.len(), &fixed[..4]), (70_002, "0.50"));
+    assert!(fixed[2..].bytes().skip(1).all(|b| b == b'0'));
+    let exponent = ok("{{ printf \"%.70000e\" 1.5 }}");
+    assert_eq!(
+        (
+            exponent.len(),
+            &exponent[..3],
+            &exponent[exponent.len() - 4..]
+        ),
+        (70_006, "1.5", "e+00")
+    );
+    // The exact expansion of 0.1 has 55 significant digits, then zeros.
+    assert_eq!(
+        ok("{{ printf \"%.60f\" 0.1 }}"),
+        "0.100000000000000005551115123125782702118158340454101562500000"
+    );
+}
+
+#[test]
 fn sprig_string_functions() {
     assert_eq!(ok("{{ toString 42 }} {{ toString .user }}"), "42 alice");
     assert_eq!(
