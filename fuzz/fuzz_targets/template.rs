@@ -32,6 +32,7 @@ fuzz_target!(|data: &[u8]| {
         .map(|text| String::from_utf8_lossy(text).into_owned())
         .collect();
     let mut rendered = 0;
+    let mut failed = false;
     for (i, text) in texts.iter().enumerate() {
         let name = format!("k{i}");
         let Ok(template) = Template::parse(&name, text) else {
@@ -43,10 +44,15 @@ fuzz_target!(|data: &[u8]| {
                 // Error texts never carry the values.
                 let message = err.to_string();
                 assert!(!message.contains("hunter2"), "{message}");
+                failed = true;
                 break;
             }
         }
     }
+    // Whatever succeeded stayed within the object's budget (a failed render may have charged
+    // the walk that pushed it over).
     assert!(rendered <= MAX_RENDERED_BYTES);
-    assert!(budget.steps_used() <= MAX_STEPS + 1);
+    if !failed {
+        assert!(budget.steps_used() <= MAX_STEPS);
+    }
 });
