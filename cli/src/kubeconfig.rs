@@ -69,22 +69,38 @@ fn context_namespace(configs: &[Value], context: Option<&str>) -> Option<String>
 
 /// The namespace to seal into when the input has none, and whether `-n` chose it.
 pub fn default_namespace(args: &Args) -> Result<NamespaceDefault> {
+    Ok(match configured_namespace(args)? {
+        Some(namespace) => namespace,
+        None => NamespaceDefault {
+            namespace: "default".to_string(),
+            explicit: false,
+        },
+    })
+}
+
+/// The namespace `-n` or the kubeconfig's context names, without the `default` fallback.
+///
+/// `--raw` needs this: a value sealed for `default` only because nothing named a namespace
+/// would never open where it is pasted, so upstream refuses instead.
+pub fn configured_namespace(args: &Args) -> Result<Option<NamespaceDefault>> {
     if let Some(ns) = args.kube.namespace.as_deref().filter(|ns| !ns.is_empty()) {
-        return Ok(NamespaceDefault {
+        return Ok(Some(NamespaceDefault {
             namespace: ns.to_string(),
             explicit: true,
-        });
+        }));
     }
     let configs = kubeconfig_paths(args.kubeconfig.as_deref())?
         .iter()
         .map(|p| read_kubeconfig(p))
         .collect::<Result<Vec<_>>>()?;
-    let namespace = context_namespace(&configs, args.kube.context.as_deref())
-        .unwrap_or_else(|| "default".to_string());
-    Ok(NamespaceDefault {
-        namespace,
-        explicit: false,
-    })
+    Ok(
+        context_namespace(&configs, args.kube.context.as_deref()).map(|namespace| {
+            NamespaceDefault {
+                namespace,
+                explicit: false,
+            }
+        }),
+    )
 }
 
 #[cfg(test)]

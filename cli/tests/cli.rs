@@ -500,6 +500,77 @@ fn raw_mode_matrix_and_errors() {
 }
 
 #[test]
+fn raw_without_a_namespace_refuses_instead_of_sealing_for_default() {
+    let fx = Fixture::new();
+    // No -n and no kubeconfig (the fixture's KUBECONFIG names a missing file, HOME has none).
+    for (scope, extra) in [
+        ("strict", &["--name", "db"][..]),
+        ("namespace-wide", &[][..]),
+    ] {
+        let mut args = vec!["--raw", "--cert", "cert.pem", "--scope", scope];
+        args.extend_from_slice(extra);
+        let out = fx.run(&args, b"hunter2");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{scope}: {stderr}");
+        assert_eq!(
+            stderr.trim_end(),
+            format!("error: must provide the --namespace flag with --raw and --scope {scope}"),
+        );
+        assert!(out.stdout.is_empty(), "{scope}: nothing is sealed");
+    }
+    // A kubeconfig context without a namespace names none either.
+    fx.write(
+        "kc",
+        b"apiVersion: v1\nkind: Config\ncurrent-context: dev\ncontexts:\n- name: dev\n  context:\n    cluster: c\n",
+    );
+    fx.fails(
+        &[
+            "--raw",
+            "--cert",
+            "cert.pem",
+            "--kubeconfig",
+            "kc",
+            "--name",
+            "db",
+        ],
+        b"hunter2",
+        "must provide the --namespace flag with --raw and --scope strict",
+    );
+    // The context's namespace counts as given, as upstream's clientConfig.Namespace() does.
+    fx.write(
+        "kc-ns",
+        b"apiVersion: v1\nkind: Config\ncurrent-context: dev\ncontexts:\n- name: dev\n  context:\n    namespace: team-a\n",
+    );
+    let out = fx.ok(
+        &[
+            "--raw",
+            "--cert",
+            "cert.pem",
+            "--kubeconfig",
+            "kc-ns",
+            "--name",
+            "db",
+        ],
+        b"hunter2",
+    );
+    let ct = base64::engine::general_purpose::STANDARD
+        .decode(&out)
+        .unwrap();
+    assert_eq!(
+        &key_pair()
+            .key
+            .decrypt(&ct, &Scope::Strict.label("team-a", "db"))
+            .unwrap()[..],
+        b"hunter2"
+    );
+    // Cluster-wide values need no namespace.
+    fx.ok(
+        &["--raw", "--cert", "cert.pem", "--scope", "cluster-wide"],
+        b"hunter2",
+    );
+}
+
+#[test]
 fn merge_into_keeps_format_and_scope_and_creates_missing_maps() {
     let fx = Fixture::new();
     let original = fx.ok(

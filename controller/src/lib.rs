@@ -29,6 +29,8 @@ pub mod relist;
 pub mod retry;
 
 #[cfg(test)]
+mod budget_tests;
+#[cfg(test)]
 mod fixtures;
 #[cfg(test)]
 mod reconcile_tests;

@@ -113,8 +113,11 @@ pub fn hybrid_encrypt(
     }
 
     let aes = aes_key(session_key.as_ref()).ok_or(CryptoError::Encrypt)?;
-    let mut sealed = plaintext.to_vec();
-    aes.seal_in_place_append_tag(zero_nonce(), Aad::empty(), &mut sealed)
+    // Room for the tag up front, so sealing in place never reallocates and leaves a copy of
+    // the plaintext behind; wiped in case sealing fails with plaintext still in it.
+    let mut sealed = Zeroizing::new(Vec::with_capacity(plaintext.len() + GCM_TAG_LEN));
+    sealed.extend_from_slice(plaintext);
+    aes.seal_in_place_append_tag(zero_nonce(), Aad::empty(), &mut *sealed)
         .map_err(|_| CryptoError::Encrypt)?;
     out.extend_from_slice(&sealed);
     Ok(out)

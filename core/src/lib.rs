@@ -12,11 +12,13 @@
 //! - [`keys`], [`cert`]: key and certificate parsing, fingerprints, key generation;
 //! - [`sealed_secret`]: the CRD type;
 //! - [`seal`], [`unseal`]: Secret → SealedSecret and back;
+//! - [`budget`]: the limits one SealedSecret may use while it is opened;
 //! - [`template`]: Go text/template rendering of `spec.template.data`;
 //! - [`documents`]: YAML/JSON streams in, upstream-shaped output out;
 //! - [`duration`]: Go durations, as flags and intervals are written;
 //! - [`tagged`]: upstream's folded error text.
 
+pub mod budget;
 pub mod cert;
 pub mod crd;
 pub mod crypto;

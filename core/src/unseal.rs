@@ -4,6 +4,12 @@
 //! The label comes from the SealedSecret's own namespace, name and annotations; every item is
 //! opened, then `spec.template.data` is rendered over the opened items; any failure fails the
 //! whole object (never a partial Secret), with upstream's folded error text.
+//!
+//! Opening is bounded by one [`Budget`] per object (see [`crate::budget`]): its shape is checked
+//! before any key is tried, no template runs unless every item opened, every template is parsed
+//! before any runs, and rendering stops at the first error. Decrypted values, the templates'
+//! copies of them and rendered output live in buffers that are wiped when dropped, on error
+//! paths too; only the returned Secret holds plaintext.
 
 use std::collections::BTreeMap;
 
@@ -15,12 +21,13 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use crate::{
+    budget::{Budget, BudgetError, MAX_INPUT_BYTES, MAX_TEMPLATE_ENTRIES},
     crypto::Decrypter,
     documents::reorder,
     scope::Scope,
     sealed_secret::{API_VERSION, KIND, SealedSecret, meta_value},
     tagged::TaggedErrors,
-    template,
+    template::{Data, Template},
 };
 
 /// Annotation on `spec.template.metadata` that suppresses the owner reference.
@@ -45,6 +52,10 @@ pub enum UnsealError {
     /// The deprecated blob opened but is not a v1 Secret.
     #[error("cannot decode the deprecated 'data' field as a Secret: {0}")]
     DeprecatedDataInvalid(String),
+    /// The object is larger than one SealedSecret may be ([`crate::budget`]); nothing was
+    /// decrypted.
+    #[error(transparent)]
+    OverBudget(#[from] BudgetError),
 }
 
 /// Options for opening.
@@ -80,6 +91,7 @@ pub fn unseal(
     keys: &dyn Decrypter,
     options: UnsealOptions,
 ) -> Result<Secret, UnsealError> {
+    check_shape(sealed)?;
     let label = decryption_label(sealed);
     let mut secret = match &sealed.spec.data {
         Some(blob) => unseal_deprecated(sealed, &blob.0, keys, &label, options)?,
@@ -111,6 +123,26 @@ pub fn owner_reference(sealed: &SealedSecret) -> OwnerReference {
     }
 }
 
+/// Checks the object against the per-object limits that need no decryption.
+fn check_shape(sealed: &SealedSecret) -> Result<(), BudgetError> {
+    let templates = sealed.spec.template.data.as_ref();
+    let count = templates.map_or(0, BTreeMap::len);
+    if count > MAX_TEMPLATE_ENTRIES {
+        return Err(BudgetError::TemplateEntries { count });
+    }
+    let entries = |map: &BTreeMap<String, String>| {
+        map.iter()
+            .fold(0usize, |sum, (k, v)| sum.saturating_add(k.len() + v.len()))
+    };
+    let size = entries(&sealed.spec.encrypted_data)
+        .saturating_add(templates.map_or(0, entries))
+        .saturating_add(sealed.spec.data.as_ref().map_or(0, |blob| blob.0.len()));
+    if size > MAX_INPUT_BYTES {
+        return Err(BudgetError::InputBytes { size });
+    }
+    Ok(())
+}
+
 fn unseal_items(
     sealed: &SealedSecret,
     keys: &dyn Decrypter,
@@ -134,28 +166,24 @@ fn unseal_items(
             Err(err) => errors.push(item, err),
         }
     }
-
-    let mut data: BTreeMap<String, ByteString> = opened
-        .iter()
-        .map(|(k, v)| (k.clone(), ByteString(v.to_vec())))
-        .collect();
-    if let Some(templates) = &template.data {
-        let mut values: BTreeMap<String, Vec<u8>> = opened
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_vec()))
-            .collect();
-        for (item, text) in templates {
-            match template::render(item, text, &values) {
-                Ok(rendered) => {
-                    data.insert(item.clone(), ByteString(rendered));
-                }
-                Err(err) => errors.push(item, err),
-            }
-        }
-        values.values_mut().for_each(zeroize::Zeroize::zeroize);
-    }
+    // Templates only ever see a complete set of values: an object whose items did not all open
+    // fails here, before any template is parsed or run (upstream renders them anyway).
     if !errors.is_empty() {
         return Err(UnsealError::Items(errors));
+    }
+    let mut rendered = match &template.data {
+        Some(templates) => render_templates(templates, &opened)?,
+        None => BTreeMap::new(),
+    };
+
+    // A template overrides the item of the same name.
+    let mut data: BTreeMap<String, ByteString> = opened
+        .iter()
+        .filter(|(item, _)| !rendered.contains_key(*item))
+        .map(|(item, value)| (item.clone(), ByteString(value.to_vec())))
+        .collect();
+    for (item, value) in &mut rendered {
+        data.insert(item.clone(), ByteString(std::mem::take(&mut **value)));
     }
     Ok(Secret {
         metadata: template.metadata.clone(),
@@ -164,6 +192,42 @@ fn unseal_items(
         data: Some(data),
         ..Secret::default()
     })
+}
+
+/// Renders every `spec.template.data` entry over the opened items, under one [`Budget`].
+///
+/// All entries are parsed first (cheap, bounded by the input size, and every parse error is
+/// reported as upstream does); then they run in key order, stopping at the first error.
+fn render_templates(
+    templates: &BTreeMap<String, String>,
+    opened: &BTreeMap<String, Zeroizing<Vec<u8>>>,
+) -> Result<BTreeMap<String, Zeroizing<Vec<u8>>>, UnsealError> {
+    let mut errors = TaggedErrors::default();
+    let mut parsed = Vec::with_capacity(templates.len());
+    for (item, text) in templates {
+        match Template::parse(item, text) {
+            Ok(template) => parsed.push((item, template)),
+            Err(err) => errors.push(item, err),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(UnsealError::Items(errors));
+    }
+    let data = Data::new(opened);
+    let mut budget = Budget::per_object();
+    let mut rendered = BTreeMap::new();
+    for (item, template) in parsed {
+        match template.render(&data, &mut budget) {
+            Ok(output) => {
+                rendered.insert(item.clone(), output);
+            }
+            Err(err) => {
+                errors.push(item, err);
+                return Err(UnsealError::Items(errors));
+            }
+        }
+    }
+    Ok(rendered)
 }
 
 fn unseal_deprecated(
@@ -390,6 +454,165 @@ mod tests {
         assert!(err.contains("function \"env\" not defined"), "{err}");
         assert!(err.contains("(leak)") && err.contains("(broken)"), "{err}");
         assert!(!err.contains("hunter2") && !err.contains("admin"), "{err}");
+    }
+
+    /// `sealed_fixture` with `spec.template.data` set to `templates`.
+    fn with_templates(templates: &[(&str, &str)]) -> SealedSecret {
+        let mut sealed = sealed_fixture(Scope::Strict);
+        sealed.spec.template.data = Some(
+            templates
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        sealed
+    }
+
+    /// The error text of opening `sealed`; it must never contain the fixture's plaintext.
+    fn budget_error(sealed: &SealedSecret) -> String {
+        let err = unseal(sealed, &keys(), UnsealOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2") && !err.contains("admin"), "{err}");
+        err
+    }
+
+    #[test]
+    fn the_measured_attack_fails_on_the_entry_count_before_any_work() {
+        // Issue 12: 20,000 entries of `repeat 16777216 "a"` and an item no key opens.
+        let mut sealed = sealed_fixture(Scope::Strict);
+        sealed.spec.template.data = Some(
+            (0..20_000)
+                .map(|i| (format!("k{i}"), "{{ repeat 16777216 \"a\" }}".to_string()))
+                .collect(),
+        );
+        sealed
+            .spec
+            .encrypted_data
+            .insert("nobody".into(), "AAAA".into());
+        assert_eq!(
+            budget_error(&sealed),
+            "spec.template.data has 20000 entries, more than the limit of 1024 per SealedSecret"
+        );
+        assert!(matches!(
+            unseal(&sealed, &keys(), UnsealOptions::default()),
+            Err(UnsealError::OverBudget(BudgetError::TemplateEntries {
+                count: 20_000
+            }))
+        ));
+    }
+
+    #[test]
+    fn the_input_size_is_checked_before_decrypting() {
+        let big = "x".repeat(MAX_INPUT_BYTES);
+        let sealed = with_templates(&[("big", &big)]);
+        let err = budget_error(&sealed);
+        assert!(
+            err.ends_with("more than the limit of 3145728 per SealedSecret"),
+            "{err}"
+        );
+        // Exactly at the limit (ciphertexts, keys and template text) still opens.
+        let mut sealed = with_templates(&[("t", "{{ .user }}")]);
+        let used: usize = sealed
+            .spec
+            .encrypted_data
+            .iter()
+            .chain(sealed.spec.template.data.iter().flatten())
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        let comment = format!(
+            "{{{{/* {} */}}}}",
+            "y".repeat(MAX_INPUT_BYTES - used - "pad".len() - "{{/*  */}}".len())
+        );
+        let templates = sealed.spec.template.data.as_mut().unwrap();
+        templates.insert("pad".into(), comment);
+        let secret = unseal(&sealed, &keys(), UnsealOptions::default()).unwrap();
+        assert_eq!(data_of(&secret)["t"], b"admin");
+        assert_eq!(data_of(&secret)["pad"], b"");
+        sealed
+            .spec
+            .template
+            .data
+            .as_mut()
+            .unwrap()
+            .insert("u".into(), String::new());
+        assert!(budget_error(&sealed).contains("hold 3145729 bytes"));
+    }
+
+    #[test]
+    fn rendered_bytes_are_one_budget_for_all_entries() {
+        // 700,000 bytes each: either alone fits in 1 MiB, both do not.
+        let one = "{{ repeat 100000 .password }}";
+        let secret = unseal(
+            &with_templates(&[("a", one)]),
+            &keys(),
+            UnsealOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(data_of(&secret)["a"].len(), 700_000);
+        let err = budget_error(&with_templates(&[("a", one), ("b", one)]));
+        assert_eq!(
+            err,
+            "template: b: the SealedSecret's templates rendered more than 1048576 bytes (limit per SealedSecret) (b)"
+        );
+    }
+
+    #[test]
+    fn steps_and_allocations_are_one_budget_for_all_entries() {
+        let loop_ = "{{ range 1200000 }}{{ end }}";
+        assert!(
+            unseal(
+                &with_templates(&[("a", loop_)]),
+                &keys(),
+                UnsealOptions::default()
+            )
+            .is_ok()
+        );
+        let err = budget_error(&with_templates(&[("a", loop_), ("b", loop_)]));
+        assert!(
+            err.contains("ran more than 2000000 operations (limit per SealedSecret)"),
+            "{err}"
+        );
+        // 4,000,000 bytes produced (and dropped) per entry: eight fit in 32 MiB, nine do not.
+        let alloc = "{{ $x := repeat 4000000 \"a\" }}ok";
+        let eight: Vec<(String, &str)> = (0..8).map(|i| (format!("k{i}"), alloc)).collect();
+        let eight: Vec<(&str, &str)> = eight.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert!(unseal(&with_templates(&eight), &keys(), UnsealOptions::default()).is_ok());
+        let mut nine = eight.clone();
+        nine.push(("k8", alloc));
+        let err = budget_error(&with_templates(&nine));
+        assert_eq!(
+            err,
+            "template: k8: the SealedSecret's template functions produced more than 33554432 bytes (limit per SealedSecret) (k8)"
+        );
+    }
+
+    #[test]
+    fn no_template_runs_unless_every_item_opened() {
+        // A template with a parse error would add its own message if templates were looked at.
+        let mut sealed = with_templates(&[
+            ("broken", "{{ .password "),
+            ("slow", "{{ range 100000000 }}{{ end }}"),
+        ]);
+        sealed
+            .spec
+            .encrypted_data
+            .insert("stranger".into(), "AAAA".into());
+        assert_eq!(
+            budget_error(&sealed),
+            "no key could decrypt secret (stranger)"
+        );
+    }
+
+    #[test]
+    fn rendering_stops_at_the_first_execution_error() {
+        let sealed = with_templates(&[
+            ("a", "{{ fail \"first\" }}"),
+            ("b", "{{ fail \"second\" }}"),
+        ]);
+        let err = budget_error(&sealed);
+        assert!(err.contains("first") && !err.contains("second"), "{err}");
+        assert!(err.ends_with("(a)"), "{err}");
     }
 
     #[test]

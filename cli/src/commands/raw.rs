@@ -8,7 +8,7 @@ use sealed_secrets_core::{crypto::SystemRandom, scope::Scope, seal::seal_raw};
 use crate::{
     args::Args,
     io::{emit, read_file, read_input},
-    kubeconfig::default_namespace,
+    kubeconfig::configured_namespace,
 };
 
 /// The path part of a `--from-file` value (`[key=]path`; the key is ignored with --raw).
@@ -19,10 +19,15 @@ fn from_file_path(value: &str) -> &str {
 /// Runs the mode.
 pub fn run(args: &Args) -> Result<()> {
     let key = super::sealing_key(args)?;
+    // Unlike sealing a Secret, `--raw` has no object to take a namespace from and does not
+    // fall back to `default`: `seal_raw` refuses an empty namespace for scoped values with
+    // upstream's text.
     let namespace = if args.scope == Scope::ClusterWide {
         String::new()
     } else {
-        default_namespace(args)?.namespace
+        configured_namespace(args)?
+            .map(|found| found.namespace)
+            .unwrap_or_default()
     };
     let plaintext = match args.from_file.as_slice() {
         [] => {

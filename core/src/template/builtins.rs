@@ -4,7 +4,9 @@
 
 use std::fmt::Write as _;
 
-use super::functions::{bad_args, ok_str};
+use zeroize::Zeroizing;
+
+use super::functions::{bad_args, ok_str, too_large};
 use super::printf::{VecWriter, format_default, go_sprintf, is_printable, sprint};
 use super::value::{Value, utf8_units};
 
@@ -157,7 +159,10 @@ pub(super) fn builtin_printf(args: &[Value]) -> Result<Value, String> {
     let [format, rest @ ..] = args else {
         return Err(bad_args());
     };
-    ok_str(go_sprintf(format.bytes(), rest))
+    match go_sprintf(format.bytes(), rest) {
+        Some(out) => ok_str(out),
+        None => Err(too_large()),
+    }
 }
 
 /// The kind of a value for the comparison builtins.
@@ -260,9 +265,9 @@ pub(super) fn builtin_ge(args: &[Value]) -> Result<Value, String> {
 }
 
 /// The text the `html`, `js` and `urlquery` builtins escape.
-fn escaper_input(args: &[Value]) -> Vec<u8> {
+fn escaper_input(args: &[Value]) -> Zeroizing<Vec<u8>> {
     if let [Value::Str(s)] = args {
-        return s.to_vec();
+        return Zeroizing::new(s.to_vec());
     }
     let printable: Vec<Value> = args
         .iter()
@@ -274,7 +279,7 @@ fn escaper_input(args: &[Value]) -> Vec<u8> {
             }
         })
         .collect();
-    let mut out = Vec::new();
+    let mut out = Zeroizing::new(Vec::new());
     sprint(&printable, &mut out);
     out
 }

@@ -3,9 +3,9 @@
 
 use std::fmt::Write as _;
 
-use super::MAX_VALUE_DEPTH;
 use super::printf::{VecWriter, float_digits, go_exponent, hex_string};
 use super::value::Value;
+use super::{MAX_STRING, MAX_VALUE_DEPTH};
 
 pub(super) fn hex(bytes: &[u8]) -> String {
     hex_string(bytes, false, false)
@@ -106,7 +106,9 @@ pub(super) enum JsonStyle {
     Raw,
 }
 
-/// Go's `encoding/json` encoding; fails on NaN and infinities as Go does.
+/// Go's `encoding/json` encoding; fails on NaN and infinities as Go does, and stops (failing)
+/// once the output passes the size of one value, since indentation and escapes can make it many
+/// times larger than the value.
 pub(super) fn encode_json(
     value: &Value,
     out: &mut Vec<u8>,
@@ -131,6 +133,9 @@ pub(super) fn encode_json(
         Value::List(list) => {
             out.push(b'[');
             for (i, item) in list.items.iter().enumerate() {
+                if out.len() > MAX_STRING {
+                    return Err(());
+                }
                 if i > 0 {
                     out.push(b',');
                 }
@@ -146,6 +151,9 @@ pub(super) fn encode_json(
             let entries = Value::map_entries(map);
             out.push(b'{');
             for (i, (key, item)) in entries.iter().enumerate() {
+                if out.len() > MAX_STRING {
+                    return Err(());
+                }
                 if i > 0 {
                     out.push(b',');
                 }

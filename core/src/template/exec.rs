@@ -1,10 +1,15 @@
 //! The executor: walks the syntax tree with the data, handling control flow (`if`, `with`,
 //! `range`, `break`, `continue`), variables, template calls, field access, function calls and
-//! the coercion of arguments to parameter types, and enforces the execution limits.
+//! the coercion of arguments to parameter types, and enforces the execution limits: every
+//! operation, every byte a function produces and every byte written is charged to the
+//! SealedSecret's [`Budget`], and functions that walk a whole list or map (printing, encoding,
+//! joining, comparing) have its printed size charged before they start.
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Display};
 use std::rc::Rc;
+
+use zeroize::{Zeroize, Zeroizing};
 
 use super::functions::{Call, Param, lookup_function};
 use super::parser::{
@@ -12,7 +17,8 @@ use super::parser::{
 };
 use super::printf::{format_default, go_quote_str};
 use super::value::{ListValue, Value};
-use super::{MAX_ALLOCATED, MAX_EXEC_DEPTH, MAX_OUTPUT, MAX_STEPS, MAX_STRING, TemplateError};
+use super::{Budget, MAX_EXEC_DEPTH, MAX_STRING, TemplateError};
+use crate::budget::{MAX_ALLOCATED_BYTES, MAX_RENDERED_BYTES, MAX_STEPS};
 
 /// How a list of nodes finished.
 #[derive(Debug, PartialEq, Eq)]
@@ -32,10 +38,10 @@ pub(super) struct State<'t> {
     /// Name of the template being executed.
     executing: String,
     vars: Vec<(String, Value)>,
-    pub(super) out: Vec<u8>,
+    pub(super) out: Zeroizing<Vec<u8>>,
     depth: usize,
-    steps: u64,
-    allocated: usize,
+    /// The SealedSecret's budget, shared with the templates rendered before this one.
+    pub(super) budget: Budget,
 }
 
 /// Where an error happened: a position in the template and the text of the failing part.
@@ -46,17 +52,21 @@ struct At<'a> {
 }
 
 impl<'t> State<'t> {
-    pub(super) fn new(name: &'t str, src: &'t str, templates: &'t Templates) -> Self {
+    pub(super) fn new(
+        name: &'t str,
+        src: &'t str,
+        templates: &'t Templates,
+        budget: Budget,
+    ) -> Self {
         State {
             name,
             src,
             templates,
             executing: name.to_string(),
             vars: Vec::new(),
-            out: Vec::new(),
+            out: Zeroizing::new(Vec::new()),
             depth: 0,
-            steps: 0,
-            allocated: 0,
+            budget,
         }
     }
 
@@ -95,11 +105,29 @@ impl<'t> State<'t> {
     }
 
     fn step(&mut self) -> ExecResult<()> {
-        self.steps += 1;
-        if self.steps > MAX_STEPS {
-            return Err(self.limit_error(format!("execution stopped after {MAX_STEPS} operations")));
+        self.steps(1)
+    }
+
+    fn steps(&mut self, count: u64) -> ExecResult<()> {
+        self.budget.steps = self.budget.steps.saturating_add(count);
+        if self.budget.steps > MAX_STEPS {
+            return Err(self.limit_error(format!(
+                "execution stopped: the SealedSecret's templates ran more than {MAX_STEPS} operations (limit per SealedSecret)"
+            )));
         }
         Ok(())
+    }
+
+    fn rendered_limit_error(&self) -> TemplateError {
+        self.limit_error(format!(
+            "the SealedSecret's templates rendered more than {MAX_RENDERED_BYTES} bytes (limit per SealedSecret)"
+        ))
+    }
+
+    fn allocated_limit_error(&self) -> TemplateError {
+        self.limit_error(format!(
+            "the SealedSecret's template functions produced more than {MAX_ALLOCATED_BYTES} bytes (limit per SealedSecret)"
+        ))
     }
 
     fn enter(&mut self) -> ExecResult<()> {
@@ -117,31 +145,65 @@ impl<'t> State<'t> {
     }
 
     fn write(&mut self, bytes: &[u8]) -> ExecResult<()> {
-        if self.out.len() + bytes.len() > MAX_OUTPUT {
-            return Err(self.limit_error(format!("output is larger than {MAX_OUTPUT} bytes")));
+        if bytes.len() > self.budget.rendered_left() {
+            return Err(self.rendered_limit_error());
         }
-        self.out.extend_from_slice(bytes);
+        self.budget.rendered += bytes.len();
+        write_wiping(&mut self.out, bytes);
         Ok(())
     }
 
-    /// Counts what a function produced against the limits.
+    /// Counts what a function produced against the limits: the bytes of a string, or the
+    /// memory of the elements of a list or map it built (the elements themselves are shared).
     fn account(&mut self, value: &Value) -> ExecResult<()> {
+        const ELEMENT: usize = std::mem::size_of::<Value>();
         let size = match value {
             Value::Str(s) => s.len(),
-            Value::List(list) => list.items.len(),
-            Value::Map(map) => map.entries.try_borrow().map_or(0, |e| e.len()),
+            Value::List(list) => list.items.len().saturating_mul(ELEMENT),
+            Value::Map(map) => map.entries.try_borrow().map_or(0, |entries| {
+                entries
+                    .keys()
+                    .fold(0usize, |sum, key| sum.saturating_add(key.len() + ELEMENT))
+            }),
             _ => 0,
         };
         if size > MAX_STRING {
             return Err(self.limit_error(format!("a value is larger than {MAX_STRING} bytes")));
         }
-        self.allocated += size;
-        if self.allocated > MAX_ALLOCATED {
-            return Err(self.limit_error(format!(
-                "functions produced more than {MAX_ALLOCATED} bytes"
-            )));
+        if size > self.budget.allocated_left() {
+            return Err(self.allocated_limit_error());
         }
+        self.budget.allocated += size;
         Ok(())
+    }
+
+    /// Charges a function that walks its whole arguments (printing, encoding, joining or
+    /// comparing them) before it runs: their printed size must fit in what may still be
+    /// produced (and in one value), and the walk costs one step per element.
+    fn charge_walk(&mut self, args: &[Value]) -> ExecResult<()> {
+        let cap = self.budget.allocated_left().min(MAX_STRING);
+        let mut visited = 0u64;
+        let mut total = 0usize;
+        let mut fits = true;
+        for arg in args {
+            match arg.printed_size(cap - total, &mut visited) {
+                Some(size) => total += size,
+                None => {
+                    fits = false;
+                    break;
+                }
+            }
+        }
+        self.steps(visited)?;
+        if fits {
+            Ok(())
+        } else if cap < MAX_STRING {
+            Err(self.allocated_limit_error())
+        } else {
+            Err(self.limit_error(format!(
+                "the arguments of a function are larger than {MAX_STRING} bytes"
+            )))
+        }
     }
 
     fn walk(&mut self, dot: &Value, nodes: &[Node]) -> ExecResult<Flow> {
@@ -181,7 +243,15 @@ impl<'t> State<'t> {
             Value::Missing => self.write(b"<no value>"),
             Value::Str(s) => self.write(s),
             other => {
-                let mut text = Vec::new();
+                let mut visited = 0u64;
+                let fits = other
+                    .printed_size(self.budget.rendered_left(), &mut visited)
+                    .is_some();
+                self.steps(visited)?;
+                if !fits {
+                    return Err(self.rendered_limit_error());
+                }
+                let mut text = Zeroizing::new(Vec::new());
                 format_default(other, &mut text, 0);
                 self.write(&text)
             }
@@ -569,6 +639,9 @@ impl<'t> State<'t> {
             args.push(coerce(param, value).map_err(|message| self.error(at, message))?);
         }
         self.step()?;
+        if function.walks_args {
+            self.charge_walk(&args)?;
+        }
         match call(&args) {
             Ok(result) => {
                 self.account(&result)?;
@@ -602,6 +675,19 @@ impl<'t> State<'t> {
         }
         Ok(last.unwrap_or(value))
     }
+}
+
+/// Appends to a buffer of rendered (secret) bytes; when it must grow, the old allocation is
+/// wiped instead of being left to the allocator with a copy of the output in it.
+fn write_wiping(out: &mut Vec<u8>, bytes: &[u8]) {
+    let needed = out.len().saturating_add(bytes.len());
+    if needed > out.capacity() {
+        let mut grown = Vec::with_capacity(needed.max(out.capacity().saturating_mul(2)).max(64));
+        grown.extend_from_slice(out);
+        out.zeroize();
+        *out = grown;
+    }
+    out.extend_from_slice(bytes);
 }
 
 fn is_string_literal(arg: Option<&Arg>) -> bool {

@@ -20,7 +20,7 @@ use super::sprig::{
     sprig_to_strings, sprig_trim, sprig_trim_all, sprig_trim_prefix, sprig_trim_suffix,
     sprig_trunc, sprig_unset, sprig_upper, sprig_values,
 };
-use super::value::Value;
+use super::value::{SecretBytes, Value};
 
 /// What a function parameter accepts, following the Go signature.
 #[derive(Clone, Copy, Debug)]
@@ -52,7 +52,31 @@ pub(super) struct Function {
     pub(super) call: Call,
     /// The error message is the template author's (`fail`, `required`).
     pub(super) user_message: bool,
+    /// The function walks its arguments whole (prints, encodes, joins or compares lists and
+    /// maps), so their printed size is charged before it runs.
+    pub(super) walks_args: bool,
 }
+
+/// Functions whose work grows with the printed size of their arguments.
+const WALKING: &[&str] = &[
+    "print",
+    "printf",
+    "println",
+    "html",
+    "js",
+    "urlquery",
+    "toString",
+    "quote",
+    "squote",
+    "cat",
+    "join",
+    "toStrings",
+    "sortAlpha",
+    "has",
+    "toJson",
+    "toPrettyJson",
+    "toRawJson",
+];
 
 impl Function {
     pub(super) fn param(&self, index: usize) -> Param {
@@ -71,12 +95,14 @@ pub(super) fn lookup_function(name: &str) -> Option<Function> {
         variadic: None,
         call: Call::Plain(call),
         user_message: false,
+        walks_args: false,
     };
     let variadic = |params: &'static [Param], rest: Param, call: Implementation| Function {
         params,
         variadic: Some(rest),
         call: Call::Plain(call),
         user_message: false,
+        walks_args: false,
     };
     let function = match name {
         "and" | "or" => Function {
@@ -84,6 +110,7 @@ pub(super) fn lookup_function(name: &str) -> Option<Function> {
             variadic: Some(Reflect),
             call: if name == "and" { Call::And } else { Call::Or },
             user_message: false,
+            walks_args: false,
         },
         "not" => fixed(&[Reflect], builtin_not),
         "len" => fixed(&[Reflect], builtin_len),
@@ -176,14 +203,17 @@ pub(super) fn lookup_function(name: &str) -> Option<Function> {
         "min" => variadic(&[Any], Any, sprig_min),
         _ => return None,
     };
-    Some(function)
+    Some(Function {
+        walks_args: WALKING.contains(&name),
+        ..function
+    })
 }
 
 pub(super) fn bad_args() -> String {
     "wrong number of arguments".to_string()
 }
 
-pub(super) fn ok_str(bytes: impl AsRef<[u8]>) -> Result<Value, String> {
+pub(super) fn ok_str(bytes: impl Into<SecretBytes>) -> Result<Value, String> {
     Ok(Value::str(bytes))
 }
 
@@ -191,6 +221,11 @@ pub(super) fn ok_str(bytes: impl AsRef<[u8]>) -> Result<Value, String> {
 pub(super) fn check_size(size: Option<usize>) -> Result<usize, String> {
     match size {
         Some(size) if size <= MAX_STRING => Ok(size),
-        _ => Err(format!("result would be larger than {MAX_STRING} bytes")),
+        _ => Err(too_large()),
     }
+}
+
+/// The error of a function whose result would be larger than one value may be.
+pub(super) fn too_large() -> String {
+    format!("result would be larger than {MAX_STRING} bytes")
 }

@@ -44,9 +44,11 @@
 //!   binary value passes through `{{ .key }}`, `b64enc`, `sha256sum`, … unchanged.
 //! - `printf` supports the flags `+-# 0`, width, precision and the verbs
 //!   `v s q d x X o b c U f F e E g G t %`, but not explicit argument indexes.
-//! - Guards against runaway templates that Go does not have: nesting depth, number of
-//!   executed operations, size of strings and of the output, and a `set` that would make a
-//!   map contain itself.
+//! - Guards against runaway templates that Go does not have: nesting depth, the size of each
+//!   string, a `set` that would make a map contain itself, and one [`Budget`] per SealedSecret
+//!   shared by all its templates (operations run, bytes produced by functions, bytes
+//!   rendered; see [`crate::budget`]). A function that would print, encode, join or compare a
+//!   list or map larger than what is left of the budget fails before it starts.
 //! - Error messages never quote template data: where Go would print a value (for example the
 //!   message of a `fail` that is not a string literal) it is withheld.
 
@@ -62,8 +64,11 @@ mod value;
 
 use std::collections::BTreeMap;
 
+use zeroize::Zeroizing;
+
+pub use crate::budget::Budget;
 use exec::State;
-use parser::Parser;
+use parser::{Parser, Templates};
 use printf::go_quote_str;
 use value::Value;
 
@@ -71,33 +76,82 @@ use value::Value;
 const MAX_PARSE_DEPTH: usize = 100;
 /// Deepest nesting of blocks, template calls and parenthesised pipelines during execution.
 const MAX_EXEC_DEPTH: usize = 200;
-/// Most operations (actions, commands, loop iterations, copied elements) one render may run.
-const MAX_STEPS: u64 = 2_000_000;
-/// Largest rendered output.
-const MAX_OUTPUT: usize = 16 << 20;
-/// Largest string a single function may produce.
-const MAX_STRING: usize = 16 << 20;
-/// Most bytes of strings all function calls of one render may produce together.
-const MAX_ALLOCATED: usize = 256 << 20;
+/// Largest string a single function may produce: 4 MiB, four times the largest Secret.
+///
+/// The limits shared by all templates of a SealedSecret (steps, bytes produced, bytes
+/// rendered) are in [`crate::budget`].
+const MAX_STRING: usize = 4 << 20;
 /// Deepest nesting of lists and maps that is printed, compared or encoded.
 const MAX_VALUE_DEPTH: usize = 100;
 /// Largest width or precision `printf` accepts (as Go does).
 const MAX_FORMAT_WIDTH: usize = 1_000_000;
 
-/// Renders one template with `values` as the data context (`.` is a map key -> string).
+/// A parsed template, ready to render any number of times.
+pub struct Template<'a> {
+    name: &'a str,
+    src: &'a str,
+    templates: Templates,
+}
+
+impl<'a> Template<'a> {
+    /// Parses `text`, the template of data key `name`.
+    ///
+    /// `name` names the template in error messages (`template: <name>:<line>:<col>: …`) and
+    /// can be used with `{{ template "<name>" }}`.
+    pub fn parse(name: &'a str, text: &'a str) -> Result<Self, TemplateError> {
+        Ok(Template {
+            name,
+            src: text,
+            templates: Parser::parse(name, text)?,
+        })
+    }
+
+    /// Renders with `data` as `.`, charging steps, produced bytes and output to `budget`.
+    ///
+    /// # Errors
+    /// The first execution error, or the first limit of `budget` (or of a single value) that
+    /// is exceeded; the budget then stays spent.
+    pub fn render(
+        &self,
+        data: &Data,
+        budget: &mut Budget,
+    ) -> Result<Zeroizing<Vec<u8>>, TemplateError> {
+        let mut state = State::new(self.name, self.src, &self.templates, *budget);
+        let result = state.execute_main(data.root.clone());
+        *budget = state.budget;
+        result?;
+        Ok(std::mem::take(&mut state.out))
+    }
+}
+
+/// The data context of templates (Go's `map[string]string` of the opened items), built once
+/// per SealedSecret and shared by all its templates. Its copies of the values are wiped when
+/// it is dropped.
+pub struct Data {
+    root: Value,
+}
+
+impl Data {
+    /// The data context for `values` (data key -> value).
+    pub fn new<V: AsRef<[u8]>>(values: &BTreeMap<String, V>) -> Self {
+        Data {
+            root: Value::string_map(values),
+        }
+    }
+}
+
+/// Renders one template with `values` as the data context, under a fresh per-object
+/// [`Budget`].
 ///
 /// `name` is the data key the template belongs to; it names the template in error messages
 /// (`template: <name>:<line>:<col>: …`) and can be used with `{{ template "<name>" }}`.
-pub fn render(
+pub fn render<V: AsRef<[u8]>>(
     name: &str,
     template: &str,
-    values: &BTreeMap<String, Vec<u8>>,
-) -> Result<Vec<u8>, TemplateError> {
-    let templates = Parser::parse(name, template)?;
-    let root = Value::string_map(values);
-    let mut state = State::new(name, template, &templates);
-    state.execute_main(root)?;
-    Ok(state.out)
+    values: &BTreeMap<String, V>,
+) -> Result<Zeroizing<Vec<u8>>, TemplateError> {
+    let template = Template::parse(name, template)?;
+    template.render(&Data::new(values), &mut Budget::per_object())
 }
 
 /// Why a template could not be rendered.

@@ -3,8 +3,10 @@
 
 use std::fmt::{self, Write as _};
 
+use zeroize::Zeroize;
+
 use super::value::{Value, utf8_units};
-use super::{MAX_FORMAT_WIDTH, MAX_VALUE_DEPTH};
+use super::{MAX_FORMAT_WIDTH, MAX_STRING, MAX_VALUE_DEPTH};
 
 /// Go's `%v`.
 pub(super) fn format_default(value: &Value, out: &mut Vec<u8>, depth: usize) {
@@ -79,11 +81,30 @@ pub(super) fn format_float_shortest(f: f64) -> String {
     format!("{sign}{mantissa}{}", go_exponent(exponent))
 }
 
+/// Most digits after the point Rust's formatter is asked for. Rust panics on a precision over
+/// 65,535 while Go accepts up to a million; every `f64` has an exact decimal expansion of at
+/// most 1,074 digits after the point (767 significant), so further digits are zeros and are
+/// appended instead.
+const MAX_EXACT_DIGITS: usize = 1100;
+
+/// `f` with `precision` digits after the point, exactly (Go's `%.Nf`).
+fn format_fixed(f: f64, precision: usize) -> String {
+    let exact = precision.min(MAX_EXACT_DIGITS);
+    let mut text = format!("{f:.exact$}");
+    text.extend(std::iter::repeat_n('0', precision - exact));
+    text
+}
+
 /// Go's `%e` with a precision.
 fn format_float_exponent(f: f64, precision: usize, upper: bool) -> String {
-    let text = format!("{f:.precision$e}");
+    let exact = precision.min(MAX_EXACT_DIGITS);
+    let text = format!("{f:.exact$e}");
     let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
-    let formatted = format!("{mantissa}{}", go_exponent(exponent.parse().unwrap_or(0)));
+    let zeros = "0".repeat(precision - exact);
+    let formatted = format!(
+        "{mantissa}{zeros}{}",
+        go_exponent(exponent.parse().unwrap_or(0))
+    );
     if upper {
         formatted.to_uppercase()
     } else {
@@ -178,11 +199,17 @@ struct Directive {
 }
 
 /// Go's `fmt.Sprintf` for the common verbs.
-pub(super) fn go_sprintf(format: &[u8], args: &[Value]) -> Vec<u8> {
+///
+/// Widths repeat and lists multiply them, so the output is checked after every directive and
+/// formatting stops once it passes the size of one value (`None`).
+pub(super) fn go_sprintf(format: &[u8], args: &[Value]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(format.len());
     let mut next_arg = 0;
     let mut i = 0;
     while i < format.len() {
+        if out.len() > MAX_STRING {
+            return None;
+        }
         let Some(offset) = format[i..].iter().position(|&b| b == b'%') else {
             out.extend_from_slice(&format[i..]);
             break;
@@ -243,7 +270,7 @@ pub(super) fn go_sprintf(format: &[u8], args: &[Value]) -> Vec<u8> {
         }
         out.push(b')');
     }
-    out
+    (out.len() <= MAX_STRING).then_some(out)
 }
 
 /// Adapts a byte vector to `fmt::Write`.
@@ -363,7 +390,10 @@ fn format_directive(directive: &Directive, arg: &Value, out: &mut Vec<u8>) {
         _ => None,
     };
     match body {
-        Some(body) => pad(directive, &body, out),
+        Some(mut body) => {
+            pad(directive, &body, out);
+            body.zeroize();
+        }
         None => {
             let _ = write!(VecWriter(out), "%!{verb}(");
             describe_bad_arg(arg, out);
@@ -376,6 +406,10 @@ fn format_directive(directive: &Directive, arg: &Value, out: &mut Vec<u8>) {
 fn format_each(directive: &Directive, items: &[Value], out: &mut Vec<u8>) {
     out.push(b'[');
     for (i, item) in items.iter().enumerate() {
+        // A width applies to every element: stop early, `go_sprintf` reports the size.
+        if out.len() > MAX_STRING {
+            return;
+        }
         if i > 0 {
             out.push(b' ');
         }
@@ -471,7 +505,7 @@ fn format_float_verb(f: f64, verb: char, directive: &Directive) -> Vec<u8> {
         ('e' | 'E', precision) => {
             format_float_exponent(magnitude, precision.unwrap_or(6), verb == 'E')
         }
-        ('f' | 'F', precision) => format!("{magnitude:.*}", precision.unwrap_or(6)),
+        ('f' | 'F', precision) => format_fixed(magnitude, precision.unwrap_or(6)),
         (_, None) => format_float_shortest(magnitude),
         (_, Some(precision)) => format_float_general(magnitude, precision.max(1)),
     };
@@ -485,6 +519,8 @@ fn format_float_verb(f: f64, verb: char, directive: &Directive) -> Vec<u8> {
 
 /// Go's `%.Ng`: `%e` or `%f` with N significant digits, trailing zeros removed.
 fn format_float_general(f: f64, precision: usize) -> String {
+    // Trailing zeros are removed, so digits past the exact expansion change nothing.
+    let precision = precision.min(MAX_EXACT_DIGITS);
     let rounded = format!("{f:.*e}", precision - 1);
     let (_, exponent) = rounded.split_once('e').unwrap_or((&rounded, "0"));
     let exponent: i64 = exponent.parse().unwrap_or(0);

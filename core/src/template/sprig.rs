@@ -1,26 +1,29 @@
 //! The Sprig functions: strings, defaults and flow, lists, dictionaries, encodings and
 //! digests, and numbers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
+
+use zeroize::Zeroizing;
 
 use base64::Engine as _;
 
-use super::MAX_VALUE_DEPTH;
 use super::encoding::{JsonStyle, adler32, base32_decode, base32_encode, encode_json, hex};
-use super::functions::{bad_args, check_size, ok_str};
+use super::functions::{bad_args, check_size, ok_str, too_large};
 use super::parser::{NumberValue, parse_number};
 use super::printf::{format_default, go_quote};
 use super::value::{MapValue, Value, utf8_units};
+use super::{MAX_STRING, MAX_VALUE_DEPTH};
 
 // --- Sprig: strings ----------------------------------------------------------------------------
 
-/// Sprig's `strval`: strings as they are, anything else as `fmt` prints it.
-fn strval(value: &Value) -> Vec<u8> {
+/// Sprig's `strval`: strings as they are, anything else as `fmt` prints it. (Copies of values
+/// made by the functions here are `Zeroizing`, so they are wiped when dropped.)
+fn strval(value: &Value) -> Zeroizing<Vec<u8>> {
     match value {
-        Value::Str(s) => s.to_vec(),
+        Value::Str(s) => Zeroizing::new(s.to_vec()),
         other => {
-            let mut out = Vec::new();
+            let mut out = Zeroizing::new(Vec::new());
             format_default(other, &mut out, 0);
             out
         }
@@ -35,20 +38,22 @@ pub(super) fn sprig_to_string(args: &[Value]) -> Result<Value, String> {
 }
 
 pub(super) fn sprig_quote(args: &[Value]) -> Result<Value, String> {
-    let quoted: Vec<String> = args
-        .iter()
-        .filter(|arg| !arg.is_nil())
-        .map(|arg| go_quote(&strval(arg)))
-        .collect();
+    let quoted: Zeroizing<Vec<String>> = Zeroizing::new(
+        args.iter()
+            .filter(|arg| !arg.is_nil())
+            .map(|arg| go_quote(&strval(arg)))
+            .collect(),
+    );
     ok_str(quoted.join(" "))
 }
 
 pub(super) fn sprig_squote(args: &[Value]) -> Result<Value, String> {
-    let quoted: Vec<Vec<u8>> = args
-        .iter()
-        .filter(|arg| !arg.is_nil())
-        .map(|arg| [&b"'"[..], &strval(arg), b"'"].concat())
-        .collect();
+    let quoted: Zeroizing<Vec<Vec<u8>>> = Zeroizing::new(
+        args.iter()
+            .filter(|arg| !arg.is_nil())
+            .map(|arg| [&b"'"[..], &strval(arg)[..], b"'"].concat())
+            .collect(),
+    );
     ok_str(quoted.join(&b' '))
 }
 
@@ -78,7 +83,7 @@ pub(super) fn sprig_trim_all(args: &[Value]) -> Result<Value, String> {
     let [cutset, s] = args else {
         return Err(bad_args());
     };
-    let cutset: Vec<char> = String::from_utf8_lossy(cutset.bytes()).chars().collect();
+    let cutset: BTreeSet<char> = String::from_utf8_lossy(cutset.bytes()).chars().collect();
     ok_str(trim_bytes(s.bytes(), |c| cutset.contains(&c)))
 }
 
@@ -160,13 +165,10 @@ pub(super) fn sprig_title(args: &[Value]) -> Result<Value, String> {
     ok_str(titled)
 }
 
+/// Go's `strings.Index`, in linear time (a naive search is quadratic in the worst case, and
+/// both strings can be megabytes long).
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
-        return Some(0);
-    }
-    haystack
-        .windows(needle.len())
-        .position(|window| window == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 /// Go's `strings.Replace(s, old, new, -1)`.
@@ -275,15 +277,16 @@ pub(super) fn sprig_has_suffix(args: &[Value]) -> Result<Value, String> {
 }
 
 pub(super) fn sprig_cat(args: &[Value]) -> Result<Value, String> {
-    let parts: Vec<Vec<u8>> = args
-        .iter()
-        .filter(|arg| !arg.is_nil())
-        .map(|arg| {
-            let mut out = Vec::new();
-            format_default(arg, &mut out, 0);
-            out
-        })
-        .collect();
+    let parts: Zeroizing<Vec<Vec<u8>>> = Zeroizing::new(
+        args.iter()
+            .filter(|arg| !arg.is_nil())
+            .map(|arg| {
+                let mut out = Vec::new();
+                format_default(arg, &mut out, 0);
+                out
+            })
+            .collect(),
+    );
     ok_str(parts.join(&b' '))
 }
 
@@ -390,28 +393,43 @@ pub(super) fn sprig_fail(args: &[Value]) -> Result<Value, String> {
 // --- Sprig: lists ------------------------------------------------------------------------------
 
 /// Sprig's `strslice`: the elements of a list as strings (nils dropped), or the value itself.
-fn strslice(value: &Value) -> Vec<Vec<u8>> {
-    match value {
+fn strslice(value: &Value) -> Zeroizing<Vec<Vec<u8>>> {
+    Zeroizing::new(match value {
         Value::List(list) => list
             .items
             .iter()
             .filter(|item| !item.is_nil())
-            .map(strval)
+            .map(|item| std::mem::take(&mut *strval(item)))
             .collect(),
         Value::Missing | Value::Nil => Vec::new(),
-        other => vec![strval(other)],
-    }
+        other => vec![std::mem::take(&mut *strval(other))],
+    })
 }
 
-fn string_list(items: Vec<Vec<u8>>) -> Value {
-    Value::list(items.into_iter().map(Value::str).collect())
+fn string_list(mut items: Zeroizing<Vec<Vec<u8>>>) -> Value {
+    Value::list(
+        std::mem::take(&mut *items)
+            .into_iter()
+            .map(Value::str)
+            .collect(),
+    )
 }
 
 pub(super) fn sprig_join(args: &[Value]) -> Result<Value, String> {
     let [separator, list] = args else {
         return Err(bad_args());
     };
-    ok_str(strslice(list).join(separator.bytes()))
+    let parts = strslice(list);
+    // The separator is repeated once per element: check before joining.
+    let separators = separator
+        .bytes()
+        .len()
+        .checked_mul(parts.len().saturating_sub(1));
+    let total = parts
+        .iter()
+        .try_fold(0usize, |sum, part| sum.checked_add(part.len()));
+    check_size(separators.zip(total).and_then(|(a, b)| a.checked_add(b)))?;
+    ok_str(parts.join(separator.bytes()))
 }
 
 /// Go's `strings.Split`.
@@ -462,7 +480,7 @@ pub(super) fn sprig_sort_alpha(args: &[Value]) -> Result<Value, String> {
     };
     let mut items = match value {
         Value::List(_) => strslice(value),
-        other => vec![strval(other)],
+        other => Zeroizing::new(vec![std::mem::take(&mut *strval(other))]),
     };
     items.sort();
     Ok(string_list(items))
@@ -560,7 +578,11 @@ fn deep_equal(a: &Value, b: &Value, depth: usize) -> bool {
 pub(super) fn sprig_dict(args: &[Value]) -> Result<Value, String> {
     let mut entries = BTreeMap::new();
     for pair in args.chunks(2) {
-        let key = pair.first().map(strval).unwrap_or_default();
+        // Map keys are wiped when the map is dropped.
+        let key = pair
+            .first()
+            .map(|key| std::mem::take(&mut *strval(key)))
+            .unwrap_or_default();
         let value = pair.get(1).cloned().unwrap_or_else(|| Value::str(""));
         entries.insert(key, value);
     }
@@ -648,7 +670,7 @@ pub(super) fn sprig_has_key(args: &[Value]) -> Result<Value, String> {
 }
 
 pub(super) fn sprig_keys(args: &[Value]) -> Result<Value, String> {
-    let mut keys = Vec::new();
+    let mut keys = Zeroizing::new(Vec::new());
     for map in args {
         keys.extend(Value::map_entries(map_of(map)?).into_iter().map(|(k, _)| k));
     }
@@ -667,9 +689,14 @@ pub(super) fn sprig_values(args: &[Value]) -> Result<Value, String> {
 // --- Sprig: encodings and digests --------------------------------------------------------------
 
 fn json_of(value: &Value, style: JsonStyle) -> Result<Value, String> {
-    let mut out = Vec::new();
+    let mut out = Zeroizing::new(Vec::new());
     match encode_json(value, &mut out, style, 0) {
-        Ok(()) => ok_str(out),
+        Ok(()) => {
+            check_size(Some(out.len()))?;
+            ok_str(std::mem::take(&mut *out))
+        }
+        Err(()) if out.len() > MAX_STRING => Err(too_large()),
+        // Sprig's toJson swallows encoding errors.
         Err(()) => ok_str(""),
     }
 }

@@ -267,6 +267,33 @@ fn printf_verbs() {
 }
 
 #[test]
+fn float_precisions_beyond_rusts_formatter_match_go() {
+    // Found by the `template` fuzz target: Rust's formatter panics on a precision over 65,535,
+    // Go accepts up to 1,000,000.
+    let found = "{{ printf \"%-8.3q|%x|%*d|\tv|%022.82223v\" .user .bin 43 (list ) 0.e14159 }}";
+    let _ = render("key", found, &sample());
+    assert_eq!(ok("{{ printf \"%.82223v\" 0.5 }}"), "0.5");
+    assert_eq!(ok("{{ printf \"%.70000g\" 0.1 }}").len(), 57);
+    let fixed = ok("{{ printf \"%.70000f\" 0.5 }}");
+    assert_eq!((fixed.len(), &fixed[..4]), (70_002, "0.50"));
+    assert!(fixed[2..].bytes().skip(1).all(|b| b == b'0'));
+    let exponent = ok("{{ printf \"%.70000e\" 1.5 }}");
+    assert_eq!(
+        (
+            exponent.len(),
+            &exponent[..3],
+            &exponent[exponent.len() - 4..]
+        ),
+        (70_006, "1.5", "e+00")
+    );
+    // The exact expansion of 0.1 has 55 significant digits, then zeros.
+    assert_eq!(
+        ok("{{ printf \"%.60f\" 0.1 }}"),
+        "0.100000000000000005551115123125782702118158340454101562500000"
+    );
+}
+
+#[test]
 fn sprig_string_functions() {
     assert_eq!(ok("{{ toString 42 }} {{ toString .user }}"), "42 alice");
     assert_eq!(
@@ -476,15 +503,17 @@ fn binary_values_pass_through() {
     let binary: Vec<u8> = (0..=255u8).collect();
     let values = data(&[("bin", &binary)]);
     assert_eq!(
-        render("bin", "{{ .bin }}", &values).ok(),
-        Some(binary.clone())
+        render("bin", "{{ .bin }}", &values).ok().as_deref(),
+        Some(&binary)
     );
     let mut expected = b"<".to_vec();
     expected.extend_from_slice(&binary);
     expected.push(b'>');
     assert_eq!(
-        render("bin", "<{{ index . \"bin\" }}>", &values).ok(),
-        Some(expected)
+        render("bin", "<{{ index . \"bin\" }}>", &values)
+            .ok()
+            .as_deref(),
+        Some(&expected)
     );
     let encoded = render("bin", "{{ .bin | b64enc }}", &values).unwrap_or_default();
     let decoded = base64::engine::general_purpose::STANDARD
@@ -493,12 +522,14 @@ fn binary_values_pass_through() {
     assert_eq!(decoded, binary);
     let invalid = data(&[("bin", b"\xff\xfe")]);
     assert_eq!(
-        render("bin", "{{ toJson .bin }}", &invalid).ok(),
-        Some(br#""\ufffd\ufffd""#.to_vec())
+        render("bin", "{{ toJson .bin }}", &invalid).ok().as_deref(),
+        Some(&br#""\ufffd\ufffd""#.to_vec())
     );
     assert_eq!(
-        render("bin", "{{ printf \"%q\" .bin }}", &invalid).ok(),
-        Some(br#""\xff\xfe""#.to_vec())
+        render("bin", "{{ printf \"%q\" .bin }}", &invalid)
+            .ok()
+            .as_deref(),
+        Some(&br#""\xff\xfe""#.to_vec())
     );
 }
 
@@ -663,6 +694,89 @@ fn runaway_templates_are_stopped() {
     assert!(err(doubling).contains("larger than"));
     let nested = "{{ $d := dict }}{{ range 300 }}{{ $d = dict \"x\" $d }}{{ end }}{{ toJson $d | len }} {{ $d | len }}";
     assert_eq!(ok(nested), "0 1");
+}
+
+#[test]
+fn functions_that_walk_lists_and_maps_are_charged_before_they_run() {
+    let big = "{{ $s := repeat 4000000 \"a\" }}";
+    // Ten references to one 4 MB string: cheap to build, 40 MB to print or join.
+    let shared = format!("{big}{{{{ $l := list $s $s $s $s $s $s $s $s $s $s }}}}");
+    assert_eq!(ok(&format!("{shared}{{{{ len $l }}}}")), "10");
+    for walk in [
+        "join \"\" $l",
+        "toJson $l",
+        "print $l",
+        "printf \"%v\" $l",
+        "has \"x\" $l",
+    ] {
+        let message = err(&format!("{shared}{{{{ {walk} }}}}"));
+        assert!(
+            message.ends_with("the arguments of a function are larger than 4194304 bytes"),
+            "{walk}: {message}"
+        );
+    }
+    assert!(
+        err(&format!("{shared}{{{{ $l }}}}")).contains("rendered more than 1048576 bytes"),
+        "printing a list is charged to the rendered bytes"
+    );
+    // Sharing doubles the printed size per step: the walk stops at the limit.
+    let doubling = "{{ $l := list \"aaaaaaaa\" }}{{ range 60 }}{{ $l = list $l $l }}{{ end }}";
+    assert_eq!(ok(&format!("{doubling}{{{{ len $l }}}}")), "2");
+    let message = err(&format!("{doubling}{{{{ toJson $l }}}}"));
+    assert!(
+        message.contains("(limit per SealedSecret)") || message.contains("larger than"),
+        "{message}"
+    );
+}
+
+#[test]
+fn outputs_that_multiply_their_inputs_are_bounded() {
+    // A 1 MB separator between 100 elements.
+    let message = err("{{ join (repeat 1000000 \"x\") (splitList \"\" (repeat 100 \"a\")) }}");
+    assert!(
+        message.ends_with("result would be larger than 4194304 bytes"),
+        "{message}"
+    );
+    // A width applies to every element of a list.
+    let message = err("{{ printf \"%1000000v\" (splitList \"\" (repeat 1000 \"a\")) }}");
+    assert!(
+        message.ends_with("result would be larger than 4194304 bytes"),
+        "{message}"
+    );
+    let message = err("{{ printf \"%1000000d%1000000d%1000000d%1000000d%1000000d\" 1 2 3 4 5 }}");
+    assert!(
+        message.ends_with("result would be larger than 4194304 bytes"),
+        "{message}"
+    );
+    // Indentation of deeply nested JSON.
+    let nested =
+        "{{ $l := splitList \"\" (repeat 100000 \"a\") }}{{ range 90 }}{{ $l = list $l }}{{ end }}";
+    assert_eq!(ok(&format!("{nested}{{{{ toJson $l | len }}}}")), "400181");
+    let message = err(&format!("{nested}{{{{ toPrettyJson $l | len }}}}"));
+    assert!(
+        message.ends_with("result would be larger than 4194304 bytes"),
+        "{message}"
+    );
+    assert_eq!(ok("{{ toJson (list 1 2) }}"), "[1,2]");
+}
+
+#[test]
+fn string_searches_take_linear_time() {
+    // Both would take hours with a naive search or cutset scan.
+    assert_eq!(
+        ok("{{ contains (printf \"%sb\" (repeat 1000000 \"a\")) (repeat 4000000 \"a\") }}"),
+        "false"
+    );
+    assert_eq!(
+        ok(
+            "{{ replace (printf \"%sb\" (repeat 1000000 \"a\")) \"\" (repeat 4000000 \"a\") | len }}"
+        ),
+        "4000000"
+    );
+    assert_eq!(
+        ok("{{ trimAll (repeat 1000000 \"ab\") (repeat 1000000 \"c\") | len }}"),
+        "1000000"
+    );
 }
 
 #[test]

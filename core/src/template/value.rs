@@ -1,9 +1,83 @@
 //! The values templates work with: Go's strings (any bytes), numbers, booleans, nil, lists
 //! and maps, and helpers for iterating Go strings rune by rune.
+//!
+//! Strings hold decrypted items and everything derived from them, so their bytes (and the keys
+//! of maps, which `dict` can build from values) are wiped when the last reference goes.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::ops::Deref;
 use std::rc::Rc;
+
+use zeroize::Zeroize;
+
+use super::MAX_VALUE_DEPTH;
+
+/// The bytes of a Go string, wiped (whole capacity) when dropped.
+#[derive(Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct SecretBytes(Vec<u8>);
+
+impl Deref for SecretBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for SecretBytes {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl From<Vec<u8>> for SecretBytes {
+    fn from(bytes: Vec<u8>) -> Self {
+        SecretBytes(bytes)
+    }
+}
+
+impl From<zeroize::Zeroizing<Vec<u8>>> for SecretBytes {
+    fn from(mut bytes: zeroize::Zeroizing<Vec<u8>>) -> Self {
+        SecretBytes(std::mem::take(&mut *bytes))
+    }
+}
+
+impl From<String> for SecretBytes {
+    fn from(text: String) -> Self {
+        SecretBytes(text.into_bytes())
+    }
+}
+
+impl From<&[u8]> for SecretBytes {
+    fn from(bytes: &[u8]) -> Self {
+        SecretBytes(bytes.to_vec())
+    }
+}
+
+impl From<&Vec<u8>> for SecretBytes {
+    fn from(bytes: &Vec<u8>) -> Self {
+        SecretBytes(bytes.clone())
+    }
+}
+
+impl From<&str> for SecretBytes {
+    fn from(text: &str) -> Self {
+        SecretBytes(text.as_bytes().to_vec())
+    }
+}
+
+impl From<&String> for SecretBytes {
+    fn from(text: &String) -> Self {
+        SecretBytes(text.as_bytes().to_vec())
+    }
+}
+
+impl<const N: usize> From<&[u8; N]> for SecretBytes {
+    fn from(bytes: &[u8; N]) -> Self {
+        SecretBytes(bytes.to_vec())
+    }
+}
 
 /// A value during execution, mirroring the Go types templates see.
 #[derive(Clone, Debug)]
@@ -16,7 +90,7 @@ pub(super) enum Value {
     Int(i64),
     Float(f64),
     /// A Go string: any bytes.
-    Str(Rc<[u8]>),
+    Str(Rc<SecretBytes>),
     /// `[]interface{}` (and `[]string`).
     List(Rc<ListValue>),
     /// `map[string]interface{}` (and `map[string]string`); shared, since `set` mutates it.
@@ -46,8 +120,19 @@ impl Drop for ListValue {
 impl Drop for MapValue {
     fn drop(&mut self) {
         let entries = std::mem::take(self.entries.get_mut());
-        drop_iteratively(entries.into_values().collect());
+        drop_iteratively(wipe_keys(entries));
     }
+}
+
+/// The values of `entries`, after wiping the keys (`dict` can make keys out of values).
+fn wipe_keys(entries: BTreeMap<Vec<u8>, Value>) -> Vec<Value> {
+    entries
+        .into_iter()
+        .map(|(mut key, value)| {
+            key.zeroize();
+            value
+        })
+        .collect()
 }
 
 /// Drops nested lists and maps without recursion, so deeply nested values can't overflow
@@ -63,7 +148,7 @@ fn drop_iteratively(mut pending: Vec<Value>) {
             Value::Map(map) => {
                 if let Some(mut map) = Rc::into_inner(map) {
                     let entries = std::mem::take(map.entries.get_mut());
-                    pending.extend(entries.into_values());
+                    pending.extend(wipe_keys(entries));
                 }
             }
             _ => {}
@@ -72,8 +157,9 @@ fn drop_iteratively(mut pending: Vec<Value>) {
 }
 
 impl Value {
-    pub(super) fn str(bytes: impl AsRef<[u8]>) -> Value {
-        Value::Str(Rc::from(bytes.as_ref()))
+    /// A string; owned buffers are taken over without a copy, so no unwiped copy is left.
+    pub(super) fn str(bytes: impl Into<SecretBytes>) -> Value {
+        Value::Str(Rc::new(bytes.into()))
     }
 
     pub(super) fn list(items: Vec<Value>) -> Value {
@@ -88,10 +174,10 @@ impl Value {
     }
 
     /// The data: Go's `map[string]string`.
-    pub(super) fn string_map(values: &BTreeMap<String, Vec<u8>>) -> Value {
+    pub(super) fn string_map<V: AsRef<[u8]>>(values: &BTreeMap<String, V>) -> Value {
         let entries = values
             .iter()
-            .map(|(key, value)| (key.as_bytes().to_vec(), Value::str(value)))
+            .map(|(key, value)| (key.as_bytes().to_vec(), Value::str(value.as_ref())))
             .collect();
         Value::Map(Rc::new(MapValue {
             entries: RefCell::new(entries),
@@ -150,6 +236,57 @@ impl Value {
             Value::Int(i) => *i,
             _ => 0,
         }
+    }
+
+    /// An upper bound of the bytes `fmt` prints for this value (and of what JSON encoding,
+    /// joining or comparing it walks), or `None` when it exceeds `cap`.
+    ///
+    /// `visited` counts the lists, maps and elements walked, so callers can charge the walk as
+    /// steps. Lists and maps can share elements, so a small template can build a value whose
+    /// printed form is exponentially large; the walk stops as soon as `cap` is passed, and every
+    /// element counts at least one byte, so it never visits more than `cap` elements.
+    pub(super) fn printed_size(&self, cap: usize, visited: &mut u64) -> Option<usize> {
+        let mut total = 0usize;
+        let mut pending: Vec<(Value, usize)> = vec![(self.clone(), 0)];
+        while let Some((value, depth)) = pending.pop() {
+            *visited += 1;
+            let size = if depth > MAX_VALUE_DEPTH {
+                3
+            } else {
+                match &value {
+                    Value::Missing => 10,
+                    Value::Nil | Value::Bool(_) => 5,
+                    // `-9223372036854775808`; floats print at most 24 bytes.
+                    Value::Int(_) | Value::Float(_) => 24,
+                    Value::Str(s) => s.len(),
+                    Value::List(list) => {
+                        let size = 2 + list.items.len();
+                        if total.checked_add(size)? > cap {
+                            return None;
+                        }
+                        pending.extend(list.items.iter().map(|item| (item.clone(), depth + 1)));
+                        size
+                    }
+                    Value::Map(map) => {
+                        let entries = map.entries.try_borrow().ok()?;
+                        let mut size = 5usize;
+                        for key in entries.keys() {
+                            size = size.checked_add(key.len() + 2)?;
+                        }
+                        if total.checked_add(size)? > cap {
+                            return None;
+                        }
+                        pending.extend(entries.values().map(|item| (item.clone(), depth + 1)));
+                        size
+                    }
+                }
+            };
+            total = total.checked_add(size)?;
+            if total > cap {
+                return None;
+            }
+        }
+        Some(total)
     }
 
     /// A snapshot of a map's entries.
