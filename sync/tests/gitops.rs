@@ -814,3 +814,31 @@ async fn without_a_service_account_the_gitsync_is_refused() {
     assert_eq!(server.count("configmaps") + server.count("deployments"), 0);
     assert!(sync.status.unwrap().last_fetched_revision.is_none());
 }
+
+/// Drift watches follow the inventory: started for the kinds a GitSync applied, stopped when
+/// the GitSync is deleted and nothing else needs them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_watches_stop_when_no_gitsync_needs_them() {
+    let repo = GitRepo::new();
+    repo.write(
+        "apps/config.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n",
+    );
+    repo.commit("one map");
+    let cache = tempfile::tempdir().unwrap();
+    let server = FakeApiServer::new();
+    let ctx = Arc::new(reconciler_context(&server, cache.path()));
+    let mut sync = git_sync(&server, &repo, false);
+    sync.spec.source.path = "apps".into();
+    server.insert("gitsyncs", serde_json::to_value(&sync).unwrap());
+    reconciler::reconcile(Arc::new(read_sync(&server)), Arc::clone(&ctx))
+        .await
+        .unwrap();
+    assert_eq!(ctx.drift_watch_count(), 1);
+    let api: kube::Api<GitSync> = kube::Api::namespaced(server.client(), "gitops");
+    api.delete("web", &Default::default()).await.unwrap();
+    reconciler::reconcile(Arc::new(read_sync(&server)), Arc::clone(&ctx))
+        .await
+        .unwrap();
+    assert_eq!(ctx.drift_watch_count(), 0);
+}
