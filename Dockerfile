@@ -31,15 +31,17 @@ COPY core/ core/
 COPY cli/ cli/
 COPY controller/ controller/
 COPY sync/ sync/
+COPY gitops/ gitops/
 COPY tests/ tests/
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
     set -eux; \
-    cargo build --release --locked -p sealed-secrets-controller -p sealed-secrets-cli; \
+    cargo build --release --locked -p sealed-secrets-controller -p sealed-secrets-cli -p sealed-secrets-gitops; \
     mkdir -p /out; \
-    cp target/release/controller target/release/kubeseal /out/; \
+    cp target/release/controller target/release/kubeseal target/release/gitops-controller /out/; \
     /out/controller --version; \
-    /out/kubeseal --version
+    /out/kubeseal --version; \
+    /out/gitops-controller --version
 
 # ---- kubeseal CLI: docker build --target kubeseal ----
 FROM gcr.io/distroless/cc-debian12:nonroot AS kubeseal
@@ -51,12 +53,14 @@ COPY --from=builder /out/kubeseal /usr/local/bin/kubeseal
 USER 1001:1001
 ENTRYPOINT ["kubeseal"]
 
-# ---- controller with the GitOps reconciler's tools: docker build --target controller-gitops ----
-# `controller --gitops` runs `git` to fetch repositories and `kubectl kustomize` to build
+# ---- gitops-controller with its tools: docker build --target controller-gitops ----
+# `gitops-controller` runs `git` to fetch repositories and `kubectl kustomize` to build
 # overlays, which distroless does not have. kubectl comes from the Kubernetes project's own image.
+# The image carries both binaries (the chart runs `gitops-controller` from it); the sealing
+# controller itself stays on the distroless image below.
 FROM registry.k8s.io/kubectl:v1.33.4 AS kubectl
 FROM docker.io/library/debian:${DEBIAN_RELEASE}-slim AS controller-gitops
-LABEL org.opencontainers.image.title="sealed-secrets-rs controller (with git and kubectl for --gitops)" \
+LABEL org.opencontainers.image.title="sealed-secrets-rs gitops-controller (with git and kubectl)" \
       org.opencontainers.image.source="https://github.com/sealed-secrets-rs/sealed-secrets-rs" \
       org.opencontainers.image.licenses="Apache-2.0"
 RUN set -eux; \
@@ -64,10 +68,10 @@ RUN set -eux; \
     apt-get install -y --no-install-recommends git openssh-client ca-certificates; \
     rm -rf /var/lib/apt/lists/*
 COPY --from=kubectl /bin/kubectl /usr/local/bin/kubectl
-COPY --from=builder /out/controller /usr/local/bin/controller
+COPY --from=builder /out/controller /out/gitops-controller /usr/local/bin/
 USER 1001:1001
 EXPOSE 8080 8081
-ENTRYPOINT ["controller"]
+ENTRYPOINT ["gitops-controller"]
 
 # ---- controller (default target) ----
 FROM gcr.io/distroless/cc-debian12:nonroot AS controller

@@ -6,6 +6,12 @@
 //! to hold the inventory, the last applied set is kept in a ConfigMap `gitsync-<name>` of the
 //! owner namespace, so `--prune` works across runs (as kapp keeps its app ConfigMap).
 //!
+//! The owner namespace is `-n`, else the kubeconfig context's: objects are labelled for it,
+//! namespaced objects without a namespace go there, and it holds the inventory. When a GitSync
+//! of `--name` exists there, `diff` compares against that GitSync (its labels and its
+//! inventory), so it shows what the next sync would change; `apply` refuses, since the
+//! controller owns those objects and its inventory.
+//!
 //! Reached as `kubeseal sync ...` only; upstream's flag surface stays untouched.
 //!
 //! Exit codes (as `kubectl diff`): 0 in sync / applied, 1 `diff` found differences, 2 errors.
@@ -28,7 +34,7 @@ use sealed_secrets_sync::{
     engine::{self, Action, Mode, SyncReport, Target},
     policy::{KeysVerifier, SealedSecretVerifier},
     render::Renderer,
-    resource::{FIELD_MANAGER, InventoryEntry, RawSecretPolicy},
+    resource::{FIELD_MANAGER, GitSync, InventoryEntry, RawSecretPolicy},
     source::{GitCli, Source, SourceSpec},
 };
 
@@ -164,11 +170,26 @@ fn run(args: &SyncArgs) -> Result<bool> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let config = client_config(&upstream_args).await?;
-        let namespace = config.default_namespace.clone();
+        let namespace = owner_namespace(args.kube.namespace.as_deref(), &config.default_namespace);
         let client =
             kube::Client::try_from(config).map_err(|e| anyhow!("invalid configuration: {e}"))?;
         let inventory_api: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
-        let previous = read_inventory(&inventory_api, &args.name).await?;
+        let gitsyncs: Api<GitSync> = Api::namespaced(client.clone(), &namespace);
+        let gitsync = gitsyncs.get_opt(&args.name).await.unwrap_or(None);
+        let previous = match &gitsync {
+            Some(_) if args.verb == "apply" => bail!(
+                "GitSync {namespace}/{} exists: gitops-controller applies it and keeps its inventory; \
+                 use `kubeseal sync diff`, or another --name",
+                args.name
+            ),
+            Some(sync) => sync
+                .status
+                .as_ref()
+                .and_then(|s| s.inventory.as_ref())
+                .map(|i| i.entries.clone())
+                .unwrap_or_default(),
+            None => read_inventory(&inventory_api, &args.name).await?,
+        };
         let target = Target {
             owner_name: args.name.clone(),
             owner_namespace: namespace.clone(),
@@ -201,6 +222,13 @@ fn run(args: &SyncArgs) -> Result<bool> {
         }
         Ok(report.has_changes())
     })
+}
+
+/// The owner namespace: `-n` when given (and not empty), else the kubeconfig context's.
+fn owner_namespace(flag: Option<&str>, context: &str) -> String {
+    flag.filter(|ns| !ns.is_empty())
+        .unwrap_or(context)
+        .to_string()
 }
 
 /// Asks the controller whether it can open a SealedSecret (`/v1/verify`), as `--validate`.
@@ -345,6 +373,13 @@ fn describe(report: &SyncReport, mode: Mode) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_namespace_flag_wins_over_the_context() {
+        assert_eq!(owner_namespace(Some("shop"), "default"), "shop");
+        assert_eq!(owner_namespace(Some(""), "team"), "team");
+        assert_eq!(owner_namespace(None, "team"), "team");
+    }
 
     #[test]
     fn verbs_and_defaults() {

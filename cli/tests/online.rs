@@ -875,8 +875,8 @@ fn re_encrypt_failures_leave_the_file_alone() {
 // ---------------------------------------------------------------------------------------------
 // kubeseal sync: the reconcile core run once against the in-memory API server, over HTTP.
 
-fn sync_cluster() -> (FakeApi, sealed_secrets_sync::testing::FakeApiServer) {
-    let server = sealed_secrets_sync::testing::FakeApiServer::new();
+fn sync_cluster() -> (FakeApi, sealed_secrets_sync_testing::FakeApiServer) {
+    let server = sealed_secrets_sync_testing::FakeApiServer::new();
     let served = server.clone();
     let api = FakeApi::start(move |request| {
         let (status, body) = served.answer(&request.method, &request.path, &request.body);
@@ -992,7 +992,7 @@ fn sync_diff_apply_prune_and_the_secret_policy() {
 
 #[test]
 fn sync_validate_asks_the_controller_before_applying() {
-    let server = sealed_secrets_sync::testing::FakeApiServer::new();
+    let server = sealed_secrets_sync_testing::FakeApiServer::new();
     let served = server.clone();
     let api = FakeApi::start(move |request| {
         if request.path == DEFAULT_SERVICE_PATH {

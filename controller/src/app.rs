@@ -189,6 +189,13 @@ pub async fn run(args: Args) -> Result<()> {
         version = env!("CARGO_PKG_VERSION"),
         "Starting sealed-secrets controller"
     );
+    if args.gitops {
+        bail!(
+            "--gitops was removed: the GitSync reconciler runs as its own least-privilege \
+             controller, `gitops-controller` (chart value gitopsController.enabled=true; see \
+             docs/gitops.md). The sealing controller no longer syncs Git repositories."
+        );
+    }
     validate_key_prefix(&args.key_prefix).map_err(|e| anyhow!(e))?;
     let cutoff = parse_cutoff(&args.key_cutoff_time).map_err(|e| anyhow!(e))?;
     let own_namespace = key_namespace(&args);
@@ -310,12 +317,6 @@ pub async fn run(args: Args) -> Result<()> {
             .collect(),
     };
 
-    let gitops = args.gitops.then(|| GitOpsSettings {
-        cache_dir: args.gitops_cache_dir.clone(),
-        git: args.gitops_git.clone(),
-        kubectl: args.gitops_kubectl.clone(),
-        accept_deprecated_v1_data: args.accept_deprecated_v1_data,
-    });
     let leader_work = {
         let (client, watch_client, ring, metrics, stop_rx, leadership) = (
             client.clone(),
@@ -349,18 +350,6 @@ pub async fn run(args: Args) -> Result<()> {
                     let _ = work_stop_tx.send(true);
                 });
             }
-            // One GitSync reconciler (and its drift watches) per watched scope.
-            let gitops_runs = gitops.map(|settings| {
-                namespaces
-                    .clone()
-                    .into_iter()
-                    .map(|ns| {
-                        let ctx = gitops_context(client.clone(), Arc::clone(&ring), &settings);
-                        let stop = stop_future(work_stop_rx.clone());
-                        tokio::spawn(sealed_secrets_sync::reconciler::run(ctx, ns, stop))
-                    })
-                    .collect::<Vec<_>>()
-            });
             let ctx = Arc::new(
                 Context::new(client, ring, metrics, options)
                     .with_watch_client(watch_client)
@@ -370,9 +359,6 @@ pub async fn run(args: Args) -> Result<()> {
                 .into_iter()
                 .map(|ns| reconciler::run(Arc::clone(&ctx), ns, stop_future(work_stop_rx.clone())));
             futures::future::join_all(runs).await;
-            for run in gitops_runs.into_iter().flatten() {
-                let _ = run.await;
-            }
         }
     };
     let mut work = tokio::spawn(leader_work);
@@ -419,52 +405,6 @@ pub async fn run(args: Args) -> Result<()> {
 /// How long the workers get to finish what they are doing on shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Settings of the GitSync reconciler (`--gitops`).
-struct GitOpsSettings {
-    cache_dir: std::path::PathBuf,
-    git: std::path::PathBuf,
-    kubectl: std::path::PathBuf,
-    accept_deprecated_v1_data: bool,
-}
-
-/// The GitSync reconciler's context: the secret policy opens SealedSecrets with this
-/// controller's own key ring, so "can this cluster unseal it" is answered exactly.
-fn gitops_context(
-    client: Client,
-    ring: Arc<KeyRing>,
-    settings: &GitOpsSettings,
-) -> Arc<sealed_secrets_sync::reconciler::Context> {
-    use sealed_secrets_core::{
-        sealed_secret::SealedSecret,
-        unseal::{UnsealOptions, unseal},
-    };
-    let options = UnsealOptions {
-        accept_deprecated_v1_data: settings.accept_deprecated_v1_data,
-    };
-    let verifier = move |sealed: &SealedSecret| -> Result<(), String> {
-        let object = format!(
-            "{}/{}",
-            sealed.metadata.namespace.as_deref().unwrap_or(""),
-            sealed.metadata.name.as_deref().unwrap_or("")
-        );
-        let created = sealed.metadata.creation_timestamp.as_ref().map(|t| t.0);
-        let decrypter = ring.decrypter_for(Some(&object), created);
-        unseal(sealed, &decrypter, options)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    };
-    tracing::info!(cache = %settings.cache_dir.display(), "Starting GitSync reconciler");
-    Arc::new(sealed_secrets_sync::reconciler::Context::new(
-        sealed_secrets_sync::cluster::Cluster::new(client),
-        Arc::new(sealed_secrets_sync::source::GitCli::new(
-            settings.git.clone(),
-            settings.cache_dir.clone(),
-        )),
-        sealed_secrets_sync::render::Renderer::new(settings.kubectl.clone()),
-        Some(Arc::new(verifier)),
-    ))
-}
-
 /// A `Send + Sync` future that resolves when `stop` turns true (kube's controllers want a
 /// `Sync` shutdown future; a oneshot fired on stop is one).
 fn stop_future(
@@ -505,35 +445,6 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn the_gitops_secret_policy_opens_sealed_secrets_with_this_controllers_keys() {
-        let ring = crate::fixtures::test_ring();
-        let sealed = crate::fixtures::sealed_db(&ring);
-        let (service, _handle) = tower_test::mock::pair::<
-            http::Request<kube::client::Body>,
-            http::Response<kube::client::Body>,
-        >();
-        let settings = GitOpsSettings {
-            cache_dir: std::env::temp_dir(),
-            git: "git".into(),
-            kubectl: "kubectl".into(),
-            accept_deprecated_v1_data: true,
-        };
-        let ctx = gitops_context(
-            Client::new(service, "default"),
-            Arc::clone(&ring),
-            &settings,
-        );
-        let verifier = ctx.verifier.as_ref().expect("a verifier");
-        assert_eq!(verifier.verify(&sealed), Ok(()));
-        // Another cluster's keys: refused, without the plaintext.
-        let other = crate::fixtures::test_ring();
-        let foreign = crate::fixtures::sealed_db(&other);
-        let err = verifier.verify(&foreign).unwrap_err();
-        assert!(err.contains("no key could decrypt"), "{err}");
-        assert!(!err.contains("hunter2"));
-    }
 
     #[test]
     fn go_listen_addresses() {

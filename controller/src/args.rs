@@ -200,25 +200,12 @@ pub struct Args {
     /// Identity of this replica in the Lease (default: POD_NAME, else hostname and PID).
     #[arg(long, env = "SEALED_SECRETS_LEADER_ELECT_ID")]
     pub leader_elect_id: Option<String>,
-    /// Also sync Git repositories into the cluster: reconcile `GitSync` objects
-    /// (gitops.sealed-secrets-rs.io). Needs `git` and `kubectl` (for kustomize).
+    /// Retired: the GitSync reconciler is its own binary, `gitops-controller`. Set, the
+    /// controller refuses to start and says so (the flag is kept only for that message).
     #[arg(long, env = "SEALED_SECRETS_GITOPS", action = ArgAction::Set, num_args = 0..=1,
           require_equals = true, default_value = "false", default_missing_value = "true",
-          value_parser = BoolishValueParser::new())]
+          value_parser = BoolishValueParser::new(), hide = true)]
     pub gitops: bool,
-    /// Where fetched revisions are cached (a few per repository).
-    #[arg(
-        long,
-        env = "SEALED_SECRETS_GITOPS_CACHE_DIR",
-        default_value = "/tmp/sealed-secrets-gitops"
-    )]
-    pub gitops_cache_dir: PathBuf,
-    /// The git program used to fetch repositories.
-    #[arg(long, env = "SEALED_SECRETS_GITOPS_GIT", default_value = "git")]
-    pub gitops_git: PathBuf,
-    /// The kubectl program used to build kustomize folders.
-    #[arg(long, env = "SEALED_SECRETS_GITOPS_KUBECTL", default_value = "kubectl")]
-    pub gitops_kubectl: PathBuf,
     /// Proxies (comma-separated addresses or CIDRs) whose X-Forwarded-For names the client
     /// for the rate limit; from any other peer the client is the peer (default: none).
     #[arg(long, env = "SEALED_SECRETS_TRUSTED_PROXIES", default_value = "",

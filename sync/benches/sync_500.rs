@@ -12,8 +12,8 @@ use sealed_secrets_sync::{
     manifest::Manifest,
     render::Renderer,
     resource::{InventoryEntry, RawSecretPolicy},
-    testing::FakeApiServer,
 };
+use sealed_secrets_sync_testing::FakeApiServer;
 
 const OBJECTS: usize = 500;
 

@@ -171,6 +171,9 @@ impl SyncError {
             SyncError::Policy(_) => "SealedSecretUnopenable",
             SyncError::Invalid(_) | SyncError::Duplicate(_) => "InvalidManifest",
             SyncError::UnknownKind { .. } => "UnknownKind",
+            // RBAC said no (to the impersonated ServiceAccount): the API server's message names
+            // the user, verb, resource and namespace.
+            SyncError::Api { source, .. } if source.code == Some(403) => "Forbidden",
             SyncError::Api { .. } => "ApplyFailed",
         }
     }

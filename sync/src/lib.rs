@@ -17,4 +17,4 @@ pub mod reconciler;
 pub mod render;
 pub mod resource;
 pub mod source;
-pub mod testing;
+pub mod tenancy;

@@ -12,12 +12,25 @@
 //!   reconcile (the trigger is the generation plus a `requestedAt` annotation), so an idle
 //!   GitSync costs one `ls-remote` and a few LISTs per interval.
 //! - A failure keeps the previous inventory, so a later successful sync still prunes correctly.
+//! - Every request of a sync (credentials, discovery, dry-runs, applies, drift LISTs and
+//!   watches, prunes) runs as the GitSync's ServiceAccount ([`crate::tenancy`]); only reading
+//!   GitSyncs and writing their status and finalizer use the controller's own identity.
+//! - A finalizer prunes the inventory when a GitSync with `prune: true` is deleted (as Flux's
+//!   kustomize-controller). Like Flux, a failed cleanup is logged and the finalizer removed
+//!   anyway: a GitSync stuck in deletion would block its namespace's deletion.
+//! - At most `concurrent` syncs run at once; fetch, render and apply each have a deadline, so
+//!   one hung repository cannot hold a worker forever.
+//! - Drift watches are shared per (identity, kind, namespace) and reference-counted by the
+//!   GitSyncs that need them; the last one to stop needing a watch stops it.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeSet, HashMap, HashSet},
     hash::{DefaultHasher, Hash, Hasher},
-    sync::{Arc, Mutex},
-    time::Duration,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
 };
 
 use futures::StreamExt;
@@ -43,10 +56,11 @@ use crate::{
     policy::SealedSecretVerifier,
     render::Renderer,
     resource::{
-        Condition, GitSync, GitSyncStatus, InventoryStatus, NAME_LABEL, NAMESPACE_LABEL,
-        parse_interval,
+        Condition, FINALIZER, GitSync, GitSyncStatus, InventoryEntry, InventoryStatus, NAME_LABEL,
+        NAMESPACE_LABEL, parse_interval,
     },
     source::{Credentials, Source, SourceSpec},
+    tenancy::{Identity, SameClient, SharedClusters, TenancyPolicy},
 };
 
 /// Annotation whose change asks for a sync now (value: any, e.g. a timestamp).
@@ -56,22 +70,88 @@ const PROGRESSING_REQUEUE: Duration = Duration::from_secs(10);
 /// How soon to retry after a failure.
 const FAILURE_REQUEUE: Duration = Duration::from_secs(30);
 
+/// Deadlines of the stages of one sync.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Fetching the revision (every git command is also killed after its own timeout).
+    pub fetch: Duration,
+    /// Rendering (kubectl kustomize is killed after the renderer's own timeout).
+    pub render: Duration,
+    /// Policy check, apply, prune and health together.
+    pub apply: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            fetch: Duration::from_secs(180),
+            render: Duration::from_secs(120),
+            apply: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The outcome of one reconcile, for metrics.
+#[derive(Debug, Clone)]
+pub struct Outcome<'a> {
+    /// The GitSync's namespace.
+    pub namespace: &'a str,
+    /// Its name.
+    pub name: &'a str,
+    /// The Ready condition's reason (`Synced`, `FetchFailed`, `Forbidden`, ...).
+    pub reason: &'a str,
+    /// Whether Ready is true.
+    pub ready: bool,
+    /// The Healthy condition's reason, when a sync got that far.
+    pub health: Option<&'a str>,
+    /// How long the reconcile took (waiting for a worker not included).
+    pub duration: Duration,
+}
+
+/// Receives what the reconciler did (the controller turns it into Prometheus metrics).
+pub trait Observer: Send + Sync {
+    /// A reconcile finished.
+    fn finished(&self, outcome: &Outcome<'_>);
+    /// A GitSync was deleted (its series can go).
+    fn deleted(&self, namespace: &str, name: &str);
+    /// Reconciles waiting for a worker.
+    fn queue_depth(&self, waiting: usize);
+    /// Drift watches running.
+    fn drift_watches(&self, running: usize);
+}
+
 /// What the reconciler needs.
 pub struct Context {
-    /// The API server.
+    /// The API server, as the controller itself (GitSyncs, their status and finalizer).
     pub cluster: Cluster,
+    /// The API server as each GitSync's identity.
+    pub clusters: SharedClusters,
+    /// Which identity a GitSync syncs with.
+    pub tenancy: TenancyPolicy,
     /// Where manifests come from.
     pub source: Arc<dyn Source>,
     /// How folders become objects.
     pub renderer: Renderer,
     /// Opens SealedSecrets for the secret policy; `None` skips that check.
     pub verifier: Option<Arc<dyn SealedSecretVerifier>>,
+    /// Stage deadlines.
+    pub timeouts: Timeouts,
+    observer: Option<Arc<dyn Observer>>,
+    workers: Arc<tokio::sync::Semaphore>,
+    waiting: AtomicUsize,
     drift: DriftWatches,
     watch_drift: bool,
 }
 
+/// Syncs that run at once by default.
+pub const DEFAULT_CONCURRENT: usize = 4;
+
 impl Context {
     /// A context; drift watches start lazily, per kind, as GitSyncs apply them.
+    ///
+    /// Every identity uses `cluster` and GitSyncs without a ServiceAccount use it too, until
+    /// [`Context::with_tenancy`] says otherwise: fit for tests against an in-memory server,
+    /// which has no RBAC; a controller always sets the tenancy.
     pub fn new(
         cluster: Cluster,
         source: Arc<dyn Source>,
@@ -79,13 +159,47 @@ impl Context {
         verifier: Option<Arc<dyn SealedSecretVerifier>>,
     ) -> Context {
         Context {
-            drift: DriftWatches::new(cluster.clone()),
+            drift: DriftWatches::new(),
             watch_drift: true,
+            clusters: Arc::new(SameClient(cluster.clone())),
+            tenancy: TenancyPolicy {
+                default_service_account: None,
+                allow_controller_identity: true,
+            },
             cluster,
             source,
             renderer,
             verifier,
+            timeouts: Timeouts::default(),
+            observer: None,
+            workers: Arc::new(tokio::sync::Semaphore::new(DEFAULT_CONCURRENT)),
+            waiting: AtomicUsize::new(0),
         }
+    }
+
+    /// Syncs run as identities built by `clusters`, chosen by `policy`.
+    pub fn with_tenancy(mut self, clusters: SharedClusters, policy: TenancyPolicy) -> Context {
+        self.clusters = clusters;
+        self.tenancy = policy;
+        self
+    }
+
+    /// At most `concurrent` syncs at once (at least one).
+    pub fn with_concurrency(mut self, concurrent: usize) -> Context {
+        self.workers = Arc::new(tokio::sync::Semaphore::new(concurrent.max(1)));
+        self
+    }
+
+    /// Stage deadlines.
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Context {
+        self.timeouts = timeouts;
+        self
+    }
+
+    /// Reports outcomes to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Context {
+        self.observer = Some(observer);
+        self
     }
 
     /// Notices drift on the interval only (no watches); for tests against a server without
@@ -94,12 +208,18 @@ impl Context {
         self.watch_drift = false;
         self
     }
+
+    /// Drift watches running now.
+    pub fn drift_watch_count(&self) -> usize {
+        self.drift.count()
+    }
 }
 
-/// A reconcile failure that could not even be recorded in status.
+/// A reconcile failure that could not even be recorded in status (or the finalizer).
 #[derive(Debug, thiserror::Error)]
-#[error("writing status of GitSync {name}: {source}")]
+#[error("writing {what} of GitSync {name}: {source}")]
 pub struct StatusError {
+    what: &'static str,
     name: String,
     source: kube::Error,
 }
@@ -151,6 +271,7 @@ fn tokio_stream_from(
 fn trigger_hash(sync: &GitSync) -> Option<u64> {
     let mut hasher = DefaultHasher::new();
     predicates::generation(sync).hash(&mut hasher);
+    sync.metadata.deletion_timestamp.is_some().hash(&mut hasher);
     sync.annotations()
         .get(REQUESTED_AT_ANNOTATION)
         .hash(&mut hasher);
@@ -162,8 +283,150 @@ fn error_policy(_sync: Arc<GitSync>, err: &StatusError, _ctx: Arc<Context>) -> R
     Requeue::requeue(FAILURE_REQUEUE)
 }
 
-/// One reconcile of one GitSync: fetch, render, sync, write status; says when to look again.
+/// One reconcile of one GitSync, once a worker is free: fetch, render, sync, write status;
+/// says when to look again.
 pub async fn reconcile(sync: Arc<GitSync>, ctx: Arc<Context>) -> Result<Requeue, StatusError> {
+    let waiting = ctx.waiting.fetch_add(1, Ordering::SeqCst) + 1;
+    if let Some(observer) = &ctx.observer {
+        observer.queue_depth(waiting);
+    }
+    let permit = Arc::clone(&ctx.workers).acquire_owned().await;
+    let waiting = ctx.waiting.fetch_sub(1, Ordering::SeqCst) - 1;
+    if let Some(observer) = &ctx.observer {
+        observer.queue_depth(waiting);
+    }
+    let started = Instant::now();
+    let result = if sync.metadata.deletion_timestamp.is_some() {
+        finalize(&sync, &ctx).await
+    } else {
+        ensure_finalizer(&sync, &ctx).await?;
+        reconcile_live(&sync, &ctx, started).await
+    };
+    drop(permit);
+    if let Some(observer) = &ctx.observer {
+        observer.drift_watches(ctx.drift.count());
+    }
+    result
+}
+
+fn has_finalizer(sync: &GitSync) -> bool {
+    sync.finalizers().iter().any(|f| f == FINALIZER)
+}
+
+/// Adds our finalizer (optimistically locked on the resourceVersion read).
+async fn ensure_finalizer(sync: &GitSync, ctx: &Context) -> Result<(), StatusError> {
+    if has_finalizer(sync) {
+        return Ok(());
+    }
+    let mut finalizers = sync.finalizers().to_vec();
+    finalizers.push(FINALIZER.to_string());
+    patch_finalizers(sync, ctx, finalizers).await
+}
+
+async fn patch_finalizers(
+    sync: &GitSync,
+    ctx: &Context,
+    finalizers: Vec<String>,
+) -> Result<(), StatusError> {
+    let name = sync.name_any();
+    let api: Api<GitSync> = Api::namespaced(
+        ctx.cluster.client().clone(),
+        &sync.namespace().unwrap_or_default(),
+    );
+    let patch = json!({"metadata": {
+        "finalizers": finalizers,
+        "resourceVersion": sync.resource_version(),
+    }});
+    match api
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Already gone: nothing left to finalize.
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(source) => Err(StatusError {
+            what: "finalizers",
+            name,
+            source,
+        }),
+    }
+}
+
+/// A deleted GitSync: prune its inventory when `prune` is on (and it is not suspended), stop
+/// its drift watches, then let it go.
+async fn finalize(sync: &GitSync, ctx: &Context) -> Result<Requeue, StatusError> {
+    let name = sync.name_any();
+    let namespace = sync.namespace().unwrap_or_default();
+    ctx.drift.release(&ObjectRef::from_obj(sync));
+    if let Some(observer) = &ctx.observer {
+        observer.deleted(&namespace, &name);
+    }
+    if !has_finalizer(sync) {
+        return Ok(Requeue::await_change());
+    }
+    let inventory = sync
+        .status
+        .as_ref()
+        .and_then(|s| s.inventory.as_ref())
+        .map(|i| i.entries.clone())
+        .unwrap_or_default();
+    if sync.spec.prune && !sync.spec.suspend && !inventory.is_empty() {
+        match prune_all(sync, ctx, &inventory).await {
+            Ok(count) => {
+                tracing::info!(gitsync = %name, namespace = %namespace, pruned = count, "GitSync deleted: inventory pruned");
+            }
+            Err(message) => {
+                tracing::warn!(gitsync = %name, namespace = %namespace, error = %message, "GitSync deleted: pruning failed; objects left in place");
+            }
+        }
+    }
+    let others: Vec<String> = sync
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    patch_finalizers(sync, ctx, others).await?;
+    Ok(Requeue::await_change())
+}
+
+/// Deletes every object of `inventory` as the GitSync's identity (same rules as prune).
+async fn prune_all(
+    sync: &GitSync,
+    ctx: &Context,
+    inventory: &[InventoryEntry],
+) -> Result<usize, String> {
+    let namespace = sync.namespace().unwrap_or_default();
+    let identity = ctx
+        .tenancy
+        .identity(&namespace, sync.spec.service_account_name.as_deref())
+        .map_err(|e| e.to_string())?;
+    let cluster = ctx
+        .clusters
+        .cluster_for(&identity)
+        .map_err(|e| e.to_string())?;
+    let target = Target {
+        owner_name: sync.name_any(),
+        owner_namespace: namespace.clone(),
+        default_namespace: namespace,
+        prune: true,
+        create_namespace: false,
+        raw_secrets: sync.spec.secret_policy.raw_secrets,
+        verifier: None,
+    };
+    let work = engine::sync(&cluster, &[], &target, inventory, Mode::Apply);
+    match tokio::time::timeout(ctx.timeouts.apply, work).await {
+        Ok(Ok(report)) => Ok(report.pruned.len()),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(_) => Err(format!("timed out after {:?}", ctx.timeouts.apply)),
+    }
+}
+
+async fn reconcile_live(
+    sync: &Arc<GitSync>,
+    ctx: &Arc<Context>,
+    started: Instant,
+) -> Result<Requeue, StatusError> {
     let name = sync.name_any();
     let namespace = sync.namespace().unwrap_or_default();
     let old = sync.status.clone().unwrap_or_default();
@@ -186,6 +449,18 @@ pub async fn reconcile(sync: Arc<GitSync>, ctx: Arc<Context>) -> Result<Requeue,
             &now,
         );
     };
+    let observe = |reason: &str, ready: bool, health: Option<&str>| {
+        if let Some(observer) = &ctx.observer {
+            observer.finished(&Outcome {
+                namespace: &namespace,
+                name: &name,
+                reason,
+                ready,
+                health,
+                duration: started.elapsed(),
+            });
+        }
+    };
 
     let interval = match parse_interval(&sync.spec.interval) {
         Ok(interval) => interval,
@@ -198,7 +473,8 @@ pub async fn reconcile(sync: Arc<GitSync>, ctx: Arc<Context>) -> Result<Requeue,
                 "InvalidSpec",
                 err.to_string(),
             );
-            write_status(&ctx, &sync, &old, &status).await?;
+            write_status(ctx, sync, &old, &status).await?;
+            observe("InvalidSpec", false, None);
             return Ok(Requeue::await_change());
         }
     };
@@ -210,13 +486,34 @@ pub async fn reconcile(sync: Arc<GitSync>, ctx: Arc<Context>) -> Result<Requeue,
             "Suspended",
             "spec.suspend is true".into(),
         );
-        write_status(&ctx, &sync, &old, &status).await?;
+        write_status(ctx, sync, &old, &status).await?;
+        observe("Suspended", false, None);
         return Ok(Requeue::await_change());
     }
+    let identity = match ctx
+        .tenancy
+        .identity(&namespace, sync.spec.service_account_name.as_deref())
+    {
+        Ok(identity) => identity,
+        Err(err) => {
+            status.last_error = Some(err.to_string());
+            set(
+                &mut status,
+                "Ready",
+                Some(false),
+                "NoServiceAccount",
+                err.to_string(),
+            );
+            write_status(ctx, sync, &old, &status).await?;
+            observe("NoServiceAccount", false, None);
+            // A new default needs a restart of the controller; a spec change re-triggers.
+            return Ok(Requeue::requeue(interval));
+        }
+    };
 
-    let outcome = run_sync(&sync, &ctx, &mut status).await;
+    let outcome = run_sync(sync, ctx, &identity, &mut status).await;
     let requeue = match outcome {
-        Ok((revision, report)) => {
+        Ok((revision, report, cluster)) => {
             status.last_applied_revision = Some(revision.clone());
             status.last_error = None;
             status.inventory = Some(InventoryStatus {
@@ -240,8 +537,16 @@ pub async fn reconcile(sync: Arc<GitSync>, ctx: Arc<Context>) -> Result<Requeue,
             };
             set(&mut status, "Healthy", ok, reason, message);
             if ctx.watch_drift {
-                ctx.drift.ensure(&ctx.cluster, &report.inventory).await;
+                ctx.drift
+                    .ensure(
+                        ObjectRef::from_obj(sync.as_ref()),
+                        &cluster,
+                        &identity,
+                        &report.inventory,
+                    )
+                    .await;
             }
+            observe("Synced", true, Some(reason));
             if report.health.is_healthy() {
                 interval
             } else {
@@ -252,10 +557,11 @@ pub async fn reconcile(sync: Arc<GitSync>, ctx: Arc<Context>) -> Result<Requeue,
             tracing::info!(gitsync = %name, namespace = %namespace, reason, "sync failed");
             status.last_error = Some(message.clone());
             set(&mut status, "Ready", Some(false), reason, message);
+            observe(reason, false, None);
             interval.min(FAILURE_REQUEUE)
         }
     };
-    write_status(&ctx, &sync, &old, &status).await?;
+    write_status(ctx, sync, &old, &status).await?;
     Ok(Requeue::requeue(requeue))
 }
 
@@ -263,12 +569,17 @@ pub async fn reconcile(sync: Arc<GitSync>, ctx: Arc<Context>) -> Result<Requeue,
 async fn run_sync(
     sync: &GitSync,
     ctx: &Context,
+    identity: &Identity,
     status: &mut GitSyncStatus,
-) -> Result<(String, SyncReport), (&'static str, String)> {
+) -> Result<(String, SyncReport, Cluster), (&'static str, String)> {
     let namespace = sync.namespace().unwrap_or_default();
+    let cluster = ctx
+        .clusters
+        .cluster_for(identity)
+        .map_err(|e| ("NoServiceAccount", e.to_string()))?;
     let credentials = match &sync.spec.source.secret_ref {
         Some(reference) => Some(
-            read_credentials(ctx, &namespace, &reference.name)
+            read_credentials(&cluster, &namespace, &reference.name)
                 .await
                 .map_err(|m| ("CredentialsFailed", m))?,
         ),
@@ -280,8 +591,10 @@ async fn run_sync(
         credentials,
     };
     let source = Arc::clone(&ctx.source);
-    let checkout = tokio::task::spawn_blocking(move || source.fetch(&spec))
+    let fetch = tokio::task::spawn_blocking(move || source.fetch(&spec));
+    let checkout = tokio::time::timeout(ctx.timeouts.fetch, fetch)
         .await
+        .map_err(|_| ("FetchFailed", timed_out("fetch", ctx.timeouts.fetch)))?
         .map_err(|e| ("FetchFailed", e.to_string()))?
         .map_err(|e| ("FetchFailed", e.to_string()))?;
     status.last_fetched_revision = Some(checkout.revision.clone());
@@ -289,8 +602,10 @@ async fn run_sync(
     let renderer = ctx.renderer.clone();
     let path = sync.spec.source.path.clone();
     let dir = checkout.dir.clone();
-    let manifests = tokio::task::spawn_blocking(move || renderer.render(&dir, &path))
+    let render = tokio::task::spawn_blocking(move || renderer.render(&dir, &path));
+    let manifests = tokio::time::timeout(ctx.timeouts.render, render)
         .await
+        .map_err(|_| ("RenderFailed", timed_out("render", ctx.timeouts.render)))?
         .map_err(|e| ("RenderFailed", e.to_string()))?
         .map_err(|e| ("RenderFailed", e.to_string()))?;
 
@@ -326,10 +641,16 @@ async fn run_sync(
         .as_ref()
         .map(|i| i.entries.clone())
         .unwrap_or_default();
-    let report = engine::sync(&ctx.cluster, &manifests, &target, &previous, mode)
+    let work = engine::sync(&cluster, &manifests, &target, &previous, mode);
+    let report = tokio::time::timeout(ctx.timeouts.apply, work)
         .await
+        .map_err(|_| ("ApplyFailed", timed_out("apply", ctx.timeouts.apply)))?
         .map_err(|e: SyncError| (e.reason(), e.to_string()))?;
-    Ok((checkout.revision, report))
+    Ok((checkout.revision, report, cluster))
+}
+
+fn timed_out(stage: &str, limit: Duration) -> String {
+    format!("{stage} did not finish within {limit:?}")
 }
 
 /// One line for the Ready condition.
@@ -353,11 +674,11 @@ fn summary(revision: &str, report: &SyncReport) -> String {
 
 /// Reads the source credentials from a Secret of the GitSync's namespace.
 async fn read_credentials(
-    ctx: &Context,
+    cluster: &Cluster,
     namespace: &str,
     name: &str,
 ) -> Result<Credentials, String> {
-    let api: Api<Secret> = Api::namespaced(ctx.cluster.client().clone(), namespace);
+    let api: Api<Secret> = Api::namespaced(cluster.client().clone(), namespace);
     let secret = api
         .get_opt(name)
         .await
@@ -467,13 +788,33 @@ async fn write_status(
     )
     .await
     .map(|_| ())
-    .map_err(|source| StatusError { name, source })
+    .map_err(|source| StatusError {
+        what: "status",
+        name,
+        source,
+    })
+}
+
+/// A drift watch: who it runs as, which kind, which namespace (empty: all / cluster-scoped).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct WatchKey {
+    user: String,
+    kind: String,
+    namespace: String,
+}
+
+/// A running drift watch and the GitSyncs that need it.
+struct DriftWatch {
+    users: HashSet<ObjectRef<GitSync>>,
+    task: tokio::task::AbortHandle,
 }
 
 /// Metadata-only watches of the kinds GitSyncs applied, feeding drift into the controller.
+///
+/// Each runs as the identity that applied the objects, in the namespace they live in (a
+/// tenant's ServiceAccount may watch nothing else), and stops when no GitSync needs it.
 struct DriftWatches {
-    cluster: Cluster,
-    started: Mutex<HashSet<String>>,
+    watches: Mutex<HashMap<WatchKey, DriftWatch>>,
     sender: tokio::sync::mpsc::UnboundedSender<ObjectRef<GitSync>>,
     receiver: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<ObjectRef<GitSync>>>>,
     /// Label selector of the watches: our objects, or those of GitSyncs of one namespace.
@@ -481,11 +822,10 @@ struct DriftWatches {
 }
 
 impl DriftWatches {
-    fn new(cluster: Cluster) -> DriftWatches {
+    fn new() -> DriftWatches {
         let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
         DriftWatches {
-            cluster,
-            started: Mutex::default(),
+            watches: Mutex::default(),
             sender,
             receiver: Mutex::new(Some(receiver)),
             selector: Mutex::new(NAME_LABEL.to_string()),
@@ -503,36 +843,107 @@ impl DriftWatches {
         self.receiver.lock().ok()?.take()
     }
 
-    /// Starts a watch for every kind of the inventory that has none yet.
-    async fn ensure(&self, cluster: &Cluster, inventory: &[crate::resource::InventoryEntry]) {
+    fn count(&self) -> usize {
+        self.watches.lock().map(|w| w.len()).unwrap_or(0)
+    }
+
+    /// Makes `owner` need exactly the watches of its inventory: starts missing ones, and
+    /// stops those that no GitSync needs any more.
+    async fn ensure(
+        &self,
+        owner: ObjectRef<GitSync>,
+        cluster: &Cluster,
+        identity: &Identity,
+        inventory: &[InventoryEntry],
+    ) {
+        let user = identity.user();
+        let mut needed: HashMap<WatchKey, Kind> = HashMap::new();
+        let mut kinds: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut objects = Vec::new();
         for entry in inventory {
             let Some(key) = crate::manifest::ObjectKey::from_id(&entry.id) else {
                 continue;
             };
             let api_version = entry.api_version(&key);
-            let id = format!("{api_version}/{}", key.kind);
-            let fresh = self
-                .started
-                .lock()
-                .map(|mut started| started.insert(id.clone()))
-                .unwrap_or(false);
-            if !fresh {
-                continue;
+            kinds.insert((api_version.clone(), key.kind.clone()));
+            objects.push((api_version, key));
+        }
+        let mut resolved: HashMap<(String, String), Kind> = HashMap::new();
+        for (api_version, kind) in kinds {
+            if let Ok(Some(found)) = cluster.resolve(&api_version, &kind).await {
+                resolved.insert((api_version, kind), found);
             }
-            match cluster.resolve(&api_version, &key.kind).await {
-                Ok(Some(kind)) => self.spawn(kind),
-                _ => {
-                    if let Ok(mut started) = self.started.lock() {
-                        started.remove(&id);
-                    }
+        }
+        for (api_version, key) in objects {
+            let Some(kind) = resolved.get(&(api_version.clone(), key.kind.clone())) else {
+                continue;
+            };
+            let namespace = if kind.namespaced {
+                key.namespace.clone()
+            } else {
+                String::new()
+            };
+            needed.insert(
+                WatchKey {
+                    user: user.clone(),
+                    kind: format!("{api_version}/{}", key.kind),
+                    namespace,
+                },
+                kind.clone(),
+            );
+        }
+        let Ok(mut watches) = self.watches.lock() else {
+            return;
+        };
+        watches.retain(|key, watch| {
+            if !needed.contains_key(key) {
+                watch.users.remove(&owner);
+            }
+            let keep = !watch.users.is_empty();
+            if !keep {
+                watch.task.abort();
+            }
+            keep
+        });
+        for (key, kind) in needed {
+            match watches.get_mut(&key) {
+                Some(watch) => {
+                    watch.users.insert(owner.clone());
+                }
+                None => {
+                    let task = self.spawn(cluster, kind, &key.namespace);
+                    watches.insert(
+                        key,
+                        DriftWatch {
+                            users: HashSet::from([owner.clone()]),
+                            task,
+                        },
+                    );
                 }
             }
         }
     }
 
-    fn spawn(&self, kind: Kind) {
-        let api: Api<PartialObjectMeta<DynamicObject>> =
-            Api::all_with(self.cluster.client().clone(), &kind.resource);
+    /// `owner` needs no watch any more (it was deleted).
+    fn release(&self, owner: &ObjectRef<GitSync>) {
+        if let Ok(mut watches) = self.watches.lock() {
+            watches.retain(|_, watch| {
+                watch.users.remove(owner);
+                let keep = !watch.users.is_empty();
+                if !keep {
+                    watch.task.abort();
+                }
+                keep
+            });
+        }
+    }
+
+    fn spawn(&self, cluster: &Cluster, kind: Kind, namespace: &str) -> tokio::task::AbortHandle {
+        let api: Api<PartialObjectMeta<DynamicObject>> = if namespace.is_empty() {
+            Api::all_with(cluster.client().clone(), &kind.resource)
+        } else {
+            Api::namespaced_with(cluster.client().clone(), namespace, &kind.resource)
+        };
         let sender = self.sender.clone();
         let plural = kind.resource.plural.clone();
         let selector = self
@@ -540,7 +951,7 @@ impl DriftWatches {
             .lock()
             .map(|s| s.clone())
             .unwrap_or_else(|_| NAME_LABEL.to_string());
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let mut seen: HashMap<String, u64> = HashMap::new();
             let mut events = std::pin::pin!(
                 watcher(api, watcher::Config::default().labels(&selector)).default_backoff()
@@ -573,6 +984,7 @@ impl DriftWatches {
                 }
             }
         });
+        task.abort_handle()
     }
 }
 

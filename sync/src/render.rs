@@ -70,6 +70,8 @@ pub enum RenderError {
 #[derive(Debug, Clone)]
 pub struct Renderer {
     kubectl: PathBuf,
+    /// Upper bound of one `kubectl kustomize` run (it is killed after it); `None`: unbounded.
+    timeout: Option<std::time::Duration>,
 }
 
 impl Default for Renderer {
@@ -83,7 +85,15 @@ impl Renderer {
     pub fn new(kubectl: impl Into<PathBuf>) -> Renderer {
         Renderer {
             kubectl: kubectl.into(),
+            timeout: None,
         }
+    }
+
+    /// Kills a `kubectl kustomize` that runs longer than `timeout` (a kustomization with a
+    /// remote base can hang on the network; a controller must not wait for it forever).
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Renderer {
+        self.timeout = Some(timeout);
+        self
     }
 
     /// Renders `path` (relative to `root`; empty or `.` for the root itself).
@@ -114,7 +124,7 @@ impl Renderer {
     }
 
     fn kustomize(&self, dir: &Path, shown: &str) -> Result<Vec<Manifest>, RenderError> {
-        let stdout = kustomize_build(&self.kubectl, dir).map_err(|err| {
+        let stdout = kustomize_build_within(&self.kubectl, dir, self.timeout).map_err(|err| {
             let message = match err {
                 KustomizeFailure::NotRun(e) => {
                     format!("cannot run {}: {e}", self.kubectl.display())
@@ -156,16 +166,62 @@ pub enum KustomizeFailure {
 /// Runs `kubectl kustomize DIR` (kubectl bundles kustomize, as Argo CD and Flux render) and
 /// returns the rendered stream. Shared by the sync engine and `kubeseal lint`.
 pub fn kustomize_build(kubectl: &Path, dir: &Path) -> Result<Vec<u8>, KustomizeFailure> {
-    let output = Command::new(kubectl)
+    kustomize_build_within(kubectl, dir, None)
+}
+
+/// [`kustomize_build`], killing kubectl when it runs longer than `timeout` (then the failure
+/// is `Refused` with one line saying so).
+pub fn kustomize_build_within(
+    kubectl: &Path,
+    dir: &Path,
+    timeout: Option<std::time::Duration>,
+) -> Result<Vec<u8>, KustomizeFailure> {
+    let mut child = Command::new(kubectl)
         .arg("kustomize")
         .arg(dir)
         .env("LC_ALL", "C")
-        .output()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .map_err(KustomizeFailure::NotRun)?;
-    if output.status.success() {
-        return Ok(output.stdout);
+    // Both pipes are drained on their own threads, so a large render cannot block kubectl
+    // while we wait for it to exit.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut out);
+            }
+            out
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(status),
+            Ok(None) => {}
+            Err(err) => break Err(KustomizeFailure::NotRun(err)),
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break Err(KustomizeFailure::Refused(vec![format!(
+                "kubectl kustomize timed out after {:?}",
+                timeout.unwrap_or_default()
+            )]));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    let status = status?;
+    if status.success() {
+        return Ok(stdout);
     }
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = String::from_utf8_lossy(&stderr);
     let mut lines: Vec<String> = stderr
         .lines()
         .map(str::trim)
@@ -173,7 +229,7 @@ pub fn kustomize_build(kubectl: &Path, dir: &Path) -> Result<Vec<u8>, KustomizeF
         .map(str::to_string)
         .collect();
     if lines.is_empty() {
-        lines.push(format!("kubectl kustomize exited with {}", output.status));
+        lines.push(format!("kubectl kustomize exited with {status}"));
     }
     Err(KustomizeFailure::Refused(lines))
 }

@@ -24,6 +24,8 @@ pub const NAMESPACE_LABEL: &str = "gitops.sealed-secrets-rs.io/namespace";
 pub const PRUNE_ANNOTATION: &str = "gitops.sealed-secrets-rs.io/prune";
 /// The field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "sealed-secrets-sync";
+/// Finalizer that prunes the inventory when a GitSync with `prune: true` is deleted.
+pub const FINALIZER: &str = "gitops.sealed-secrets-rs.io/finalizer";
 /// Interval used when `spec.interval` is empty.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
 
@@ -68,6 +70,11 @@ pub struct GitSyncSpec {
     /// What Secrets may come from Git.
     #[serde(default)]
     pub secret_policy: SecretPolicySpec,
+    /// ServiceAccount of the GitSync's namespace whose permissions every request of the sync
+    /// uses (the controller impersonates it). Empty: the controller's
+    /// `--default-service-account`; without one the GitSync is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
 }
 
 /// A Git repository path.

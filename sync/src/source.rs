@@ -78,7 +78,7 @@ const READER_GRACE: Duration = Duration::from_secs(5);
 
 /// Environment variables inherited from the controller that would redirect or
 /// reconfigure git behind our back, make it prompt, or trace secrets.
-pub(crate) const ENV_REMOVE: &[&str] = &[
+pub const ENV_REMOVE: &[&str] = &[
     "GIT_ASKPASS",
     "SSH_ASKPASS",
     "GIT_DIR",
@@ -883,7 +883,7 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    use crate::testing::run_git as git;
+    use sealed_secrets_sync_testing::run_git as git;
 
     struct Repo {
         _tmp: tempfile::TempDir,

@@ -19,8 +19,8 @@ use sealed_secrets_sync::{
     render::Renderer,
     resource::{GitSource, GitSync, GitSyncSpec, InventoryEntry, RawSecretPolicy},
     source::{GitCli, Source, SourceSpec},
-    testing::{FakeApiServer, GitRepo},
 };
+use sealed_secrets_sync_testing::{FakeApiServer, GitRepo};
 use serde_json::json;
 
 /// The repository layout of the GitOps guides: one base, a staging and a production overlay.
@@ -420,7 +420,7 @@ async fn kinds_from_crds_of_the_same_render_wait_for_their_crd() {
             while server.count("customresourcedefinitions") == 0 {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
-            server.add_kind(sealed_secrets_sync::testing::FakeKind::new(
+            server.add_kind(sealed_secrets_sync_testing::FakeKind::new(
                 "example.com/v1",
                 "Widget",
                 "widgets",
@@ -710,4 +710,135 @@ async fn drift_seen_through_watches_is_healed_without_waiting_for_the_interval()
         .await
         .expect("the reconciler stops on shutdown")
         .unwrap();
+}
+
+/// Deleting a GitSync with `prune: true`: the finalizer prunes its inventory, then lets it go.
+#[tokio::test]
+async fn the_finalizer_prunes_the_inventory_of_a_deleted_gitsync() {
+    let repo = GitRepo::new();
+    repo.write(
+        "apps/config.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: d\n  annotations:\n    gitops.sealed-secrets-rs.io/prune: disabled\n",
+    );
+    repo.commit("two maps");
+    let cache = tempfile::tempdir().unwrap();
+    let server = FakeApiServer::new();
+    let ctx = Arc::new(reconciler_context(&server, cache.path()).without_drift_watches());
+    let mut sync = git_sync(&server, &repo, false);
+    sync.spec.source.path = "apps".into();
+    server.insert("gitsyncs", serde_json::to_value(&sync).unwrap());
+    let sync = read_sync(&server);
+    reconciler::reconcile(Arc::new(sync), Arc::clone(&ctx))
+        .await
+        .unwrap();
+    let sync = read_sync(&server);
+    assert_eq!(
+        sync.metadata.finalizers.as_deref(),
+        Some(&["gitops.sealed-secrets-rs.io/finalizer".to_string()][..])
+    );
+    assert_eq!(server.count("configmaps"), 2);
+    assert!(server.object("configmaps", "gitops", "c").is_some());
+
+    let client = server.client();
+    let api: kube::Api<GitSync> = kube::Api::namespaced(client, "gitops");
+    api.delete("web", &Default::default()).await.unwrap();
+    let deleting = read_sync(&server);
+    assert!(deleting.metadata.deletion_timestamp.is_some());
+    reconciler::reconcile(Arc::new(deleting), Arc::clone(&ctx))
+        .await
+        .unwrap();
+    // Pruned, except what is marked to keep; the GitSync is gone.
+    assert!(server.object("configmaps", "gitops", "c").is_none());
+    assert!(server.object("configmaps", "gitops", "d").is_some());
+    assert!(server.object("gitsyncs", "gitops", "web").is_none());
+}
+
+/// With `prune: false` deletion leaves the objects, and only removes the finalizer.
+#[tokio::test]
+async fn deleting_a_gitsync_without_prune_keeps_its_objects() {
+    let repo = GitRepo::new();
+    repo.write(
+        "apps/config.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n",
+    );
+    repo.commit("one map");
+    let cache = tempfile::tempdir().unwrap();
+    let server = FakeApiServer::new();
+    let ctx = Arc::new(reconciler_context(&server, cache.path()).without_drift_watches());
+    let mut sync = git_sync(&server, &repo, false);
+    sync.spec.source.path = "apps".into();
+    sync.spec.prune = false;
+    server.insert("gitsyncs", serde_json::to_value(&sync).unwrap());
+    reconciler::reconcile(Arc::new(read_sync(&server)), Arc::clone(&ctx))
+        .await
+        .unwrap();
+    let api: kube::Api<GitSync> = kube::Api::namespaced(server.client(), "gitops");
+    api.delete("web", &Default::default()).await.unwrap();
+    reconciler::reconcile(Arc::new(read_sync(&server)), Arc::clone(&ctx))
+        .await
+        .unwrap();
+    assert!(server.object("gitsyncs", "gitops", "web").is_none());
+    assert!(server.object("configmaps", "gitops", "c").is_some());
+}
+
+/// A locked-down controller refuses a GitSync that names no ServiceAccount, before fetching.
+#[tokio::test]
+async fn without_a_service_account_the_gitsync_is_refused() {
+    let repo = gitops_repo();
+    let cache = tempfile::tempdir().unwrap();
+    let server = FakeApiServer::new();
+    let cluster = Cluster::new(server.client());
+    let ctx = Arc::new(
+        reconciler_context(&server, cache.path())
+            .without_drift_watches()
+            .with_tenancy(
+                Arc::new(sealed_secrets_sync::tenancy::SameClient(cluster)),
+                sealed_secrets_sync::tenancy::TenancyPolicy::default(),
+            ),
+    );
+    let sync = git_sync(&server, &repo, false);
+    reconciler::reconcile(Arc::new(sync), Arc::clone(&ctx))
+        .await
+        .unwrap();
+    let sync = read_sync(&server);
+    let ready = condition(&sync, "Ready");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "NoServiceAccount")
+    );
+    assert!(
+        ready.message.contains("--default-service-account"),
+        "{}",
+        ready.message
+    );
+    assert_eq!(server.count("configmaps") + server.count("deployments"), 0);
+    assert!(sync.status.unwrap().last_fetched_revision.is_none());
+}
+
+/// Drift watches follow the inventory: started for the kinds a GitSync applied, stopped when
+/// the GitSync is deleted and nothing else needs them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_watches_stop_when_no_gitsync_needs_them() {
+    let repo = GitRepo::new();
+    repo.write(
+        "apps/config.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n",
+    );
+    repo.commit("one map");
+    let cache = tempfile::tempdir().unwrap();
+    let server = FakeApiServer::new();
+    let ctx = Arc::new(reconciler_context(&server, cache.path()));
+    let mut sync = git_sync(&server, &repo, false);
+    sync.spec.source.path = "apps".into();
+    server.insert("gitsyncs", serde_json::to_value(&sync).unwrap());
+    reconciler::reconcile(Arc::new(read_sync(&server)), Arc::clone(&ctx))
+        .await
+        .unwrap();
+    assert_eq!(ctx.drift_watch_count(), 1);
+    let api: kube::Api<GitSync> = kube::Api::namespaced(server.client(), "gitops");
+    api.delete("web", &Default::default()).await.unwrap();
+    reconciler::reconcile(Arc::new(read_sync(&server)), Arc::clone(&ctx))
+        .await
+        .unwrap();
+    assert_eq!(ctx.drift_watch_count(), 0);
 }

@@ -1325,13 +1325,15 @@ pub fn parse_yaml(text: &str) -> Result<Value, String> {
 // Our binaries
 // ---------------------------------------------------------------------------------------------
 
-/// Our `controller` and `kubeseal` executables.
+/// Our `controller`, `gitops-controller` and `kubeseal` executables.
 #[derive(Debug, Clone)]
 pub struct Binaries {
     /// The folder holding them.
     pub dir: PathBuf,
     /// `<dir>/controller`.
     pub controller: PathBuf,
+    /// `<dir>/gitops-controller`.
+    pub gitops_controller: PathBuf,
     /// `<dir>/kubeseal`.
     pub kubeseal: PathBuf,
 }
@@ -1361,10 +1363,15 @@ impl Binaries {
             let dir = resolve_path(Path::new(&dir));
             let binaries = Binaries {
                 controller: dir.join(exe("controller")),
+                gitops_controller: dir.join(exe("gitops-controller")),
                 kubeseal: dir.join(exe("kubeseal")),
                 dir,
             };
-            for path in [&binaries.controller, &binaries.kubeseal] {
+            for path in [
+                &binaries.controller,
+                &binaries.gitops_controller,
+                &binaries.kubeseal,
+            ] {
                 if !path.is_file() {
                     return Err(format!("SEALED_SECRETS_BIN_DIR has no {}", path.display()));
                 }
@@ -1385,18 +1392,21 @@ impl Binaries {
             "sealed-secrets-controller",
             "-p",
             "sealed-secrets-cli",
+            "-p",
+            "sealed-secrets-gitops",
             "--bins",
             "--message-format=json-render-diagnostics",
         ]);
         let out = run_command(&mut cmd, None, Duration::from_secs(30 * 60))?;
         if !out.status.success() {
             return Err(format!(
-                "`cargo build -p sealed-secrets-controller -p sealed-secrets-cli --bins` failed ({}):\n{}",
+                "`cargo build -p sealed-secrets-controller -p sealed-secrets-cli -p sealed-secrets-gitops --bins` failed ({}):\n{}",
                 out.status,
                 out.stderr_text()
             ));
         }
         let mut controller = None;
+        let mut gitops_controller = None;
         let mut kubeseal = None;
         for line in out.stdout_text().lines() {
             let Ok(msg) = serde_json::from_str::<Value>(line) else {
@@ -1410,12 +1420,15 @@ impl Binaries {
             };
             match msg["target"]["name"].as_str() {
                 Some("controller") => controller = Some(PathBuf::from(path)),
+                Some("gitops-controller") => gitops_controller = Some(PathBuf::from(path)),
                 Some("kubeseal") => kubeseal = Some(PathBuf::from(path)),
                 _ => {}
             }
         }
         let controller = controller.ok_or("cargo reported no `controller` executable")?;
         let kubeseal = kubeseal.ok_or("cargo reported no `kubeseal` executable")?;
+        let gitops_controller =
+            gitops_controller.ok_or("cargo reported no `gitops-controller` executable")?;
         let dir = controller
             .parent()
             .map(Path::to_path_buf)
@@ -1423,6 +1436,7 @@ impl Binaries {
         Ok(Binaries {
             dir,
             controller,
+            gitops_controller,
             kubeseal,
         })
     }
@@ -1532,7 +1546,37 @@ impl Controller {
         key_namespace: &str,
         extra_args: &[&str],
     ) -> Controller {
-        let binaries = Binaries::get();
+        Self::start_program(
+            cluster,
+            &Binaries::get().controller,
+            name,
+            ip,
+            key_namespace,
+            extra_args,
+        )
+    }
+
+    /// Starts `<bin>/gitops-controller` the same way (it serves `/healthz` on
+    /// `--listen-addr` and `/metrics` on `--listen-metrics-addr` too), on 127.0.0.1.
+    pub fn start_gitops(cluster: &Cluster, name: &str, extra_args: &[&str]) -> Controller {
+        Self::start_program(
+            cluster,
+            &Binaries::get().gitops_controller,
+            name,
+            IpAddr::from([127, 0, 0, 1]),
+            "default",
+            extra_args,
+        )
+    }
+
+    fn start_program(
+        cluster: &Cluster,
+        program: &Path,
+        name: &str,
+        ip: IpAddr,
+        key_namespace: &str,
+        extra_args: &[&str],
+    ) -> Controller {
         let log_dir = tempfile::Builder::new()
             .prefix("sealed-secrets-e2e-controller-")
             .tempdir()
@@ -1549,7 +1593,7 @@ impl Controller {
             metrics_addr.to_string(),
         ];
         args.extend(extra_args.iter().map(|a| a.to_string()));
-        let child = spawn_logged(&binaries.controller, &args, &log_path, |cmd| {
+        let child = spawn_logged(program, &args, &log_path, |cmd| {
             scrub_env(cmd);
             cmd.env("POD_NAMESPACE", key_namespace).env("NO_COLOR", "1");
         })

@@ -1,6 +1,9 @@
 //! An in-memory API server for tests and benchmarks of the sync engine, served to a kube
 //! `Client` through a tower service (no sockets).
 //!
+//! A crate of its own, used only as a dev-dependency: a fake API server has no place in the
+//! production crate (`sealed-secrets-sync`) or in the binaries built from it.
+//!
 //! It answers what the engine and reconciler send: per-group discovery, GET, LIST with an
 //! equality label selector, WATCH (a stream of the changes made after it opens), server-side
 //! apply (with `dryRun`), merge patches of `status`, and DELETE. Apply is simplified to "the
@@ -59,7 +62,7 @@ pub struct FakeKind {
 impl FakeKind {
     /// A kind.
     pub fn new(api_version: &str, kind: &str, plural: &str, namespaced: bool) -> FakeKind {
-        let (group, version) = crate::manifest::split_api_version(api_version);
+        let (group, version) = sealed_secrets_sync::manifest::split_api_version(api_version);
         FakeKind {
             group: group.into(),
             version: version.into(),
@@ -434,6 +437,28 @@ impl FakeApiServer {
                 Some(object) => (StatusCode::OK, object.clone()),
                 None => not_found(name),
             },
+            // An object with finalizers is only marked for deletion, as on a real API server.
+            (Method::DELETE, None)
+                if state
+                    .objects
+                    .get(&key)
+                    .and_then(|o| o.pointer("/metadata/finalizers"))
+                    .and_then(Value::as_array)
+                    .is_some_and(|f| !f.is_empty()) =>
+            {
+                state.resource_version += 1;
+                let rv = state.resource_version;
+                let Some(object) = state.objects.get_mut(&key) else {
+                    return not_found(name);
+                };
+                if object.pointer("/metadata/deletionTimestamp").is_none() {
+                    set_meta(object, "deletionTimestamp", json!("2026-12-01T00:00:00Z"));
+                    set_meta(object, "resourceVersion", json!(rv.to_string()));
+                }
+                let object = object.clone();
+                state.notify(plural, "MODIFIED", &object);
+                (StatusCode::OK, object)
+            }
             (Method::DELETE, None) => match state.objects.remove(&key) {
                 Some(object) => {
                     state.notify(plural, "DELETED", &object);
@@ -457,6 +482,49 @@ impl FakeApiServer {
                 set_meta(object, "resourceVersion", json!(rv.to_string()));
                 let object = object.clone();
                 state.notify(plural, "MODIFIED", &object);
+                (StatusCode::OK, object)
+            }
+            // A merge patch of metadata (finalizers): apply patches always name their kind.
+            (Method::PATCH, None)
+                if serde_json::from_slice::<Value>(body)
+                    .is_ok_and(|v| v.get("kind").is_none() && v.get("metadata").is_some()) =>
+            {
+                let Ok(patch) = serde_json::from_slice::<Value>(body) else {
+                    return bad_request("patch is not JSON");
+                };
+                let Some(object) = state.objects.get(&key).cloned() else {
+                    return not_found(name);
+                };
+                if let Some(expected) = patch.pointer("/metadata/resourceVersion")
+                    && object.pointer("/metadata/resourceVersion") != Some(expected)
+                {
+                    return (
+                        StatusCode::CONFLICT,
+                        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                               "reason": "Conflict", "code": 409,
+                               "message": "the object has been modified"}),
+                    );
+                }
+                let mut object = object;
+                merge_patch(&mut object, &patch);
+                state.resource_version += 1;
+                set_meta(
+                    &mut object,
+                    "resourceVersion",
+                    json!(state.resource_version.to_string()),
+                );
+                let finalized = object.pointer("/metadata/deletionTimestamp").is_some()
+                    && object
+                        .pointer("/metadata/finalizers")
+                        .and_then(Value::as_array)
+                        .is_none_or(|f| f.is_empty());
+                if finalized {
+                    state.objects.remove(&key);
+                    state.notify(plural, "DELETED", &object);
+                } else {
+                    state.objects.insert(key, object.clone());
+                    state.notify(plural, "MODIFIED", &object);
+                }
                 (StatusCode::OK, object)
             }
             (Method::PATCH, None) => {
@@ -654,7 +722,7 @@ fn bad_request(message: &str) -> (StatusCode, Value) {
 /// configuration or `GIT_*` environment; returns its trimmed stdout and panics on failure.
 pub fn run_git(dir: &Path, args: &[&str]) -> String {
     let mut command = Command::new("git");
-    for name in crate::source::ENV_REMOVE {
+    for name in sealed_secrets_sync::source::ENV_REMOVE {
         command.env_remove(name);
     }
     let output = command

@@ -1,0 +1,33 @@
+//! `gitops-controller`: the GitSync reconciler. Everything lives in the library; this parses
+//! flags and reports a fatal error as `error: <message>` with exit code 1.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use sealed_secrets_gitops::{app, args::Args};
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.version {
+        println!("gitops-controller version: v{}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    // Multi-threaded: the SealedSecret check blocks a worker thread (`block_in_place`).
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(app::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
