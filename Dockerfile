@@ -30,7 +30,9 @@ COPY .cargo/ .cargo/
 COPY core/ core/
 COPY cli/ cli/
 COPY controller/ controller/
+COPY process/ process/
 COPY sync/ sync/
+COPY sync-testing/ sync-testing/
 COPY gitops/ gitops/
 COPY tests/ tests/
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \

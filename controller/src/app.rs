@@ -1,18 +1,15 @@
 //! Start-up wiring: flags → logging → client → keys → HTTP servers → leader election →
 //! reconcilers, and an orderly shutdown on SIGTERM.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use k8s_openapi::api::core::v1::Namespace;
-use kube::{
-    Api, Client, Config,
-    config::{KubeConfigOptions, Kubeconfig},
-};
+use kube::{Api, Client};
 use tokio::sync::{mpsc, watch};
-use tracing_subscriber::{
-    EnvFilter,
-    fmt::writer::{BoxMakeWriter, MakeWriterExt},
+
+use sealed_secrets_process::{
+    init_logging, kube_config, listen_address, serve, shutdown_signal, stop_future,
 };
 
 use crate::{
@@ -27,38 +24,6 @@ use crate::{
 
 /// Where the service account's namespace is mounted in a pod.
 const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
-
-fn init_logging(args: &Args) -> Result<()> {
-    let level = match args.log_level.to_ascii_uppercase().as_str() {
-        "DEBUG" => "debug",
-        "INFO" => "info",
-        "WARN" | "WARNING" => "warn",
-        "ERROR" => "error",
-        other => bail!("--log-level: unknown level {other:?} (DEBUG, INFO, WARN, ERROR)"),
-    };
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},kube=warn,hyper=warn,tower=warn")));
-    let writer = if args.log_info_stdout {
-        BoxMakeWriter::new(
-            std::io::stderr
-                .with_max_level(tracing::Level::WARN)
-                .or_else(std::io::stdout),
-        )
-    } else {
-        BoxMakeWriter::new(std::io::stderr)
-    };
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .with_ansi(ansi);
-    let result = match args.log_format.as_str() {
-        "json" => builder.json().try_init(),
-        "text" => builder.try_init(),
-        other => bail!("--log-format: unknown format {other:?} (text, json)"),
-    };
-    result.map_err(|e| anyhow!("cannot initialise logging: {e}"))
-}
 
 /// The key namespace: flag, `POD_NAMESPACE`, the service account's namespace, else `default`.
 fn key_namespace(args: &Args) -> String {
@@ -75,41 +40,15 @@ fn key_namespace(args: &Args) -> String {
         .unwrap_or_else(|| "default".to_string())
 }
 
-/// Go-style listen address (`:8080`) to a socket address.
-pub fn listen_address(text: &str) -> Result<SocketAddr> {
-    let full = if text.starts_with(':') {
-        format!("0.0.0.0{text}")
-    } else {
-        text.to_string()
-    };
-    full.parse()
-        .with_context(|| format!("invalid listen address {text:?}"))
-}
-
 /// Upper bound of one API call that is not a watch: no read of a reply may stall longer, so a
 /// hung API server or a half-open connection cannot block a worker forever.
 pub const API_CALL_TIMEOUT: Duration = Duration::from_secs(30);
-
-async fn client_config(args: &Args) -> Result<Config> {
-    match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path)
-                .with_context(|| format!("cannot read --kubeconfig {}", path.display()))?;
-            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .with_context(|| format!("invalid kubeconfig {}", path.display()))
-        }
-        None => Config::infer()
-            .await
-            .context("cannot configure the Kubernetes client"),
-    }
-}
 
 /// Two clients from one configuration: one for single calls, every read bounded by
 /// [`API_CALL_TIMEOUT`], and one for watches, whose long-lived streams kube's watcher guards
 /// with its own idle timeout.
 async fn clients(args: &Args) -> Result<(Client, Client)> {
-    let config = client_config(args).await?;
+    let config = kube_config(args.kubeconfig.as_deref()).await?;
     let mut calls = config.clone();
     calls.connect_timeout = Some(API_CALL_TIMEOUT.min(Duration::from_secs(10)));
     calls.read_timeout = Some(API_CALL_TIMEOUT);
@@ -132,32 +71,6 @@ fn identity(args: &Args) -> String {
                 .unwrap_or_else(|_| "controller".into());
             format!("{host}_{}", std::process::id())
         })
-}
-
-async fn serve(
-    addr: SocketAddr,
-    router: axum::Router,
-    mut stop: watch::Receiver<bool>,
-    what: &'static str,
-) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} ({what})"))?;
-    tracing::info!(addr = %addr, "{what} serving");
-    tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
-        // The peer address is the rate limiter's client key.
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(err) = axum::serve(listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(error = %err, "{what} failed");
-        }
-    });
-    Ok(())
 }
 
 /// Checks the additional namespaces exist (404: skipped with a log line, as upstream).
@@ -184,7 +97,7 @@ async fn existing_namespaces(
 
 /// Runs the controller until SIGTERM or Ctrl-C.
 pub async fn run(args: Args) -> Result<()> {
-    init_logging(&args)?;
+    init_logging(&args.log_level, &args.log_format, args.log_info_stdout)?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         "Starting sealed-secrets controller"
@@ -404,58 +317,3 @@ pub async fn run(args: Args) -> Result<()> {
 
 /// How long the workers get to finish what they are doing on shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A `Send + Sync` future that resolves when `stop` turns true (kube's controllers want a
-/// `Sync` shutdown future; a oneshot fired on stop is one).
-fn stop_future(
-    mut stop: watch::Receiver<bool>,
-) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
-    let (fire, fired) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ = stop.wait_for(|s| *s).await;
-        let _ = fire.send(());
-    });
-    async move {
-        let _ = fired.await;
-    }
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn go_listen_addresses() {
-        assert_eq!(
-            listen_address(":8080").unwrap(),
-            "0.0.0.0:8080".parse().unwrap()
-        );
-        assert_eq!(
-            listen_address("127.0.0.1:9").unwrap(),
-            "127.0.0.1:9".parse().unwrap()
-        );
-        assert!(listen_address("nope").is_err());
-    }
-}

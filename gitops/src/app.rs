@@ -4,14 +4,11 @@
 //! One replica runs at a time (the chart's Deployment uses the `Recreate` strategy): two
 //! replicas would both apply, which server-side apply tolerates, but would double the load.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use axum::{Router, http::StatusCode, response::IntoResponse, routing::get};
-use kube::{
-    Client, Config,
-    config::{KubeConfigOptions, Kubeconfig},
-};
+use kube::Client;
 use sealed_secrets_sync::{
     cluster::Cluster,
     policy::SealedSecretVerifier,
@@ -21,7 +18,10 @@ use sealed_secrets_sync::{
     tenancy::{Impersonating, TenancyPolicy},
 };
 use tokio::sync::watch;
-use tracing_subscriber::EnvFilter;
+
+use sealed_secrets_process::{
+    init_logging, kube_config, listen_address, serve, shutdown_signal, stop_future,
+};
 
 use crate::{args::Args, metrics::Metrics, verify::ControllerVerifier};
 
@@ -30,89 +30,16 @@ const API_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long running syncs get to finish on shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn init_logging(args: &Args) -> Result<()> {
-    let level = match args.log_level.to_ascii_uppercase().as_str() {
-        "DEBUG" => "debug",
-        "INFO" => "info",
-        "WARN" | "WARNING" => "warn",
-        "ERROR" => "error",
-        other => bail!("--log-level: unknown level {other:?} (DEBUG, INFO, WARN, ERROR)"),
-    };
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},kube=warn,hyper=warn,tower=warn")));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    let result = match args.log_format.as_str() {
-        "json" => builder.json().try_init(),
-        "text" => builder.try_init(),
-        other => bail!("--log-format: unknown format {other:?} (text, json)"),
-    };
-    result.map_err(|e| anyhow!("cannot initialise logging: {e}"))
-}
-
-/// Go-style listen address (`:8080`) to a socket address.
-pub fn listen_address(text: &str) -> Result<SocketAddr> {
-    let full = if text.starts_with(':') {
-        format!("0.0.0.0{text}")
-    } else {
-        text.to_string()
-    };
-    full.parse()
-        .with_context(|| format!("invalid listen address {text:?}"))
-}
-
-async fn client_config(args: &Args) -> Result<Config> {
-    match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path)
-                .with_context(|| format!("cannot read --kubeconfig {}", path.display()))?;
-            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .with_context(|| format!("invalid kubeconfig {}", path.display()))
-        }
-        None => Config::infer()
-            .await
-            .context("cannot configure the Kubernetes client"),
-    }
-}
-
-async fn serve(
-    addr: SocketAddr,
-    router: Router,
-    mut stop: watch::Receiver<bool>,
-    what: &'static str,
-) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} ({what})"))?;
-    tracing::info!(addr = %addr, "{what} serving");
-    tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
-        if let Err(err) = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(error = %err, "{what} failed");
-        }
-    });
-    Ok(())
-}
-
-/// Runs the controller until SIGTERM or Ctrl-C.
+/// Runs the GitSync controller until SIGTERM or Ctrl-C.
 pub async fn run(args: Args) -> Result<()> {
-    init_logging(&args)?;
+    init_logging(&args.log_level, &args.log_format, false)?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         "Starting gitops-controller"
     );
     let health_addr = listen_address(&args.listen_addr)?;
     let metrics_addr = listen_address(&args.listen_metrics_addr)?;
-    let config = client_config(&args).await?;
+    let config = kube_config(args.kubeconfig.as_deref()).await?;
     // Single calls are bounded; watches (GitSyncs, drift) use kube's watcher timeouts. The
     // impersonating clients are built from the bounded configuration too.
     let mut calls = config.clone();
@@ -222,54 +149,4 @@ pub async fn run(args: Args) -> Result<()> {
         work.abort();
     }
     Ok(())
-}
-
-/// A `Send + Sync` future that resolves when `stop` turns true.
-fn stop_future(
-    mut stop: watch::Receiver<bool>,
-) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
-    let (fire, fired) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ = stop.wait_for(|s| *s).await;
-        let _ = fire.send(());
-    });
-    async move {
-        let _ = fired.await;
-    }
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn go_listen_addresses() {
-        assert_eq!(
-            listen_address(":8080").unwrap(),
-            "0.0.0.0:8080".parse().unwrap()
-        );
-        assert!(listen_address("nope").is_err());
-    }
 }
