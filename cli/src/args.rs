@@ -4,7 +4,7 @@
 //!
 //! Upstream has no subcommands and ignores positional arguments; so do we.
 
-use std::path::PathBuf;
+use std::{ffi::OsString, path::PathBuf, process::ExitCode};
 
 use clap::{ArgAction, Parser, builder::BoolishValueParser};
 use sealed_secrets_core::scope::Scope;
@@ -216,6 +216,50 @@ pub struct KubeOverrides {
     /// The length of time to wait before giving up on a single server request (0 = no timeout).
     #[arg(long, env = "SEALED_SECRETS_REQUEST_TIMEOUT", default_value = "0")]
     pub request_timeout: String,
+}
+
+/// Parses the flags of `kubeseal <name> ...` (the arguments after `name`). On `--help` or a
+/// usage error clap's text is printed and the exit code to end with is returned (0 for help,
+/// 2 for usage errors).
+pub fn parse_subcommand<T: Parser>(
+    name: &str,
+    argv: impl Iterator<Item = OsString>,
+) -> Result<T, ExitCode> {
+    T::try_parse_from(std::iter::once(OsString::from(format!("kubeseal {name}"))).chain(argv))
+        .map_err(|err| {
+            let _ = err.print();
+            ExitCode::from(if err.use_stderr() { 2 } else { 0 })
+        })
+}
+
+/// What a subcommand says about reaching the cluster and the controller.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// `--kubeconfig`.
+    pub kubeconfig: Option<PathBuf>,
+    /// kubectl's connection overrides.
+    pub kube: KubeOverrides,
+    /// `--controller-name`, when the subcommand has it.
+    pub controller_name: Option<String>,
+    /// `--controller-namespace`.
+    pub controller_namespace: String,
+}
+
+/// Upstream's flag set (its defaults and `SEALED_SECRETS_*` variables) with a subcommand's
+/// connection flags, for the shared kubeconfig and service-proxy code.
+pub fn upstream_with(connection: Connection) -> Result<Args, String> {
+    let mut upstream = Args::try_parse_from(["kubeseal"]).map_err(|e| {
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or("");
+        first.strip_prefix("error: ").unwrap_or(first).to_string()
+    })?;
+    upstream.kubeconfig = connection.kubeconfig;
+    upstream.kube = connection.kube;
+    if let Some(name) = connection.controller_name {
+        upstream.controller_name = name;
+    }
+    upstream.controller_namespace = connection.controller_namespace;
+    Ok(upstream)
 }
 
 #[cfg(test)]

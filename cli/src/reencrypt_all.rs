@@ -99,14 +99,9 @@ struct ReencryptArgs {
 /// Entry point for `kubeseal re-encrypt ...` (arguments after `re-encrypt`). Exit 0 when
 /// everything was re-sealed, 1 when anything failed, 2 on usage errors.
 pub fn main(argv: impl Iterator<Item = OsString>) -> ExitCode {
-    let args = match ReencryptArgs::try_parse_from(
-        std::iter::once(OsString::from("kubeseal re-encrypt")).chain(argv),
-    ) {
+    let args: ReencryptArgs = match crate::args::parse_subcommand("re-encrypt", argv) {
         Ok(args) => args,
-        Err(err) => {
-            let _ = err.print();
-            return ExitCode::from(if err.use_stderr() { 2 } else { 0 });
-        }
+        Err(code) => return code,
     };
     let root = match check_usage(&args) {
         Ok(root) => root,
@@ -240,16 +235,13 @@ fn run(args: &ReencryptArgs, root: &Path) -> Result<bool> {
 
 /// Upstream's flag set with this command's connection flags, for the shared code.
 fn upstream_args(args: &ReencryptArgs) -> Result<Args> {
-    let mut upstream = Args::try_parse_from(["kubeseal"]).map_err(|e| {
-        let text = e.to_string();
-        let first = text.lines().next().unwrap_or("");
-        anyhow!("{}", first.strip_prefix("error: ").unwrap_or(first))
-    })?;
-    upstream.kubeconfig = args.kubeconfig.clone();
-    upstream.kube = args.kube.clone();
-    upstream.controller_name = args.controller_name.clone();
-    upstream.controller_namespace = args.controller_namespace.clone();
-    Ok(upstream)
+    crate::args::upstream_with(crate::args::Connection {
+        kubeconfig: args.kubeconfig.clone(),
+        kube: args.kube.clone(),
+        controller_name: Some(args.controller_name.clone()),
+        controller_namespace: args.controller_namespace.clone(),
+    })
+    .map_err(|e| anyhow!("{e}"))
 }
 
 /// Every `.yaml`, `.yml` and `.json` file under `root` (or `root` itself), sorted; hidden

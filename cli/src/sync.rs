@@ -41,7 +41,7 @@ use sealed_secrets_sync::{
 use sealed_secrets_core::sealed_secret::SealedSecret;
 
 use crate::{
-    args::{Args, KubeOverrides},
+    args::KubeOverrides,
     cluster::{Controller, config::client_config},
     commands::{recover::load_keys, validate::rate_limited},
 };
@@ -117,14 +117,9 @@ struct SyncArgs {
 
 /// Entry point for `kubeseal sync ...` (arguments after `sync`).
 pub fn main(argv: impl Iterator<Item = OsString>) -> ExitCode {
-    let args = match SyncArgs::try_parse_from(
-        std::iter::once(OsString::from("kubeseal sync")).chain(argv),
-    ) {
+    let args: SyncArgs = match crate::args::parse_subcommand("sync", argv) {
         Ok(args) => args,
-        Err(err) => {
-            let _ = err.print();
-            return ExitCode::from(if err.use_stderr() { 2 } else { 0 });
-        }
+        Err(code) => return code,
     };
     match run(&args) {
         Ok(false) => ExitCode::SUCCESS,
@@ -144,15 +139,13 @@ fn run(args: &SyncArgs) -> Result<bool> {
         .map_err(|e| anyhow!("{e}"))?;
     // Upstream's flag set, for the shared kubeconfig and service-proxy code: defaults and
     // SEALED_SECRETS_* variables, then this command's connection flags.
-    let mut upstream_args = Args::try_parse_from(["kubeseal"]).map_err(|e| {
-        let text = e.to_string();
-        let first = text.lines().next().unwrap_or("");
-        anyhow!("{}", first.strip_prefix("error: ").unwrap_or(first))
-    })?;
-    upstream_args.kubeconfig = args.kubeconfig.clone();
-    upstream_args.kube = args.kube.clone();
-    upstream_args.controller_name = args.controller_name.clone();
-    upstream_args.controller_namespace = args.controller_namespace.clone();
+    let upstream_args = crate::args::upstream_with(crate::args::Connection {
+        kubeconfig: args.kubeconfig.clone(),
+        kube: args.kube.clone(),
+        controller_name: Some(args.controller_name.clone()),
+        controller_namespace: args.controller_namespace.clone(),
+    })
+    .map_err(|e| anyhow!("{e}"))?;
     let verifier: Option<Box<dyn SealedSecretVerifier>> = if args.validate {
         // Connected before our runtime starts: the proxy client runs its own.
         let controller = Controller::connect(&upstream_args, "--validate")?;

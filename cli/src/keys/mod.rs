@@ -80,14 +80,9 @@ struct KeysArgs {
 /// Entry point for `kubeseal keys ...` (arguments after `keys`). Exit 0 on success, 1 on
 /// errors, 2 on usage errors.
 pub fn main(argv: impl Iterator<Item = OsString>) -> ExitCode {
-    let args = match KeysArgs::try_parse_from(
-        std::iter::once(OsString::from("kubeseal keys")).chain(argv),
-    ) {
+    let args: KeysArgs = match crate::args::parse_subcommand("keys", argv) {
         Ok(args) => args,
-        Err(err) => {
-            let _ = err.print();
-            return ExitCode::from(if err.use_stderr() { 2 } else { 0 });
-        }
+        Err(code) => return code,
     };
     if let Err(err) = check_usage(&args) {
         eprintln!("error: {err:#}");
@@ -105,15 +100,13 @@ pub fn main(argv: impl Iterator<Item = OsString>) -> ExitCode {
 
 /// Upstream's flag set with this command's connection flags, for the shared kubeconfig code.
 fn connection(args: &KeysArgs) -> Result<Args> {
-    let mut upstream = Args::try_parse_from(["kubeseal"]).map_err(|e| {
-        let text = e.to_string();
-        let first = text.lines().next().unwrap_or("");
-        anyhow!("{}", first.strip_prefix("error: ").unwrap_or(first))
-    })?;
-    upstream.kubeconfig = args.kubeconfig.clone();
-    upstream.kube = args.kube.clone();
-    upstream.controller_namespace = args.controller_namespace.clone();
-    Ok(upstream)
+    crate::args::upstream_with(crate::args::Connection {
+        kubeconfig: args.kubeconfig.clone(),
+        kube: args.kube.clone(),
+        controller_name: None,
+        controller_namespace: args.controller_namespace.clone(),
+    })
+    .map_err(|e| anyhow!("{e}"))
 }
 
 /// Checks the flags against the action before anything is contacted.
