@@ -13,21 +13,5 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     // Multi-threaded: the SealedSecret check blocks a worker thread (`block_in_place`).
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(app::run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    sealed_secrets_process::run_to_exit(app::run(args))
 }

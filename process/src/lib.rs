@@ -6,7 +6,8 @@
 //! - [`kube_config`]: `--kubeconfig`, else in-cluster, else `KUBECONFIG`/`~/.kube/config`;
 //! - [`serve`]: an axum server that stops when told to;
 //! - [`shutdown_signal`] and [`stop_future`]: SIGTERM/Ctrl-C, and the `Sync` stop future
-//!   kube's controllers want.
+//!   kube's controllers want;
+//! - [`run_to_exit`]: a binary's `main` around its async `run`.
 //!
 //! Errors are typed ([`ProcessError`]); the binaries add context with `anyhow` at their edge.
 
@@ -193,6 +194,30 @@ pub fn stop_future(
     }
 }
 
+/// Runs `run` on a multi-threaded runtime and turns its outcome into the process's exit code:
+/// success, or `error: <message>` (with its causes, `{:#}`) on stderr and exit code 1.
+pub fn run_to_exit<E: std::fmt::Display>(
+    run: impl Future<Output = Result<(), E>>,
+) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Resolves on SIGTERM or Ctrl-C.
 pub async fn shutdown_signal() {
     #[cfg(unix)]
@@ -254,6 +279,18 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "cannot read --kubeconfig /nonexistent/kubeconfig"
+        );
+    }
+
+    #[test]
+    fn run_to_exit_reports_failure() {
+        assert_eq!(
+            run_to_exit(async { Err::<(), _>("boom") }),
+            std::process::ExitCode::FAILURE
+        );
+        assert_eq!(
+            run_to_exit(async { Ok::<(), &str>(()) }),
+            std::process::ExitCode::SUCCESS
         );
     }
 

@@ -376,62 +376,69 @@ fn busy(path: &str) -> Response {
     response
 }
 
-async fn verify_body(state: ApiState, request: Request) -> Response {
-    let body = match capped_body(&state, VERIFY_PATH, request).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
+/// A crypto job of the API: the keys, the posted body, the limits, the cancellation flag.
+type CryptoJob<T> = fn(&dyn KeyService, &[u8], RequestLimits, &Cancel) -> Result<T, RequestError>;
+
+/// Reads the capped body of `request` and runs `job` on the crypto pool. The answers both
+/// crypto endpoints share are made here: the body's limits, `413` over the item cap, `503`
+/// when every worker stays busy, `500` when the job died. `Ok` carries the job's other
+/// outcomes for the endpoint to answer; `what` names the endpoint's work in error logs.
+async fn run_crypto<T: Send + 'static>(
+    state: ApiState,
+    path: &'static str,
+    what: &'static str,
+    request: Request,
+    job: CryptoJob<T>,
+) -> Result<Result<T, RequestError>, Response> {
+    let body = capped_body(&state, path, request).await?;
     let keys = Arc::clone(&state.keys);
     let limits = state.limits;
-    let outcome = state
+    match state
         .pool
-        .run(move |cancel| opens(keys.as_ref(), &body, limits, cancel))
-        .await;
-    match outcome {
-        Ok(Ok(true)) => empty(StatusCode::OK),
-        Ok(Ok(false)) => empty(StatusCode::CONFLICT),
+        .run(move |cancel| job(keys.as_ref(), &body, limits, cancel))
+        .await
+    {
         Ok(Err(err @ RequestError::TooManyItems(_))) => {
-            tracing::debug!(path = VERIFY_PATH, error = %err, "request refused");
-            http_error(StatusCode::PAYLOAD_TOO_LARGE, &err.to_string())
+            tracing::debug!(path, error = %err, "request refused");
+            Err(http_error(StatusCode::PAYLOAD_TOO_LARGE, &err.to_string()))
         }
-        Ok(Err(err)) => {
-            tracing::error!(error = %err, "Error validating secret");
-            http_error(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string())
-        }
-        Err(PoolError::Busy) => busy(VERIFY_PATH),
+        Ok(outcome) => Ok(outcome),
+        Err(PoolError::Busy) => Err(busy(path)),
         Err(err) => {
-            tracing::error!(error = %err, "Error validating secret");
-            empty(StatusCode::INTERNAL_SERVER_ERROR)
+            tracing::error!(error = %err, "{what}");
+            Err(empty(StatusCode::INTERNAL_SERVER_ERROR))
         }
     }
 }
 
-async fn rotate_body(state: ApiState, request: Request) -> Response {
-    let body = match capped_body(&state, ROTATE_PATH, request).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let keys = Arc::clone(&state.keys);
-    let limits = state.limits;
-    let outcome = state
-        .pool
-        .run(move |cancel| reseal(keys.as_ref(), &body, limits, cancel))
-        .await;
-    match outcome {
-        Ok(Ok(json)) => with_body(StatusCode::OK, APPLICATION_JSON, json),
-        Ok(Err(err @ RequestError::TooManyItems(_))) => {
-            tracing::debug!(path = ROTATE_PATH, error = %err, "request refused");
-            http_error(StatusCode::PAYLOAD_TOO_LARGE, &err.to_string())
+async fn verify_body(state: ApiState, request: Request) -> Response {
+    match run_crypto(
+        state,
+        VERIFY_PATH,
+        "Error validating secret",
+        request,
+        opens,
+    )
+    .await
+    {
+        Ok(Ok(true)) => empty(StatusCode::OK),
+        Ok(Ok(false)) => empty(StatusCode::CONFLICT),
+        Ok(Err(err)) => {
+            tracing::error!(error = %err, "Error validating secret");
+            http_error(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string())
         }
+        Err(response) => response,
+    }
+}
+
+async fn rotate_body(state: ApiState, request: Request) -> Response {
+    match run_crypto(state, ROTATE_PATH, "Error rotating secret", request, reseal).await {
+        Ok(Ok(json)) => with_body(StatusCode::OK, APPLICATION_JSON, json),
         Ok(Err(err)) => {
             tracing::error!(error = %err, "Error rotating secret");
             empty(StatusCode::INTERNAL_SERVER_ERROR)
         }
-        Err(PoolError::Busy) => busy(ROTATE_PATH),
-        Err(err) => {
-            tracing::error!(error = %err, "Error rotating secret");
-            empty(StatusCode::INTERNAL_SERVER_ERROR)
-        }
+        Err(response) => response,
     }
 }
 
