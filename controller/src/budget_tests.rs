@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use sealed_secrets_core::sealed_secret::SealedSecret;
 use serde_json::Value;
 
 use crate::{
@@ -16,6 +17,17 @@ const EVENTS: &str = "/api/v1/namespaces/shop/events";
 
 #[tokio::test]
 async fn an_object_over_budget_is_marked_failed_with_the_limit_and_no_plaintext() {
+    assert_over_budget_reported(|_| {}).await;
+}
+
+#[tokio::test]
+async fn an_object_slimmed_by_the_watch_reports_the_same_limit() {
+    assert_over_budget_reported(crate::shed::shed_over_budget).await;
+}
+
+/// Reconciles an object with too many template entries, after `prepare` (what the watch stream
+/// does to it), and checks the event, the status and that no Secret is written.
+async fn assert_over_budget_reported(prepare: impl FnOnce(&mut SealedSecret)) {
     let ring = test_ring();
     let mut sealed = sealed_db(&ring);
     // Each entry alone is harmless; together they are more entries than one object may have.
@@ -24,6 +36,7 @@ async fn an_object_over_budget_is_marked_failed_with_the_limit_and_no_plaintext(
             .map(|i| (format!("k{i}"), "{{ .password }}".to_string()))
             .collect(),
     );
+    prepare(&mut sealed);
     let (ctx, mut handle) = test_context(ring);
     let task = tokio::spawn(reconcile(Arc::new(sealed), ctx));
     let bodies = serve(

@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod reconciler;
 pub mod relist;
 pub mod retry;
+pub mod shed;
 
 #[cfg(test)]
 mod budget_tests;

@@ -282,13 +282,19 @@ async fn unseal_and_write(
     {
         ctx.keys.seed_hint(&key, fingerprint);
     }
-    let (object, keys) = (Arc::clone(sealed), Arc::clone(&ctx.keys));
-    let created = sealed.metadata.creation_timestamp.as_ref().map(|t| t.0);
-    let unsealed = tokio::task::spawn_blocking(move || {
-        unseal(&object, &keys.decrypter_for(Some(&key), created), options)
-    })
-    .await
-    .map_err(ReconcileError::Task)?;
+    // Over budget when it arrived: the cache holds it without its payload (see `shed`).
+    let unsealed = match crate::shed::over_budget(sealed) {
+        Some(err) => Err(UnsealError::OverBudget(err)),
+        None => {
+            let (object, keys) = (Arc::clone(sealed), Arc::clone(&ctx.keys));
+            let created = sealed.metadata.creation_timestamp.as_ref().map(|t| t.0);
+            tokio::task::spawn_blocking(move || {
+                unseal(&object, &keys.decrypter_for(Some(&key), created), options)
+            })
+            .await
+            .map_err(ReconcileError::Task)?
+        }
+    };
     let desired = match unsealed {
         Ok(secret) => secret,
         Err(err) => {
@@ -758,7 +764,9 @@ pub async fn run(
     let deps_ctx = Arc::clone(&ctx);
     let sealed_stream = reflector::reflector(
         writer,
-        watcher(sealed_api, watch_config.clone()).default_backoff(),
+        watcher(sealed_api, watch_config.clone())
+            .default_backoff()
+            .modify(crate::shed::shed_over_budget),
     )
     .inspect(move |event| {
         if let Ok(event) = event {

@@ -123,8 +123,10 @@ pub fn owner_reference(sealed: &SealedSecret) -> OwnerReference {
     }
 }
 
-/// Checks the object against the per-object limits that need no decryption.
-fn check_shape(sealed: &SealedSecret) -> Result<(), BudgetError> {
+/// Checks the object against the per-object limits that need no decryption: the entry count and
+/// the input size (see [`crate::budget`]). [`unseal`] runs it first; a controller may run it
+/// earlier too, to keep an object over budget out of its caches.
+pub fn check_shape(sealed: &SealedSecret) -> Result<(), BudgetError> {
     let templates = sealed.spec.template.data.as_ref();
     let count = templates.map_or(0, BTreeMap::len);
     if count > MAX_TEMPLATE_ENTRIES {

@@ -1,0 +1,132 @@
+//! SealedSecrets over the per-object budget are slimmed before the watch cache keeps them.
+//!
+//! The budget (`sealed_secrets_core::budget`) stops an object with 20,000 template entries
+//! before any key is tried, but the watch cache would still hold the whole object, parsed, for
+//! as long as it exists: about 6 MB for a 0.8 MB bomb, so fifteen of them took the controller
+//! past 100 MB although none of them was ever rendered. Every object the watch delivers passes
+//! through [`shed_over_budget`] first: one that fails the shape check (entry count, input
+//! bytes) keeps its metadata, loses its `spec` payload, and carries the verdict in an in-memory
+//! annotation that [`over_budget`] reads back when the object is reconciled, so the status
+//! still names the limit and the numbers.
+//!
+//! The annotation lives only in the controller's memory: the controller never writes a
+//! SealedSecret back (it patches `status` alone), and the same annotation arriving from the API
+//! server is removed before the check, so a user cannot mark an object over budget.
+
+use std::collections::BTreeMap;
+
+use sealed_secrets_core::{budget::BudgetError, sealed_secret::SealedSecret, unseal::check_shape};
+
+/// Annotation that carries the verdict on a slimmed object (in memory only).
+const OVER_BUDGET: &str = "sealed-secrets-rs.internal/over-budget";
+
+/// Slims `sealed` when its shape is over the per-object budget; leaves it untouched otherwise.
+pub fn shed_over_budget(sealed: &mut SealedSecret) {
+    if let Some(annotations) = sealed.metadata.annotations.as_mut() {
+        annotations.remove(OVER_BUDGET);
+    }
+    let Err(err) = check_shape(sealed) else {
+        return;
+    };
+    sealed.spec.encrypted_data = BTreeMap::new();
+    sealed.spec.data = None;
+    sealed.spec.template.data = None;
+    let verdict = match err {
+        BudgetError::TemplateEntries { count } => format!("entries={count}"),
+        BudgetError::InputBytes { size } => format!("bytes={size}"),
+        // A shape limit this module does not know yet: keep the object whole rather than lose
+        // the reason; unsealing reports it.
+        _ => return,
+    };
+    sealed
+        .metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(OVER_BUDGET.to_string(), verdict);
+}
+
+/// The budget verdict of an object [`shed_over_budget`] slimmed, if it was.
+pub fn over_budget(sealed: &SealedSecret) -> Option<BudgetError> {
+    let verdict = sealed.metadata.annotations.as_ref()?.get(OVER_BUDGET)?;
+    let (what, number) = verdict.split_once('=')?;
+    let number = number.parse().ok()?;
+    match what {
+        "entries" => Some(BudgetError::TemplateEntries { count: number }),
+        "bytes" => Some(BudgetError::InputBytes { size: number }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sealed_secrets_core::budget::{MAX_INPUT_BYTES, MAX_TEMPLATE_ENTRIES};
+
+    fn sealed(entries: usize, item_bytes: usize) -> SealedSecret {
+        let mut sealed = SealedSecret::new("bomb", Default::default());
+        sealed.metadata.namespace = Some("shop".into());
+        sealed
+            .spec
+            .encrypted_data
+            .insert("k".into(), "A".repeat(item_bytes));
+        sealed.spec.template.data = Some(
+            (0..entries)
+                .map(|i| (format!("k{i}"), "{{ .k }}".to_string()))
+                .collect(),
+        );
+        sealed
+    }
+
+    #[test]
+    fn objects_within_budget_are_kept_whole() {
+        let original = sealed(3, 100);
+        let mut kept = original.clone();
+        shed_over_budget(&mut kept);
+        assert_eq!(
+            serde_json::to_value(&kept).unwrap(),
+            serde_json::to_value(&original).unwrap()
+        );
+        assert_eq!(over_budget(&kept), None);
+    }
+
+    #[test]
+    fn too_many_entries_are_dropped_and_the_count_kept() {
+        let mut bomb = sealed(MAX_TEMPLATE_ENTRIES + 1, 100);
+        shed_over_budget(&mut bomb);
+        assert!(bomb.spec.encrypted_data.is_empty());
+        assert_eq!(bomb.spec.template.data, None);
+        assert_eq!(
+            over_budget(&bomb),
+            Some(BudgetError::TemplateEntries {
+                count: MAX_TEMPLATE_ENTRIES + 1
+            })
+        );
+        assert_eq!(bomb.metadata.name.as_deref(), Some("bomb"));
+    }
+
+    #[test]
+    fn too_many_bytes_are_dropped_and_the_size_kept() {
+        let mut bomb = sealed(0, MAX_INPUT_BYTES);
+        shed_over_budget(&mut bomb);
+        assert!(bomb.spec.encrypted_data.is_empty());
+        assert_eq!(
+            over_budget(&bomb),
+            Some(BudgetError::InputBytes {
+                size: MAX_INPUT_BYTES + 1
+            })
+        );
+    }
+
+    #[test]
+    fn a_verdict_sent_by_the_api_server_is_not_believed() {
+        let mut forged = sealed(3, 100);
+        forged
+            .metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(OVER_BUDGET.into(), "entries=5000".into());
+        shed_over_budget(&mut forged);
+        assert_eq!(over_budget(&forged), None);
+        assert_eq!(forged.spec.encrypted_data.len(), 1);
+    }
+}
