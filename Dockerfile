@@ -35,6 +35,7 @@ COPY sync/ sync/
 COPY sync-testing/ sync-testing/
 COPY gitops/ gitops/
 COPY tests/ tests/
+COPY xtask/ xtask/
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
     set -eux; \
