@@ -134,15 +134,6 @@ pub fn kubeseal(cluster: &Cluster, args: &[&str], stdin: &[u8]) -> Result<String
     let mut cmd = Command::new(&Binaries::get().kubeseal);
     scrub_env(&mut cmd);
     cmd.args(args).env("KUBECONFIG", cluster.kubeconfig());
-    let out = run_command(&mut cmd, Some(stdin), COMMAND_TIMEOUT)?;
-    if out.status.success() {
-        Ok(out.stdout_text())
-    } else {
-        Err(format!(
-            "kubeseal {} failed ({}): {}",
-            args.join(" "),
-            out.status,
-            out.stderr_text().trim()
-        ))
-    }
+    run_command(&mut cmd, Some(stdin), COMMAND_TIMEOUT)?
+        .stdout_or_failure(&format!("kubeseal {}", args.join(" ")))
 }

@@ -59,17 +59,8 @@ pub fn kubectl_with_stdin(
     args: &[&str],
     stdin: Option<&[u8]>,
 ) -> Result<String, String> {
-    let out = run_command(&mut kubectl_command(cluster, args), stdin, COMMAND_TIMEOUT)?;
-    if out.status.success() {
-        Ok(out.stdout_text())
-    } else {
-        Err(format!(
-            "kubectl {} failed ({}): {}",
-            args.join(" "),
-            out.status,
-            out.stderr_text().trim()
-        ))
-    }
+    run_command(&mut kubectl_command(cluster, args), stdin, COMMAND_TIMEOUT)?
+        .stdout_or_failure(&format!("kubectl {}", args.join(" ")))
 }
 
 /// Runs `kubectl --kubeconfig <admin> <args>`: stdout on success, else the error.

@@ -37,6 +37,19 @@ impl CommandOutput {
     pub fn stderr_text(&self) -> String {
         String::from_utf8_lossy(&self.stderr).into_owned()
     }
+    /// Standard output as text when the run succeeded; else `<shown> failed (<status>):
+    /// <stderr>`, where `shown` names the run (program and arguments).
+    pub fn stdout_or_failure(&self, shown: &str) -> Result<String, String> {
+        if self.status.success() {
+            Ok(self.stdout_text())
+        } else {
+            Err(format!(
+                "{shown} failed ({}): {}",
+                self.status,
+                self.stderr_text().trim()
+            ))
+        }
+    }
 }
 
 /// Runs `cmd` with `stdin` fed to it, capturing stdout and stderr, and kills it after
@@ -217,6 +230,17 @@ mod tests {
         assert!(out.status.success());
         assert_eq!(out.stdout_text(), "hi");
         assert_eq!(out.stderr_text(), "err\n");
+        assert_eq!(out.stdout_or_failure("cat").unwrap(), "hi");
+        let failed = run_command(
+            Command::new("sh").args(["-c", "echo out; echo ' why ' >&2; exit 3"]),
+            None,
+            COMMAND_TIMEOUT,
+        )
+        .unwrap();
+        assert_eq!(
+            failed.stdout_or_failure("sh -c x").unwrap_err(),
+            format!("sh -c x failed ({}): why", failed.status)
+        );
         let err = run_command(
             Command::new("sh").args(["-c", "sleep 5"]),
             None,
