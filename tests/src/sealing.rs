@@ -12,8 +12,13 @@ use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 use serde_json::{Value, json};
 
 use crate::{
-    Cluster, Controller, HttpReply, get_object, key_secrets, kubeseal, pem_body, secret_data,
-    wait_for,
+    binaries::kubeseal,
+    cluster::Cluster,
+    controller::Controller,
+    http::HttpReply,
+    kubectl::{get_object, key_secrets},
+    objects::{pem_body, secret_data},
+    wait::wait_for,
 };
 
 /// Upper bound of every wait on the controller.
@@ -29,6 +34,7 @@ pub fn restrict_to(namespaces: &[&str]) -> Vec<String> {
     ]
 }
 
+/// Borrows owned flags (such as [`restrict_to`]'s) as the `&[&str]` the starters take.
 pub fn as_strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
