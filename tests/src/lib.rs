@@ -32,6 +32,10 @@
 //!
 //! Every public item is re-exported here, so tests import from the crate root.
 
+// The harness is a library that every suite reads: everything public says what it is for. (It
+// does not take the workspace lints: it needs `unsafe` for kill(2).)
+#![deny(missing_docs)]
+
 mod assets;
 mod binaries;
 mod cluster;

@@ -84,6 +84,7 @@ pub fn key_cert(key: &Value) -> String {
     String::from_utf8(crt.clone()).expect("tls.crt is not UTF-8")
 }
 
+/// The name of a key Secret as listed by kubectl (`metadata.name`).
 pub fn key_name(key: &Value) -> String {
     key["metadata"]["name"]
         .as_str()
@@ -123,6 +124,7 @@ pub fn secret_json(namespace: &str, name: &str, data: &BTreeMap<String, Vec<u8>>
     .to_string()
 }
 
+/// Three items of test plaintext, distinct per `tag`, to seal and compare after unsealing.
 pub fn sample_data(tag: &str) -> BTreeMap<String, Vec<u8>> {
     BTreeMap::from([
         ("username".to_string(), b"admin".to_vec()),
@@ -149,6 +151,7 @@ pub fn seal(
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Writes a sealing certificate to `dir` and returns its path (for `kubeseal --cert`).
 pub fn write_cert(dir: &Path, cert_pem: &str) -> PathBuf {
     let path = dir.join("cert.pem");
     std::fs::write(&path, cert_pem).expect("cannot write cert.pem");
@@ -269,6 +272,7 @@ pub fn verify(controller: &Controller, body: &str) -> HttpReply {
     panic!("/v1/verify kept answering 429");
 }
 
+/// A JSON object of strings (such as a Secret's `data`) as a sorted map.
 pub fn map_of(value: &Value) -> BTreeMap<String, String> {
     value
         .as_object()
@@ -287,6 +291,7 @@ pub fn map_of(value: &Value) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+/// A temporary directory for one test's files, removed when dropped.
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("sealed-secrets-e2e-test-")
@@ -294,6 +299,7 @@ pub fn tempdir() -> tempfile::TempDir {
         .expect("cannot create a temporary directory")
 }
 
+/// Who holds the controller's leader-election Lease in `namespace` now.
 pub fn lease_holder(cluster: &Cluster, namespace: &str) -> Result<String, String> {
     let lease = get_object(cluster, "leases.coordination.k8s.io", namespace, LEASE_NAME)?
         .ok_or_else(|| format!("no Lease {namespace}/{LEASE_NAME} yet"))?;
