@@ -28,6 +28,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY .cargo/ .cargo/
 COPY core/ core/
+COPY template/ template/
 COPY cli/ cli/
 COPY controller/ controller/
 COPY process/ process/

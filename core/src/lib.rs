@@ -13,10 +13,12 @@
 //! - [`sealed_secret`]: the CRD type;
 //! - [`seal`], [`unseal`]: Secret → SealedSecret and back;
 //! - [`budget`]: the limits one SealedSecret may use while it is opened;
-//! - [`template`]: Go text/template rendering of `spec.template.data`;
 //! - [`documents`]: YAML/JSON streams in, upstream-shaped output out;
 //! - [`duration`]: Go durations, as flags and intervals are written;
 //! - [`tagged`]: upstream's folded error text.
+//!
+//! `spec.template.data` is rendered by the Go text/template engine of the
+//! `sealed-secrets-template` crate, which [`unseal`] calls under the per-object [`budget`].
 
 pub mod budget;
 pub mod cert;
@@ -31,5 +33,4 @@ pub mod scope;
 pub mod seal;
 pub mod sealed_secret;
 pub mod tagged;
-pub mod template;
 pub mod unseal;

@@ -17,6 +17,7 @@ use base64::Engine;
 use k8s_openapi::{
     ByteString, api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::OwnerReference,
 };
+use sealed_secrets_template::{Data, Template};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
@@ -27,7 +28,6 @@ use crate::{
     scope::Scope,
     sealed_secret::{API_VERSION, KIND, SealedSecret, meta_value},
     tagged::TaggedErrors,
-    template::{Data, Template},
 };
 
 /// Annotation on `spec.template.metadata` that suppresses the owner reference.

@@ -9,9 +9,9 @@
 use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
-use sealed_secrets_core::{
+use sealed_secrets_template::{
+    Data, Template,
     budget::{Budget, MAX_RENDERED_BYTES, MAX_STEPS},
-    template::{Data, Template},
 };
 
 fuzz_target!(|data: &[u8]| {

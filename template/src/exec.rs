@@ -11,14 +11,14 @@ use std::rc::Rc;
 
 use zeroize::{Zeroize, Zeroizing};
 
-use super::functions::{Call, Param, lookup_function};
-use super::parser::{
-    Arg, ArgKind, Branch, Command, Node, NumberValue, Pipe, Templates, line_and_column,
-};
-use super::printf::{format_default, go_quote_str};
-use super::value::{ListValue, Value};
-use super::{Budget, MAX_EXEC_DEPTH, MAX_STRING, TemplateError};
-use crate::budget::{MAX_ALLOCATED_BYTES, MAX_RENDERED_BYTES, MAX_STEPS};
+use crate::budget::{Budget, MAX_ALLOCATED_BYTES, MAX_RENDERED_BYTES, MAX_STEPS};
+use crate::error::TemplateError;
+use crate::functions::{Call, Param, lookup_function};
+use crate::limits::{MAX_EXEC_DEPTH, MAX_STRING};
+use crate::parser::{Arg, ArgKind, Branch, Command, Node, Pipe, Templates, line_and_column};
+use crate::printf::format_default;
+use crate::strconv::{NumberValue, go_quote_str};
+use crate::value::{ListValue, Value};
 
 /// How a list of nodes finished.
 #[derive(Debug, PartialEq, Eq)]
@@ -31,17 +31,17 @@ enum Flow {
 type ExecResult<T> = Result<T, TemplateError>;
 
 /// The state of one render.
-pub(super) struct State<'t> {
+pub(crate) struct State<'t> {
     name: &'t str,
     src: &'t str,
     templates: &'t Templates,
     /// Name of the template being executed.
     executing: String,
     vars: Vec<(String, Value)>,
-    pub(super) out: Zeroizing<Vec<u8>>,
+    pub(crate) out: Zeroizing<Vec<u8>>,
     depth: usize,
     /// The SealedSecret's budget, shared with the templates rendered before this one.
-    pub(super) budget: Budget,
+    pub(crate) budget: Budget,
 }
 
 /// Where an error happened: a position in the template and the text of the failing part.
@@ -52,7 +52,7 @@ struct At<'a> {
 }
 
 impl<'t> State<'t> {
-    pub(super) fn new(
+    pub(crate) fn new(
         name: &'t str,
         src: &'t str,
         templates: &'t Templates,
@@ -70,7 +70,7 @@ impl<'t> State<'t> {
         }
     }
 
-    pub(super) fn execute_main(&mut self, root: Value) -> ExecResult<()> {
+    pub(crate) fn execute_main(&mut self, root: Value) -> ExecResult<()> {
         let Some(tree) = self.templates.trees.get(self.name) else {
             return Err(
                 self.limit_error(format!("no template {} defined", go_quote_str(self.name)))

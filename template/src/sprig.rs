@@ -8,12 +8,12 @@ use zeroize::Zeroizing;
 
 use base64::Engine as _;
 
-use super::encoding::{JsonStyle, adler32, base32_decode, base32_encode, encode_json, hex};
-use super::functions::{bad_args, check_size, ok_str, too_large};
-use super::parser::{NumberValue, parse_number};
-use super::printf::{format_default, go_quote};
-use super::value::{MapValue, Value, utf8_units};
-use super::{MAX_STRING, MAX_VALUE_DEPTH};
+use crate::encoding::{JsonStyle, adler32, base32_decode, base32_encode, encode_json, hex};
+use crate::helpers::{bad_args, check_size, ok_str, too_large};
+use crate::limits::{MAX_STRING, MAX_VALUE_DEPTH};
+use crate::printf::format_default;
+use crate::strconv::{NumberValue, go_quote, parse_number};
+use crate::value::{MapValue, Value, utf8_units};
 
 // --- Sprig: strings ----------------------------------------------------------------------------
 
@@ -30,14 +30,14 @@ fn strval(value: &Value) -> Zeroizing<Vec<u8>> {
     }
 }
 
-pub(super) fn sprig_to_string(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_to_string(args: &[Value]) -> Result<Value, String> {
     let [value] = args else {
         return Err(bad_args());
     };
     ok_str(strval(value))
 }
 
-pub(super) fn sprig_quote(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_quote(args: &[Value]) -> Result<Value, String> {
     let quoted: Zeroizing<Vec<String>> = Zeroizing::new(
         args.iter()
             .filter(|arg| !arg.is_nil())
@@ -47,7 +47,7 @@ pub(super) fn sprig_quote(args: &[Value]) -> Result<Value, String> {
     ok_str(quoted.join(" "))
 }
 
-pub(super) fn sprig_squote(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_squote(args: &[Value]) -> Result<Value, String> {
     let quoted: Zeroizing<Vec<Vec<u8>>> = Zeroizing::new(
         args.iter()
             .filter(|arg| !arg.is_nil())
@@ -74,12 +74,12 @@ fn trim_bytes(s: &[u8], strip: impl Fn(char) -> bool) -> &[u8] {
     s.get(start..end.max(start)).unwrap_or_default()
 }
 
-pub(super) fn sprig_trim(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_trim(args: &[Value]) -> Result<Value, String> {
     let [s] = args else { return Err(bad_args()) };
     ok_str(trim_bytes(s.bytes(), char::is_whitespace))
 }
 
-pub(super) fn sprig_trim_all(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_trim_all(args: &[Value]) -> Result<Value, String> {
     let [cutset, s] = args else {
         return Err(bad_args());
     };
@@ -87,14 +87,14 @@ pub(super) fn sprig_trim_all(args: &[Value]) -> Result<Value, String> {
     ok_str(trim_bytes(s.bytes(), |c| cutset.contains(&c)))
 }
 
-pub(super) fn sprig_trim_prefix(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_trim_prefix(args: &[Value]) -> Result<Value, String> {
     let [prefix, s] = args else {
         return Err(bad_args());
     };
     ok_str(s.bytes().strip_prefix(prefix.bytes()).unwrap_or(s.bytes()))
 }
 
-pub(super) fn sprig_trim_suffix(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_trim_suffix(args: &[Value]) -> Result<Value, String> {
     let [suffix, s] = args else {
         return Err(bad_args());
     };
@@ -116,7 +116,7 @@ fn map_chars<I: Iterator<Item = char>>(s: &[u8], map: impl Fn(char) -> I) -> Str
         .collect()
 }
 
-pub(super) fn sprig_upper(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_upper(args: &[Value]) -> Result<Value, String> {
     let [s] = args else { return Err(bad_args()) };
     if s.bytes().is_ascii() {
         return ok_str(s.bytes().to_ascii_uppercase());
@@ -124,7 +124,7 @@ pub(super) fn sprig_upper(args: &[Value]) -> Result<Value, String> {
     ok_str(map_chars(s.bytes(), char::to_uppercase))
 }
 
-pub(super) fn sprig_lower(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_lower(args: &[Value]) -> Result<Value, String> {
     let [s] = args else { return Err(bad_args()) };
     if s.bytes().is_ascii() {
         return ok_str(s.bytes().to_ascii_lowercase());
@@ -143,7 +143,7 @@ fn is_word_separator(c: char) -> bool {
     c.is_whitespace()
 }
 
-pub(super) fn sprig_title(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_title(args: &[Value]) -> Result<Value, String> {
     let [s] = args else { return Err(bad_args()) };
     let mut previous = ' ';
     let titled: String = String::from_utf8_lossy(s.bytes())
@@ -197,7 +197,7 @@ fn replace_all(s: &[u8], old: &[u8], new: &[u8]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-pub(super) fn sprig_replace(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_replace(args: &[Value]) -> Result<Value, String> {
     let [old, new, s] = args else {
         return Err(bad_args());
     };
@@ -210,7 +210,7 @@ fn repeat_bytes(s: &[u8], count: i64) -> Result<Vec<u8>, String> {
     Ok(s.repeat(count))
 }
 
-pub(super) fn sprig_repeat(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_repeat(args: &[Value]) -> Result<Value, String> {
     let [count, s] = args else {
         return Err(bad_args());
     };
@@ -219,7 +219,7 @@ pub(super) fn sprig_repeat(args: &[Value]) -> Result<Value, String> {
 
 const OUT_OF_RANGE: &str = "runtime error: slice bounds out of range";
 
-pub(super) fn sprig_substr(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_substr(args: &[Value]) -> Result<Value, String> {
     let [start, end, s] = args else {
         return Err(bad_args());
     };
@@ -239,7 +239,7 @@ pub(super) fn sprig_substr(args: &[Value]) -> Result<Value, String> {
     }
 }
 
-pub(super) fn sprig_trunc(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_trunc(args: &[Value]) -> Result<Value, String> {
     let [count, s] = args else {
         return Err(bad_args());
     };
@@ -255,28 +255,28 @@ pub(super) fn sprig_trunc(args: &[Value]) -> Result<Value, String> {
     ok_str(kept.unwrap_or(s))
 }
 
-pub(super) fn sprig_contains(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_contains(args: &[Value]) -> Result<Value, String> {
     let [needle, s] = args else {
         return Err(bad_args());
     };
     Ok(Value::Bool(find(s.bytes(), needle.bytes()).is_some()))
 }
 
-pub(super) fn sprig_has_prefix(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_has_prefix(args: &[Value]) -> Result<Value, String> {
     let [prefix, s] = args else {
         return Err(bad_args());
     };
     Ok(Value::Bool(s.bytes().starts_with(prefix.bytes())))
 }
 
-pub(super) fn sprig_has_suffix(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_has_suffix(args: &[Value]) -> Result<Value, String> {
     let [suffix, s] = args else {
         return Err(bad_args());
     };
     Ok(Value::Bool(s.bytes().ends_with(suffix.bytes())))
 }
 
-pub(super) fn sprig_cat(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_cat(args: &[Value]) -> Result<Value, String> {
     let parts: Zeroizing<Vec<Vec<u8>>> = Zeroizing::new(
         args.iter()
             .filter(|arg| !arg.is_nil())
@@ -305,14 +305,14 @@ fn indent_bytes(spaces: i64, s: &[u8]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-pub(super) fn sprig_indent(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_indent(args: &[Value]) -> Result<Value, String> {
     let [spaces, s] = args else {
         return Err(bad_args());
     };
     ok_str(indent_bytes(spaces.int(), s.bytes())?)
 }
 
-pub(super) fn sprig_nindent(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_nindent(args: &[Value]) -> Result<Value, String> {
     let [spaces, s] = args else {
         return Err(bad_args());
     };
@@ -321,7 +321,7 @@ pub(super) fn sprig_nindent(args: &[Value]) -> Result<Value, String> {
     ok_str(out)
 }
 
-pub(super) fn sprig_nospace(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_nospace(args: &[Value]) -> Result<Value, String> {
     let [s] = args else { return Err(bad_args()) };
     let kept: String = String::from_utf8_lossy(s.bytes())
         .chars()
@@ -332,7 +332,7 @@ pub(super) fn sprig_nospace(args: &[Value]) -> Result<Value, String> {
 
 // --- Sprig: defaults and flow ------------------------------------------------------------------
 
-pub(super) fn sprig_default(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_default(args: &[Value]) -> Result<Value, String> {
     let [fallback, given @ ..] = args else {
         return Err(bad_args());
     };
@@ -342,14 +342,14 @@ pub(super) fn sprig_default(args: &[Value]) -> Result<Value, String> {
     }
 }
 
-pub(super) fn sprig_empty(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_empty(args: &[Value]) -> Result<Value, String> {
     let [value] = args else {
         return Err(bad_args());
     };
     Ok(Value::Bool(value.is_empty()))
 }
 
-pub(super) fn sprig_coalesce(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_coalesce(args: &[Value]) -> Result<Value, String> {
     Ok(args
         .iter()
         .find(|arg| !arg.is_empty())
@@ -357,7 +357,7 @@ pub(super) fn sprig_coalesce(args: &[Value]) -> Result<Value, String> {
         .unwrap_or(Value::Nil))
 }
 
-pub(super) fn sprig_ternary(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_ternary(args: &[Value]) -> Result<Value, String> {
     let [if_true, if_false, condition] = args else {
         return Err(bad_args());
     };
@@ -368,7 +368,7 @@ pub(super) fn sprig_ternary(args: &[Value]) -> Result<Value, String> {
     })
 }
 
-pub(super) fn sprig_required(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_required(args: &[Value]) -> Result<Value, String> {
     let [message, value] = args else {
         return Err(bad_args());
     };
@@ -383,7 +383,7 @@ pub(super) fn sprig_required(args: &[Value]) -> Result<Value, String> {
     Ok(value.clone())
 }
 
-pub(super) fn sprig_fail(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_fail(args: &[Value]) -> Result<Value, String> {
     let [message] = args else {
         return Err(bad_args());
     };
@@ -415,7 +415,7 @@ fn string_list(mut items: Zeroizing<Vec<Vec<u8>>>) -> Value {
     )
 }
 
-pub(super) fn sprig_join(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_join(args: &[Value]) -> Result<Value, String> {
     let [separator, list] = args else {
         return Err(bad_args());
     };
@@ -447,7 +447,7 @@ fn split_bytes<'a>(s: &'a [u8], separator: &[u8]) -> Vec<&'a [u8]> {
     parts
 }
 
-pub(super) fn sprig_split(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_split(args: &[Value]) -> Result<Value, String> {
     let [separator, s] = args else {
         return Err(bad_args());
     };
@@ -459,7 +459,7 @@ pub(super) fn sprig_split(args: &[Value]) -> Result<Value, String> {
     Ok(Value::map(entries))
 }
 
-pub(super) fn sprig_split_list(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_split_list(args: &[Value]) -> Result<Value, String> {
     let [separator, s] = args else {
         return Err(bad_args());
     };
@@ -467,14 +467,14 @@ pub(super) fn sprig_split_list(args: &[Value]) -> Result<Value, String> {
     Ok(Value::list(parts.into_iter().map(Value::str).collect()))
 }
 
-pub(super) fn sprig_to_strings(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_to_strings(args: &[Value]) -> Result<Value, String> {
     let [value] = args else {
         return Err(bad_args());
     };
     Ok(string_list(strslice(value)))
 }
 
-pub(super) fn sprig_sort_alpha(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_sort_alpha(args: &[Value]) -> Result<Value, String> {
     let [value] = args else {
         return Err(bad_args());
     };
@@ -486,7 +486,7 @@ pub(super) fn sprig_sort_alpha(args: &[Value]) -> Result<Value, String> {
     Ok(string_list(items))
 }
 
-pub(super) fn sprig_list(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_list(args: &[Value]) -> Result<Value, String> {
     Ok(Value::list(args.to_vec()))
 }
 
@@ -510,19 +510,19 @@ fn list_items<'a>(value: &'a Value, operation: &str) -> Result<&'a [Value], Stri
     }
 }
 
-pub(super) fn sprig_first(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_first(args: &[Value]) -> Result<Value, String> {
     let [list] = args else { return Err(bad_args()) };
     let items = list_items(list, "find first")?;
     Ok(items.first().cloned().unwrap_or(Value::Nil))
 }
 
-pub(super) fn sprig_last(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_last(args: &[Value]) -> Result<Value, String> {
     let [list] = args else { return Err(bad_args()) };
     let items = list_items(list, "find last")?;
     Ok(items.last().cloned().unwrap_or(Value::Nil))
 }
 
-pub(super) fn sprig_append(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_append(args: &[Value]) -> Result<Value, String> {
     let [list, value] = args else {
         return Err(bad_args());
     };
@@ -531,7 +531,7 @@ pub(super) fn sprig_append(args: &[Value]) -> Result<Value, String> {
     Ok(Value::list(items))
 }
 
-pub(super) fn sprig_has(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_has(args: &[Value]) -> Result<Value, String> {
     let [needle, haystack] = args else {
         return Err(bad_args());
     };
@@ -575,7 +575,7 @@ fn deep_equal(a: &Value, b: &Value, depth: usize) -> bool {
 
 // --- Sprig: dictionaries -----------------------------------------------------------------------
 
-pub(super) fn sprig_dict(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_dict(args: &[Value]) -> Result<Value, String> {
     let mut entries = BTreeMap::new();
     for pair in args.chunks(2) {
         // Map keys are wiped when the map is dropped.
@@ -596,7 +596,7 @@ fn map_of(value: &Value) -> Result<&Rc<MapValue>, String> {
     }
 }
 
-pub(super) fn sprig_get(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_get(args: &[Value]) -> Result<Value, String> {
     let [map, key] = args else {
         return Err(bad_args());
     };
@@ -630,7 +630,7 @@ fn contains_map(value: &Value, target: &Rc<MapValue>, depth: usize) -> bool {
     }
 }
 
-pub(super) fn sprig_set(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_set(args: &[Value]) -> Result<Value, String> {
     let [map_value, key, value] = args else {
         return Err(bad_args());
     };
@@ -645,7 +645,7 @@ pub(super) fn sprig_set(args: &[Value]) -> Result<Value, String> {
     Ok(map_value.clone())
 }
 
-pub(super) fn sprig_unset(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_unset(args: &[Value]) -> Result<Value, String> {
     let [map_value, key] = args else {
         return Err(bad_args());
     };
@@ -658,7 +658,7 @@ pub(super) fn sprig_unset(args: &[Value]) -> Result<Value, String> {
     Ok(map_value.clone())
 }
 
-pub(super) fn sprig_has_key(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_has_key(args: &[Value]) -> Result<Value, String> {
     let [map, key] = args else {
         return Err(bad_args());
     };
@@ -669,7 +669,7 @@ pub(super) fn sprig_has_key(args: &[Value]) -> Result<Value, String> {
     Ok(Value::Bool(entries.contains_key(key.bytes())))
 }
 
-pub(super) fn sprig_keys(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_keys(args: &[Value]) -> Result<Value, String> {
     let mut keys = Zeroizing::new(Vec::new());
     for map in args {
         keys.extend(Value::map_entries(map_of(map)?).into_iter().map(|(k, _)| k));
@@ -677,7 +677,7 @@ pub(super) fn sprig_keys(args: &[Value]) -> Result<Value, String> {
     Ok(string_list(keys))
 }
 
-pub(super) fn sprig_values(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_values(args: &[Value]) -> Result<Value, String> {
     let [map] = args else { return Err(bad_args()) };
     let values = Value::map_entries(map_of(map)?)
         .into_iter()
@@ -701,28 +701,28 @@ fn json_of(value: &Value, style: JsonStyle) -> Result<Value, String> {
     }
 }
 
-pub(super) fn sprig_to_json(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_to_json(args: &[Value]) -> Result<Value, String> {
     let [value] = args else {
         return Err(bad_args());
     };
     json_of(value, JsonStyle::Compact)
 }
 
-pub(super) fn sprig_to_pretty_json(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_to_pretty_json(args: &[Value]) -> Result<Value, String> {
     let [value] = args else {
         return Err(bad_args());
     };
     json_of(value, JsonStyle::Pretty)
 }
 
-pub(super) fn sprig_to_raw_json(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_to_raw_json(args: &[Value]) -> Result<Value, String> {
     let [value] = args else {
         return Err(bad_args());
     };
     json_of(value, JsonStyle::Raw)
 }
 
-pub(super) fn sprig_from_json(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_from_json(args: &[Value]) -> Result<Value, String> {
     let [text] = args else { return Err(bad_args()) };
     match serde_json::from_slice::<serde_json::Value>(text.bytes()) {
         Ok(json) => Ok(value_from_json(json)),
@@ -749,7 +749,7 @@ fn value_from_json(json: serde_json::Value) -> Value {
     }
 }
 
-pub(super) fn sprig_b64enc(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_b64enc(args: &[Value]) -> Result<Value, String> {
     let [s] = args else { return Err(bad_args()) };
     ok_str(base64::engine::general_purpose::STANDARD.encode(s.bytes()))
 }
@@ -762,7 +762,7 @@ const GO_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose
         .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireCanonical),
 );
 
-pub(super) fn sprig_b64dec(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_b64dec(args: &[Value]) -> Result<Value, String> {
     let [s] = args else { return Err(bad_args()) };
     let cleaned: Vec<u8> = s
         .bytes()
@@ -784,12 +784,12 @@ pub(super) fn sprig_b64dec(args: &[Value]) -> Result<Value, String> {
     }
 }
 
-pub(super) fn sprig_b32enc(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_b32enc(args: &[Value]) -> Result<Value, String> {
     let [s] = args else { return Err(bad_args()) };
     ok_str(base32_encode(s.bytes()))
 }
 
-pub(super) fn sprig_b32dec(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_b32dec(args: &[Value]) -> Result<Value, String> {
     let [s] = args else { return Err(bad_args()) };
     match base32_decode(s.bytes()) {
         Ok(decoded) => ok_str(decoded),
@@ -801,7 +801,7 @@ fn hex_digest(algorithm: &'static aws_lc_rs::digest::Algorithm, data: &[u8]) -> 
     Value::str(hex(aws_lc_rs::digest::digest(algorithm, data).as_ref()))
 }
 
-pub(super) fn sprig_sha1sum(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_sha1sum(args: &[Value]) -> Result<Value, String> {
     let [s] = args else { return Err(bad_args()) };
     Ok(hex_digest(
         &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
@@ -809,17 +809,17 @@ pub(super) fn sprig_sha1sum(args: &[Value]) -> Result<Value, String> {
     ))
 }
 
-pub(super) fn sprig_sha256sum(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_sha256sum(args: &[Value]) -> Result<Value, String> {
     let [s] = args else { return Err(bad_args()) };
     Ok(hex_digest(&aws_lc_rs::digest::SHA256, s.bytes()))
 }
 
-pub(super) fn sprig_sha512sum(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_sha512sum(args: &[Value]) -> Result<Value, String> {
     let [s] = args else { return Err(bad_args()) };
     Ok(hex_digest(&aws_lc_rs::digest::SHA512, s.bytes()))
 }
 
-pub(super) fn sprig_adler32sum(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_adler32sum(args: &[Value]) -> Result<Value, String> {
     let [s] = args else { return Err(bad_args()) };
     ok_str(adler32(s.bytes()).to_string())
 }
@@ -827,7 +827,7 @@ pub(super) fn sprig_adler32sum(args: &[Value]) -> Result<Value, String> {
 // --- Sprig: numbers ----------------------------------------------------------------------------
 
 /// Go's `strconv.Atoi` with the error ignored (out-of-range values saturate).
-pub(super) fn sprig_atoi(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_atoi(args: &[Value]) -> Result<Value, String> {
     let [s] = args else { return Err(bad_args()) };
     let text = String::from_utf8_lossy(s.bytes());
     let value = match text.parse::<i64>() {
@@ -876,40 +876,40 @@ fn to_float64(value: &Value) -> f64 {
     }
 }
 
-pub(super) fn sprig_int(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_int(args: &[Value]) -> Result<Value, String> {
     let [value] = args else {
         return Err(bad_args());
     };
     Ok(Value::Int(to_int64(value)))
 }
 
-pub(super) fn sprig_float64(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_float64(args: &[Value]) -> Result<Value, String> {
     let [value] = args else {
         return Err(bad_args());
     };
     Ok(Value::Float(to_float64(value)))
 }
 
-pub(super) fn sprig_add(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_add(args: &[Value]) -> Result<Value, String> {
     Ok(Value::Int(
         args.iter()
             .fold(0i64, |sum, v| sum.wrapping_add(to_int64(v))),
     ))
 }
 
-pub(super) fn sprig_add1(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_add1(args: &[Value]) -> Result<Value, String> {
     let [value] = args else {
         return Err(bad_args());
     };
     Ok(Value::Int(to_int64(value).wrapping_add(1)))
 }
 
-pub(super) fn sprig_sub(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_sub(args: &[Value]) -> Result<Value, String> {
     let [a, b] = args else { return Err(bad_args()) };
     Ok(Value::Int(to_int64(a).wrapping_sub(to_int64(b))))
 }
 
-pub(super) fn sprig_mul(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_mul(args: &[Value]) -> Result<Value, String> {
     Ok(Value::Int(args.iter().fold(1i64, |product, v| {
         product.wrapping_mul(to_int64(v))
     })))
@@ -917,7 +917,7 @@ pub(super) fn sprig_mul(args: &[Value]) -> Result<Value, String> {
 
 const DIVIDE_BY_ZERO: &str = "runtime error: integer divide by zero";
 
-pub(super) fn sprig_div(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_div(args: &[Value]) -> Result<Value, String> {
     let [a, b] = args else { return Err(bad_args()) };
     match to_int64(b) {
         0 => Err(DIVIDE_BY_ZERO.to_string()),
@@ -925,7 +925,7 @@ pub(super) fn sprig_div(args: &[Value]) -> Result<Value, String> {
     }
 }
 
-pub(super) fn sprig_mod(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_mod(args: &[Value]) -> Result<Value, String> {
     let [a, b] = args else { return Err(bad_args()) };
     match to_int64(b) {
         0 => Err(DIVIDE_BY_ZERO.to_string()),
@@ -933,10 +933,10 @@ pub(super) fn sprig_mod(args: &[Value]) -> Result<Value, String> {
     }
 }
 
-pub(super) fn sprig_max(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_max(args: &[Value]) -> Result<Value, String> {
     Ok(Value::Int(args.iter().map(to_int64).max().unwrap_or(0)))
 }
 
-pub(super) fn sprig_min(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn sprig_min(args: &[Value]) -> Result<Value, String> {
     Ok(Value::Int(args.iter().map(to_int64).min().unwrap_or(0)))
 }

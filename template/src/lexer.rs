@@ -1,9 +1,9 @@
 //! The lexer: splits template text into text runs and the tokens of `{{ }}` actions.
 
-use super::printf::go_quote_str;
+use crate::strconv::go_quote_str;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Keyword {
+pub(crate) enum Keyword {
     If,
     Else,
     End,
@@ -35,7 +35,7 @@ impl Keyword {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub(super) enum TokenKind {
+pub(crate) enum TokenKind {
     Text,
     LeftDelim,
     RightDelim,
@@ -64,15 +64,15 @@ pub(super) enum TokenKind {
 }
 
 #[derive(Clone, Debug)]
-pub(super) struct Token {
-    pub(super) kind: TokenKind,
+pub(crate) struct Token {
+    pub(crate) kind: TokenKind,
     /// Byte range of the token in the template text.
-    pub(super) start: usize,
-    pub(super) end: usize,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
 }
 
 /// Splits a template into tokens; a lexical error becomes an `Error` token that ends the stream.
-pub(super) struct Lexer<'s> {
+pub(crate) struct Lexer<'s> {
     src: &'s str,
     pos: usize,
     paren_depth: usize,
@@ -97,7 +97,7 @@ fn describe_char(c: char) -> String {
 }
 
 impl<'s> Lexer<'s> {
-    pub(super) fn lex(src: &'s str) -> Vec<Token> {
+    pub(crate) fn lex(src: &'s str) -> Vec<Token> {
         let mut lexer = Lexer {
             src,
             pos: 0,

@@ -1,20 +1,21 @@
-//! The syntax tree and the parser that builds it from tokens, including the parsing of
-//! number, string and character literals.
+//! The syntax tree and the parser that builds it from tokens (literals are read with
+//! [`crate::strconv`]).
 
 use std::collections::HashMap;
 use std::fmt::{self, Display};
 
-use super::functions::lookup_function;
-use super::lexer::{Keyword, Lexer, Token, TokenKind};
-use super::printf::go_quote_str;
-use super::{MAX_PARSE_DEPTH, TemplateError};
+use crate::error::TemplateError;
+use crate::functions::lookup_function;
+use crate::lexer::{Keyword, Lexer, Token, TokenKind};
+use crate::limits::MAX_PARSE_DEPTH;
+use crate::strconv::{Number, go_quote_str, parse_number, unquote};
 
 // ---------------------------------------------------------------------------------------------
 // Syntax tree
 // ---------------------------------------------------------------------------------------------
 
 #[derive(Debug)]
-pub(super) enum Node {
+pub(crate) enum Node {
     /// Literal text: a byte range of the template.
     Text(usize, usize),
     Action(Pipe),
@@ -32,34 +33,34 @@ pub(super) enum Node {
 
 /// `if`, `range` and `with`: a pipeline, a body and an optional `else` body.
 #[derive(Debug)]
-pub(super) struct Branch {
-    pub(super) pipe: Pipe,
-    pub(super) body: Vec<Node>,
-    pub(super) otherwise: Option<Vec<Node>>,
+pub(crate) struct Branch {
+    pub(crate) pipe: Pipe,
+    pub(crate) body: Vec<Node>,
+    pub(crate) otherwise: Option<Vec<Node>>,
 }
 
 #[derive(Debug)]
-pub(super) struct Pipe {
-    pub(super) pos: usize,
-    pub(super) decl: Vec<String>,
-    pub(super) is_assign: bool,
-    pub(super) cmds: Vec<Command>,
+pub(crate) struct Pipe {
+    pub(crate) pos: usize,
+    pub(crate) decl: Vec<String>,
+    pub(crate) is_assign: bool,
+    pub(crate) cmds: Vec<Command>,
 }
 
 #[derive(Debug)]
-pub(super) struct Command {
-    pub(super) pos: usize,
-    pub(super) args: Vec<Arg>,
+pub(crate) struct Command {
+    pub(crate) pos: usize,
+    pub(crate) args: Vec<Arg>,
 }
 
 #[derive(Debug)]
-pub(super) struct Arg {
-    pub(super) pos: usize,
-    pub(super) kind: ArgKind,
+pub(crate) struct Arg {
+    pub(crate) pos: usize,
+    pub(crate) kind: ArgKind,
 }
 
 #[derive(Debug)]
-pub(super) enum ArgKind {
+pub(crate) enum ArgKind {
     /// `.a.b`
     Field(Vec<String>),
     /// `$x.a.b` (`$x` with no fields)
@@ -76,19 +77,6 @@ pub(super) enum ArgKind {
     },
     Function(String),
     Pipe(Box<Pipe>),
-}
-
-#[derive(Debug)]
-pub(super) struct Number {
-    pub(super) text: String,
-    pub(super) value: NumberValue,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(super) enum NumberValue {
-    Int(i64),
-    Float(f64),
-    TooLarge,
 }
 
 fn write_fields(f: &mut fmt::Formatter<'_>, fields: &[String]) -> fmt::Result {
@@ -147,8 +135,8 @@ impl Display for Pipe {
 }
 
 /// The parsed templates: the main one and those made by `define` and `block`.
-pub(super) struct Templates {
-    pub(super) trees: HashMap<String, Vec<Node>>,
+pub(crate) struct Templates {
+    pub(crate) trees: HashMap<String, Vec<Node>>,
 }
 
 /// Is the tree nothing but white space (Go lets a `define` replace such a template)?
@@ -174,7 +162,7 @@ enum ListEnd {
 
 type ParseResult<T> = Result<T, TemplateError>;
 
-pub(super) struct Parser<'s> {
+pub(crate) struct Parser<'s> {
     name: &'s str,
     src: &'s str,
     tokens: Vec<Token>,
@@ -187,7 +175,7 @@ pub(super) struct Parser<'s> {
 }
 
 impl<'s> Parser<'s> {
-    pub(super) fn parse(name: &'s str, src: &'s str) -> ParseResult<Templates> {
+    pub(crate) fn parse(name: &'s str, src: &'s str) -> ParseResult<Templates> {
         let mut parser = Parser {
             name,
             src,
@@ -795,147 +783,8 @@ enum Parsed {
     Else(usize),
 }
 
-/// Parses a number or character literal the way Go's template parser does.
-pub(super) fn parse_number(text: &str, is_char: bool) -> Result<Number, String> {
-    let illegal = || format!("illegal number syntax: {}", go_quote_str(text));
-    if is_char {
-        let bytes = unquote(text).map_err(|_| format!("malformed character constant: {text}"))?;
-        let decoded = std::str::from_utf8(&bytes).ok().and_then(|s| {
-            let mut chars = s.chars();
-            let c = chars.next()?;
-            chars.next().is_none().then_some(c as i64)
-        });
-        let value = match (decoded, bytes.as_slice()) {
-            (Some(code), _) => code,
-            (None, [byte]) => i64::from(*byte),
-            _ => return Err(format!("malformed character constant: {text}")),
-        };
-        return Ok(Number {
-            text: text.to_string(),
-            value: NumberValue::Int(value),
-        });
-    }
-    if text.ends_with('i') {
-        return Err("complex numbers are not supported".to_string());
-    }
-    let (negative, unsigned) = match text.as_bytes().first() {
-        Some(b'-') => (true, &text[1..]),
-        Some(b'+') => (false, &text[1..]),
-        _ => (false, text),
-    };
-    let lower = unsigned.to_ascii_lowercase();
-    let is_hex = lower.starts_with("0x");
-    let value = if !is_hex && (lower.contains('.') || lower.contains('e')) {
-        let cleaned: String = text.chars().filter(|&c| c != '_').collect();
-        let float: f64 = cleaned.parse().map_err(|_| illegal())?;
-        NumberValue::Float(float)
-    } else {
-        let digits: String = lower.chars().filter(|&c| c != '_').collect();
-        let (radix, body) = if let Some(rest) = digits.strip_prefix("0x") {
-            (16, rest.to_string())
-        } else if let Some(rest) = digits.strip_prefix("0o") {
-            (8, rest.to_string())
-        } else if let Some(rest) = digits.strip_prefix("0b") {
-            (2, rest.to_string())
-        } else if digits.len() > 1 && digits.starts_with('0') {
-            (8, digits[1..].to_string())
-        } else {
-            (10, digits)
-        };
-        if body.is_empty() || !body.chars().all(|c| c.is_digit(radix)) {
-            return Err(illegal());
-        }
-        match u128::from_str_radix(&body, radix) {
-            Ok(magnitude) => {
-                let signed = if negative {
-                    -(magnitude as i128)
-                } else {
-                    magnitude as i128
-                };
-                i64::try_from(signed).map_or(NumberValue::TooLarge, NumberValue::Int)
-            }
-            Err(_) => NumberValue::TooLarge,
-        }
-    };
-    Ok(Number {
-        text: text.to_string(),
-        value,
-    })
-}
-
-/// Go's `strconv.Unquote` for `"…"`, `'…'` and `` `…` `` literals.
-fn unquote(text: &str) -> Result<Vec<u8>, String> {
-    let invalid = || "invalid syntax".to_string();
-    if let Some(raw) = text.strip_prefix('`') {
-        let body = raw.strip_suffix('`').ok_or_else(invalid)?;
-        return Ok(body.replace('\r', "").into_bytes());
-    }
-    let quote = text.chars().next().ok_or_else(invalid)?;
-    if text.len() < 2 || !text.ends_with(quote) || !matches!(quote, '"' | '\'') {
-        return Err(invalid());
-    }
-    let body = &text[1..text.len() - 1];
-    let mut out = Vec::with_capacity(body.len());
-    let mut chars = body.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            if c == quote || c == '\n' {
-                return Err(invalid());
-            }
-            let mut buf = [0u8; 4];
-            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            continue;
-        }
-        let escape = chars.next().ok_or_else(invalid)?;
-        match escape {
-            'a' => out.push(0x07),
-            'b' => out.push(0x08),
-            'f' => out.push(0x0c),
-            'n' => out.push(b'\n'),
-            'r' => out.push(b'\r'),
-            't' => out.push(b'\t'),
-            'v' => out.push(0x0b),
-            '\\' => out.push(b'\\'),
-            '"' | '\'' if escape == quote => out.push(escape as u8),
-            'x' => out.push(
-                read_code(&mut chars, 2, 16)
-                    .and_then(|v| u8::try_from(v).ok())
-                    .ok_or_else(invalid)?,
-            ),
-            '0'..='7' => {
-                let rest = read_code(&mut chars, 2, 8).ok_or_else(invalid)?;
-                let value = (escape as u32 - '0' as u32) * 64 + rest;
-                out.push(u8::try_from(value).map_err(|_| invalid())?);
-            }
-            'u' | 'U' => {
-                let len = if escape == 'u' { 4 } else { 8 };
-                let code = read_code(&mut chars, len, 16).ok_or_else(invalid)?;
-                let c = char::from_u32(code).ok_or_else(invalid)?;
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            }
-            _ => return Err(invalid()),
-        }
-    }
-    if quote == '\'' && std::str::from_utf8(&out).map_or(out.len() != 1, |s| s.chars().count() != 1)
-    {
-        return Err(invalid());
-    }
-    Ok(out)
-}
-
-/// Reads exactly `len` digits of `radix`.
-fn read_code(chars: &mut impl Iterator<Item = char>, len: usize, radix: u32) -> Option<u32> {
-    let mut value: u32 = 0;
-    for _ in 0..len {
-        let digit = chars.next()?.to_digit(radix)?;
-        value = value.checked_mul(radix)?.checked_add(digit)?;
-    }
-    Some(value)
-}
-
 /// Line (from 1) and byte column (from 0) of a byte offset, as Go reports them.
-pub(super) fn line_and_column(src: &str, pos: usize) -> (usize, usize) {
+pub(crate) fn line_and_column(src: &str, pos: usize) -> (usize, usize) {
     let before = src.as_bytes().get(..pos.min(src.len())).unwrap_or_default();
     let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
     let column = before

@@ -1,15 +1,16 @@
 //! Go's `fmt` and `strconv` formatting: `%v` printing of values, `print`/`println`
-//! spacing, `printf` directives, float formatting and Go-style quoting.
+//! spacing, `printf` directives and float formatting (quoting is in [`crate::strconv`]).
 
 use std::fmt::{self, Write as _};
 
 use zeroize::Zeroize;
 
-use super::value::{Value, utf8_units};
-use super::{MAX_FORMAT_WIDTH, MAX_STRING, MAX_VALUE_DEPTH};
+use crate::limits::{MAX_FORMAT_WIDTH, MAX_STRING, MAX_VALUE_DEPTH};
+use crate::strconv::{go_quote, push_quoted_char};
+use crate::value::{Value, utf8_units};
 
 /// Go's `%v`.
-pub(super) fn format_default(value: &Value, out: &mut Vec<u8>, depth: usize) {
+pub(crate) fn format_default(value: &Value, out: &mut Vec<u8>, depth: usize) {
     if depth > MAX_VALUE_DEPTH {
         out.extend_from_slice(b"...");
         return;
@@ -46,20 +47,20 @@ pub(super) fn format_default(value: &Value, out: &mut Vec<u8>, depth: usize) {
 }
 
 /// Shortest decimal digits and exponent of a finite float: `1.5e3` -> ("15", 3).
-pub(super) fn float_digits(f: f64) -> (String, i32) {
+pub(crate) fn float_digits(f: f64) -> (String, i32) {
     let text = format!("{:e}", f.abs());
     let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
     (mantissa.replace('.', ""), exponent.parse().unwrap_or(0))
 }
 
 /// Go's `%e`-style exponent: at least two digits and a sign.
-pub(super) fn go_exponent(exponent: i32) -> String {
+pub(crate) fn go_exponent(exponent: i32) -> String {
     let sign = if exponent < 0 { '-' } else { '+' };
     format!("e{sign}{:02}", exponent.unsigned_abs())
 }
 
 /// Go's `strconv.FormatFloat(f, 'g', -1, 64)`, which `%v` uses.
-pub(super) fn format_float_shortest(f: f64) -> String {
+pub(crate) fn format_float_shortest(f: f64) -> String {
     if f.is_nan() {
         return "NaN".to_string();
     }
@@ -112,68 +113,8 @@ fn format_float_exponent(f: f64, precision: usize, upper: bool) -> String {
     }
 }
 
-/// Go's `unicode.IsPrint`, approximately: graphic characters and the ASCII space.
-pub(super) fn is_printable(c: char) -> bool {
-    if c == ' ' {
-        return true;
-    }
-    if c.is_control() || c.is_whitespace() {
-        return false;
-    }
-    !matches!(c as u32,
-        0xAD | 0x600..=0x605 | 0x61C | 0x6DD | 0x70F | 0x180E | 0x200B..=0x200F
-        | 0x202A..=0x202E | 0x2060..=0x206F | 0xD800..=0xDFFF | 0xE000..=0xF8FF | 0xFEFF
-        | 0xFFF9..=0xFFFB | 0xFFFE | 0xFFFF | 0xE0001 | 0xE0020..=0xE007F | 0xF0000..)
-}
-
-/// Go's `strconv.Quote` of a string (`%q`).
-pub(super) fn go_quote(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() + 2);
-    out.push('"');
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            push_quoted_char(&mut out, c, '"');
-        }
-        for byte in chunk.invalid() {
-            let _ = write!(out, "\\x{byte:02x}");
-        }
-    }
-    out.push('"');
-    out
-}
-
-pub(super) fn go_quote_str(text: &str) -> String {
-    go_quote(text.as_bytes())
-}
-
-fn push_quoted_char(out: &mut String, c: char, quote: char) {
-    match c {
-        _ if c == quote || c == '\\' => {
-            out.push('\\');
-            out.push(c);
-        }
-        '\u{7}' => out.push_str("\\a"),
-        '\u{8}' => out.push_str("\\b"),
-        '\u{c}' => out.push_str("\\f"),
-        '\n' => out.push_str("\\n"),
-        '\r' => out.push_str("\\r"),
-        '\t' => out.push_str("\\t"),
-        '\u{b}' => out.push_str("\\v"),
-        _ if is_printable(c) => out.push(c),
-        _ if (c as u32) < 0x80 => {
-            let _ = write!(out, "\\x{:02x}", c as u32);
-        }
-        _ if (c as u32) < 0x10000 => {
-            let _ = write!(out, "\\u{:04x}", c as u32);
-        }
-        _ => {
-            let _ = write!(out, "\\U{:08x}", c as u32);
-        }
-    }
-}
-
 /// Go's `fmt.Sprint`: spaces between operands when neither side is a string.
-pub(super) fn sprint(args: &[Value], out: &mut Vec<u8>) {
+pub(crate) fn sprint(args: &[Value], out: &mut Vec<u8>) {
     let mut previous_is_string = false;
     for (i, arg) in args.iter().enumerate() {
         let is_string = matches!(arg, Value::Str(_));
@@ -202,7 +143,7 @@ struct Directive {
 ///
 /// Widths repeat and lists multiply them, so the output is checked after every directive and
 /// formatting stops once it passes the size of one value (`None`).
-pub(super) fn go_sprintf(format: &[u8], args: &[Value]) -> Option<Vec<u8>> {
+pub(crate) fn go_sprintf(format: &[u8], args: &[Value]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(format.len());
     let mut next_arg = 0;
     let mut i = 0;
@@ -274,7 +215,7 @@ pub(super) fn go_sprintf(format: &[u8], args: &[Value]) -> Option<Vec<u8>> {
 }
 
 /// Adapts a byte vector to `fmt::Write`.
-pub(super) struct VecWriter<'a>(pub(super) &'a mut Vec<u8>);
+pub(crate) struct VecWriter<'a>(pub(crate) &'a mut Vec<u8>);
 
 impl fmt::Write for VecWriter<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
@@ -437,7 +378,7 @@ fn truncate_chars(s: &[u8], precision: Option<usize>) -> Vec<u8> {
     }
 }
 
-pub(super) fn hex_string(s: &[u8], upper: bool, spaced: bool) -> Vec<u8> {
+pub(crate) fn hex_string(s: &[u8], upper: bool, spaced: bool) -> Vec<u8> {
     let mut text = String::with_capacity(s.len() * 3);
     for (i, byte) in s.iter().enumerate() {
         if spaced && i > 0 {

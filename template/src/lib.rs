@@ -1,13 +1,36 @@
-//! Go `text/template` rendering of `spec.template.data`.
+//! Go `text/template` with the Sprig functions, as Sealed Secrets renders `spec.template.data`.
 //!
 //! Upstream Sealed Secrets lets a SealedSecret shape the values of the Secret it produces:
 //! every entry of `spec.template.data` is a Go `text/template`, named after its data key,
 //! executed with the decrypted items as its data (a Go `map[string]string`) and the Sprig v3
 //! function map minus `env`, `expandenv` and `getHostByName` (so a template can't learn
-//! anything about the controller's environment). This module is a small, self-contained
+//! anything about the controller's environment). This crate is a small, self-contained
 //! re-implementation of that language (lexer, parser and executor written from scratch,
 //! following the documented Go semantics), so existing SealedSecrets render byte for byte the
 //! same here.
+//!
+//! `sealed-secrets-core` renders every template of a SealedSecret with it (`unseal`), under one
+//! [`Budget`] per object:
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use sealed_secrets_template::{Budget, Data, Template};
+//!
+//! let items = BTreeMap::from([("user".to_string(), b"alice".to_vec())]);
+//! let data = Data::new(&items);
+//! let mut budget = Budget::per_object();
+//! let template = Template::parse("greeting", r#"{{ .user | upper | printf "hi %s" }}"#)?;
+//! assert_eq!(template.render(&data, &mut budget)?.as_slice(), b"hi ALICE");
+//! # Ok::<(), sealed_secrets_template::TemplateError>(())
+//! ```
+//!
+//! # Why a crate of its own
+//! The engine is a language implementation (about 6,000 lines, more than half of what the core
+//! crate was) that shares nothing with the sealing cryptography, the CRD types or key
+//! handling: it takes a template and a map of byte strings and returns bytes. On its own it
+//! builds and tests without Kubernetes types, YAML or X.509, its fuzz target depends on it
+//! alone, and the dependency points one way: `sealed-secrets-core` uses this crate, never the
+//! other way round.
 //!
 //! # Language
 //! Text and actions `{{ }}` with the `{{-` / `-}}` trim markers; comments `{{/* */}}`;
@@ -47,44 +70,67 @@
 //! - Guards against runaway templates that Go does not have: nesting depth, the size of each
 //!   string, a `set` that would make a map contain itself, and one [`Budget`] per SealedSecret
 //!   shared by all its templates (operations run, bytes produced by functions, bytes
-//!   rendered; see [`crate::budget`]). A function that would print, encode, join or compare a
+//!   rendered; see [`budget`]). A function that would print, encode, join or compare a
 //!   list or map larger than what is left of the budget fails before it starts.
 //! - Error messages never quote template data: where Go would print a value (for example the
 //!   message of a `fail` that is not a string literal) it is withheld.
 
+//!
+//! # Limits
+//! Per object, shared by every template of one SealedSecret ([`budget`]): at most
+//! [`budget::MAX_STEPS`] operations, [`budget::MAX_ALLOCATED_BYTES`] bytes produced by function
+//! calls and [`budget::MAX_RENDERED_BYTES`] bytes rendered. Per value and call: strings of at
+//! most 4 MiB, nesting of blocks and pipelines at most 100 deep when parsing and 200 when
+//! executing, lists and maps printed or compared at most 100 deep, `printf` widths at most
+//! 1,000,000. Over a limit the render fails with [`TemplateError::Limit`], which names the
+//! limit and nothing of the data. The checks on the object's shape before anything is
+//! decrypted (entry count, input size) are the caller's (`sealed_secrets_core::budget`).
+//!
+//! # Modules and their dependency order
+//! Each module uses only modules above it (the root uses `budget`, `error`, `exec`, `parser`
+//! and `value`), so no two modules import each other:
+//!
+//! | module | uses | what it is |
+//! |---|---|---|
+//! | `limits` | – | per-value limits (string size, nesting depths, `printf` width) |
+//! | [`budget`] | – | the per-object budget and its limits |
+//! | `strconv` | – | Go's quoting, unquoting and number literals |
+//! | `value` | limits | template values (secret strings, numbers, lists, maps) |
+//! | `error` | strconv | [`TemplateError`] |
+//! | `printf` | limits, strconv, value | Go's `fmt`: `%v`, `print`, `printf`, floats |
+//! | `encoding` | limits, printf, value | hex, Adler-32, base32, Go's JSON output |
+//! | `helpers` | limits, value | errors and size checks shared by the functions |
+//! | `builtins` | helpers, printf, strconv, value | Go's builtin functions |
+//! | `sprig` | encoding, helpers, limits, printf, strconv, value | the Sprig functions |
+//! | `functions` | builtins, sprig, value | the function table: names, signatures, calls |
+//! | `lexer` | strconv | template text to tokens |
+//! | `parser` | error, functions, lexer, limits, strconv | tokens to the syntax tree |
+//! | `exec` | budget, error, functions, limits, parser, printf, strconv, value | the executor |
+
+pub mod budget;
 mod builtins;
 mod encoding;
+mod error;
 mod exec;
 mod functions;
+mod helpers;
 mod lexer;
+mod limits;
 mod parser;
 mod printf;
 mod sprig;
+mod strconv;
 mod value;
 
 use std::collections::BTreeMap;
 
 use zeroize::Zeroizing;
 
-pub use crate::budget::Budget;
+pub use budget::Budget;
+pub use error::TemplateError;
 use exec::State;
 use parser::{Parser, Templates};
-use printf::go_quote_str;
 use value::Value;
-
-/// Deepest nesting of blocks and parenthesised pipelines the parser accepts.
-const MAX_PARSE_DEPTH: usize = 100;
-/// Deepest nesting of blocks, template calls and parenthesised pipelines during execution.
-const MAX_EXEC_DEPTH: usize = 200;
-/// Largest string a single function may produce: 4 MiB, four times the largest Secret.
-///
-/// The limits shared by all templates of a SealedSecret (steps, bytes produced, bytes
-/// rendered) are in [`crate::budget`].
-const MAX_STRING: usize = 4 << 20;
-/// Deepest nesting of lists and maps that is printed, compared or encoded.
-const MAX_VALUE_DEPTH: usize = 100;
-/// Largest width or precision `printf` accepts (as Go does).
-const MAX_FORMAT_WIDTH: usize = 1_000_000;
 
 /// A parsed template, ready to render any number of times.
 pub struct Template<'a> {
@@ -152,53 +198,6 @@ pub fn render<V: AsRef<[u8]>>(
 ) -> Result<Zeroizing<Vec<u8>>, TemplateError> {
     let template = Template::parse(name, template)?;
     template.render(&Data::new(values), &mut Budget::per_object())
-}
-
-/// Why a template could not be rendered.
-///
-/// The texts follow Go's (`template: NAME:LINE: …` for parse errors,
-/// `template: NAME:LINE:COL: executing "NAME" at <ACTION>: …` for execution errors) and only
-/// ever contain the template's name, positions, excerpts of the template text and type names,
-/// never template data or rendered output.
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
-pub enum TemplateError {
-    /// The template text is not a valid template.
-    #[error("template: {name}:{line}: {message}")]
-    Parse {
-        /// Name of the template (the data key).
-        name: String,
-        /// Line (from 1) where the problem was found.
-        line: usize,
-        /// What is wrong.
-        message: String,
-    },
-    /// Executing an action failed.
-    #[error(
-        "template: {name}:{line}:{column}: executing {} at <{context}>: {message}",
-        go_quote_str(.executing)
-    )]
-    Exec {
-        /// Name of the template (the data key).
-        name: String,
-        /// Line (from 1) of the failing action.
-        line: usize,
-        /// Byte offset (from 0) of the failing action in its line.
-        column: usize,
-        /// Name of the template being executed (differs from `name` inside `{{ template }}`).
-        executing: String,
-        /// The failing part of the action, as written in the template (at most 20 characters).
-        context: String,
-        /// What went wrong.
-        message: String,
-    },
-    /// The template exceeded one of the limits that protect the renderer.
-    #[error("template: {name}: {message}")]
-    Limit {
-        /// Name of the template (the data key).
-        name: String,
-        /// Which limit was exceeded.
-        message: String,
-    },
 }
 
 /// Names of the supported functions (for docs/tests).

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 
-use super::functions::lookup_function;
-use super::printf::format_float_shortest;
-use super::{SUPPORTED_FUNCTIONS, render};
+use crate::functions::lookup_function;
+use crate::printf::format_float_shortest;
+use crate::{SUPPORTED_FUNCTIONS, render};
 
 const SECRET: &str = "s3cr3t-P@ss";
 

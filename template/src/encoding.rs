@@ -3,18 +3,18 @@
 
 use std::fmt::Write as _;
 
-use super::printf::{VecWriter, float_digits, go_exponent, hex_string};
-use super::value::Value;
-use super::{MAX_STRING, MAX_VALUE_DEPTH};
+use crate::limits::{MAX_STRING, MAX_VALUE_DEPTH};
+use crate::printf::{VecWriter, float_digits, go_exponent, hex_string};
+use crate::value::Value;
 
-pub(super) fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     hex_string(bytes, false, false)
         .into_iter()
         .map(char::from)
         .collect()
 }
 
-pub(super) fn adler32(data: &[u8]) -> u32 {
+pub(crate) fn adler32(data: &[u8]) -> u32 {
     const MOD: u32 = 65521;
     let (mut a, mut b) = (1u32, 0u32);
     for chunk in data.chunks(5552) {
@@ -31,7 +31,7 @@ pub(super) fn adler32(data: &[u8]) -> u32 {
 const BASE32_ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
 /// Go's `base32.StdEncoding.EncodeToString`.
-pub(super) fn base32_encode(data: &[u8]) -> String {
+pub(crate) fn base32_encode(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(5) * 8);
     for block in data.chunks(5) {
         let mut buffer = [0u8; 5];
@@ -53,7 +53,7 @@ pub(super) fn base32_encode(data: &[u8]) -> String {
 }
 
 /// Go's `base32.StdEncoding.DecodeString`; the error is the offending input offset.
-pub(super) fn base32_decode(text: &[u8]) -> Result<Vec<u8>, usize> {
+pub(crate) fn base32_decode(text: &[u8]) -> Result<Vec<u8>, usize> {
     let input: Vec<(usize, u8)> = text
         .iter()
         .copied()
@@ -97,7 +97,7 @@ pub(super) fn base32_decode(text: &[u8]) -> Result<Vec<u8>, usize> {
 
 /// How `toJson`, `toPrettyJson` and `toRawJson` lay out JSON.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum JsonStyle {
+pub(crate) enum JsonStyle {
     /// `json.Marshal`: compact, with `<`, `>` and `&` escaped.
     Compact,
     /// `json.MarshalIndent(v, "", "  ")`.
@@ -109,7 +109,7 @@ pub(super) enum JsonStyle {
 /// Go's `encoding/json` encoding; fails on NaN and infinities as Go does, and stops (failing)
 /// once the output passes the size of one value, since indentation and escapes can make it many
 /// times larger than the value.
-pub(super) fn encode_json(
+pub(crate) fn encode_json(
     value: &Value,
     out: &mut Vec<u8>,
     style: JsonStyle,

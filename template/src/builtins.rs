@@ -6,18 +6,19 @@ use std::fmt::Write as _;
 
 use zeroize::Zeroizing;
 
-use super::functions::{bad_args, ok_str, too_large};
-use super::printf::{VecWriter, format_default, go_sprintf, is_printable, sprint};
-use super::value::{Value, utf8_units};
+use crate::helpers::{bad_args, ok_str, too_large};
+use crate::printf::{VecWriter, format_default, go_sprintf, sprint};
+use crate::strconv::is_printable;
+use crate::value::{Value, utf8_units};
 
-pub(super) fn builtin_not(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn builtin_not(args: &[Value]) -> Result<Value, String> {
     let [value] = args else {
         return Err(bad_args());
     };
     Ok(Value::Bool(!value.is_true()))
 }
 
-pub(super) fn builtin_len(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn builtin_len(args: &[Value]) -> Result<Value, String> {
     let [value] = args else {
         return Err(bad_args());
     };
@@ -53,7 +54,7 @@ fn index_in(index: &Value, len: usize, allow_end: bool) -> Result<usize, String>
     }
 }
 
-pub(super) fn builtin_index(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn builtin_index(args: &[Value]) -> Result<Value, String> {
     let [item, indexes @ ..] = args else {
         return Err(bad_args());
     };
@@ -97,7 +98,7 @@ pub(super) fn builtin_index(args: &[Value]) -> Result<Value, String> {
     Ok(current)
 }
 
-pub(super) fn builtin_slice(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn builtin_slice(args: &[Value]) -> Result<Value, String> {
     let [item, indexes @ ..] = args else {
         return Err(bad_args());
     };
@@ -137,13 +138,13 @@ pub(super) fn builtin_slice(args: &[Value]) -> Result<Value, String> {
     }
 }
 
-pub(super) fn builtin_print(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn builtin_print(args: &[Value]) -> Result<Value, String> {
     let mut out = Vec::new();
     sprint(args, &mut out);
     ok_str(out)
 }
 
-pub(super) fn builtin_println(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn builtin_println(args: &[Value]) -> Result<Value, String> {
     let mut out = Vec::new();
     for (i, arg) in args.iter().enumerate() {
         if i > 0 {
@@ -155,7 +156,7 @@ pub(super) fn builtin_println(args: &[Value]) -> Result<Value, String> {
     ok_str(out)
 }
 
-pub(super) fn builtin_printf(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn builtin_printf(args: &[Value]) -> Result<Value, String> {
     let [format, rest @ ..] = args else {
         return Err(bad_args());
     };
@@ -208,7 +209,7 @@ fn equal(a: &Value, b: &Value) -> Result<bool, String> {
     })
 }
 
-pub(super) fn builtin_eq(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn builtin_eq(args: &[Value]) -> Result<Value, String> {
     let [first, others @ ..] = args else {
         return Err(bad_args());
     };
@@ -223,7 +224,7 @@ pub(super) fn builtin_eq(args: &[Value]) -> Result<Value, String> {
     Ok(Value::Bool(false))
 }
 
-pub(super) fn builtin_ne(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn builtin_ne(args: &[Value]) -> Result<Value, String> {
     let [a, b] = args else { return Err(bad_args()) };
     Ok(Value::Bool(!equal(a, b)?))
 }
@@ -244,22 +245,22 @@ fn less(a: &Value, b: &Value) -> Result<bool, String> {
     }
 }
 
-pub(super) fn builtin_lt(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn builtin_lt(args: &[Value]) -> Result<Value, String> {
     let [a, b] = args else { return Err(bad_args()) };
     Ok(Value::Bool(less(a, b)?))
 }
 
-pub(super) fn builtin_le(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn builtin_le(args: &[Value]) -> Result<Value, String> {
     let [a, b] = args else { return Err(bad_args()) };
     Ok(Value::Bool(less(a, b)? || equal(a, b)?))
 }
 
-pub(super) fn builtin_gt(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn builtin_gt(args: &[Value]) -> Result<Value, String> {
     let [a, b] = args else { return Err(bad_args()) };
     Ok(Value::Bool(!(less(a, b)? || equal(a, b)?)))
 }
 
-pub(super) fn builtin_ge(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn builtin_ge(args: &[Value]) -> Result<Value, String> {
     let [a, b] = args else { return Err(bad_args()) };
     Ok(Value::Bool(!less(a, b)?))
 }
@@ -284,15 +285,15 @@ fn escaper_input(args: &[Value]) -> Zeroizing<Vec<u8>> {
     out
 }
 
-pub(super) fn builtin_html(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn builtin_html(args: &[Value]) -> Result<Value, String> {
     ok_str(html_escape(&escaper_input(args)))
 }
 
-pub(super) fn builtin_js(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn builtin_js(args: &[Value]) -> Result<Value, String> {
     ok_str(js_escape(&escaper_input(args)))
 }
 
-pub(super) fn builtin_urlquery(args: &[Value]) -> Result<Value, String> {
+pub(crate) fn builtin_urlquery(args: &[Value]) -> Result<Value, String> {
     ok_str(query_escape(&escaper_input(args)))
 }
 

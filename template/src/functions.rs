@@ -1,13 +1,16 @@
 //! The function table: which names are defined, the Go signature of each (parameter types)
-//! and its implementation, plus small helpers shared by the implementations.
+//! and its implementation.
+//!
+//! The parser asks it whether a name is defined and the executor how to call it; the
+//! implementations (`builtins`, `sprig`) never refer back to it (what they share is in
+//! [`crate::helpers`]).
 
-use super::MAX_STRING;
-use super::builtins::{
+use crate::builtins::{
     builtin_eq, builtin_ge, builtin_gt, builtin_html, builtin_index, builtin_js, builtin_le,
     builtin_len, builtin_lt, builtin_ne, builtin_not, builtin_print, builtin_printf,
     builtin_println, builtin_slice, builtin_urlquery,
 };
-use super::sprig::{
+use crate::sprig::{
     sprig_add, sprig_add1, sprig_adler32sum, sprig_append, sprig_atoi, sprig_b32dec, sprig_b32enc,
     sprig_b64dec, sprig_b64enc, sprig_cat, sprig_coalesce, sprig_contains, sprig_default,
     sprig_dict, sprig_div, sprig_empty, sprig_fail, sprig_first, sprig_float64, sprig_from_json,
@@ -20,11 +23,11 @@ use super::sprig::{
     sprig_to_strings, sprig_trim, sprig_trim_all, sprig_trim_prefix, sprig_trim_suffix,
     sprig_trunc, sprig_unset, sprig_upper, sprig_values,
 };
-use super::value::{SecretBytes, Value};
+use crate::value::Value;
 
 /// What a function parameter accepts, following the Go signature.
 #[derive(Clone, Copy, Debug)]
-pub(super) enum Param {
+pub(crate) enum Param {
     /// `interface{}`: anything; a missing value becomes nil.
     Any,
     /// `reflect.Value` of the builtins: anything, missing values included.
@@ -39,22 +42,22 @@ pub(super) enum Param {
 type Implementation = fn(&[Value]) -> Result<Value, String>;
 
 #[derive(Clone, Copy)]
-pub(super) enum Call {
+pub(crate) enum Call {
     And,
     Or,
     Plain(Implementation),
 }
 
 #[derive(Clone, Copy)]
-pub(super) struct Function {
-    pub(super) params: &'static [Param],
-    pub(super) variadic: Option<Param>,
-    pub(super) call: Call,
+pub(crate) struct Function {
+    pub(crate) params: &'static [Param],
+    pub(crate) variadic: Option<Param>,
+    pub(crate) call: Call,
     /// The error message is the template author's (`fail`, `required`).
-    pub(super) user_message: bool,
+    pub(crate) user_message: bool,
     /// The function walks its arguments whole (prints, encodes, joins or compares lists and
     /// maps), so their printed size is charged before it runs.
-    pub(super) walks_args: bool,
+    pub(crate) walks_args: bool,
 }
 
 /// Functions whose work grows with the printed size of their arguments.
@@ -79,7 +82,7 @@ const WALKING: &[&str] = &[
 ];
 
 impl Function {
-    pub(super) fn param(&self, index: usize) -> Param {
+    pub(crate) fn param(&self, index: usize) -> Param {
         self.params
             .get(index)
             .copied()
@@ -88,7 +91,7 @@ impl Function {
     }
 }
 
-pub(super) fn lookup_function(name: &str) -> Option<Function> {
+pub(crate) fn lookup_function(name: &str) -> Option<Function> {
     use Param::{Any, Bool, Int, Map, Reflect, Str};
     let fixed = |params: &'static [Param], call: Implementation| Function {
         params,
@@ -207,25 +210,4 @@ pub(super) fn lookup_function(name: &str) -> Option<Function> {
         walks_args: WALKING.contains(&name),
         ..function
     })
-}
-
-pub(super) fn bad_args() -> String {
-    "wrong number of arguments".to_string()
-}
-
-pub(super) fn ok_str(bytes: impl Into<SecretBytes>) -> Result<Value, String> {
-    Ok(Value::str(bytes))
-}
-
-/// Refuses to build strings over the size limit before allocating them.
-pub(super) fn check_size(size: Option<usize>) -> Result<usize, String> {
-    match size {
-        Some(size) if size <= MAX_STRING => Ok(size),
-        _ => Err(too_large()),
-    }
-}
-
-/// The error of a function whose result would be larger than one value may be.
-pub(super) fn too_large() -> String {
-    format!("result would be larger than {MAX_STRING} bytes")
 }

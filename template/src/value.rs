@@ -11,11 +11,11 @@ use std::rc::Rc;
 
 use zeroize::Zeroize;
 
-use super::MAX_VALUE_DEPTH;
+use crate::limits::MAX_VALUE_DEPTH;
 
 /// The bytes of a Go string, wiped (whole capacity) when dropped.
 #[derive(Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) struct SecretBytes(Vec<u8>);
+pub(crate) struct SecretBytes(Vec<u8>);
 
 impl Deref for SecretBytes {
     type Target = [u8];
@@ -81,7 +81,7 @@ impl<const N: usize> From<&[u8; N]> for SecretBytes {
 
 /// A value during execution, mirroring the Go types templates see.
 #[derive(Clone, Debug)]
-pub(super) enum Value {
+pub(crate) enum Value {
     /// Go's invalid `reflect.Value`, e.g. a missing map key; prints as `<no value>`.
     Missing,
     /// An untyped `nil`; prints as `<nil>`.
@@ -99,16 +99,16 @@ pub(super) enum Value {
 
 /// The elements of a list.
 #[derive(Debug, Default)]
-pub(super) struct ListValue {
-    pub(super) items: Vec<Value>,
+pub(crate) struct ListValue {
+    pub(crate) items: Vec<Value>,
 }
 
 /// The entries of a map, kept sorted by key as Go sorts keys when printing and ranging.
 #[derive(Debug, Default)]
-pub(super) struct MapValue {
-    pub(super) entries: RefCell<BTreeMap<Vec<u8>, Value>>,
+pub(crate) struct MapValue {
+    pub(crate) entries: RefCell<BTreeMap<Vec<u8>, Value>>,
     /// True for Go's `map[string]string` (the data), false for `map[string]interface{}`.
-    pub(super) string_elems: bool,
+    pub(crate) string_elems: bool,
 }
 
 impl Drop for ListValue {
@@ -158,15 +158,15 @@ fn drop_iteratively(mut pending: Vec<Value>) {
 
 impl Value {
     /// A string; owned buffers are taken over without a copy, so no unwiped copy is left.
-    pub(super) fn str(bytes: impl Into<SecretBytes>) -> Value {
+    pub(crate) fn str(bytes: impl Into<SecretBytes>) -> Value {
         Value::Str(Rc::new(bytes.into()))
     }
 
-    pub(super) fn list(items: Vec<Value>) -> Value {
+    pub(crate) fn list(items: Vec<Value>) -> Value {
         Value::List(Rc::new(ListValue { items }))
     }
 
-    pub(super) fn map(entries: BTreeMap<Vec<u8>, Value>) -> Value {
+    pub(crate) fn map(entries: BTreeMap<Vec<u8>, Value>) -> Value {
         Value::Map(Rc::new(MapValue {
             entries: RefCell::new(entries),
             string_elems: false,
@@ -174,7 +174,7 @@ impl Value {
     }
 
     /// The data: Go's `map[string]string`.
-    pub(super) fn string_map<V: AsRef<[u8]>>(values: &BTreeMap<String, V>) -> Value {
+    pub(crate) fn string_map<V: AsRef<[u8]>>(values: &BTreeMap<String, V>) -> Value {
         let entries = values
             .iter()
             .map(|(key, value)| (key.as_bytes().to_vec(), Value::str(value.as_ref())))
@@ -186,7 +186,7 @@ impl Value {
     }
 
     /// Go's name of the value's type, for error messages.
-    pub(super) fn type_name(&self) -> &'static str {
+    pub(crate) fn type_name(&self) -> &'static str {
         match self {
             Value::Missing => "<invalid Value>",
             Value::Nil => "<nil>",
@@ -201,7 +201,7 @@ impl Value {
     }
 
     /// Go's notion of truth used by `if`, `with`, `and`, `or` and `not`.
-    pub(super) fn is_true(&self) -> bool {
+    pub(crate) fn is_true(&self) -> bool {
         match self {
             Value::Missing | Value::Nil => false,
             Value::Bool(b) => *b,
@@ -214,16 +214,16 @@ impl Value {
     }
 
     /// Sprig's `empty`: the zero value of its type, or nil.
-    pub(super) fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         !self.is_true()
     }
 
-    pub(super) fn is_nil(&self) -> bool {
+    pub(crate) fn is_nil(&self) -> bool {
         matches!(self, Value::Missing | Value::Nil)
     }
 
     /// The bytes of a string (empty for other values; callers check types first).
-    pub(super) fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         match self {
             Value::Str(s) => s,
             _ => &[],
@@ -231,7 +231,7 @@ impl Value {
     }
 
     /// The integer (0 for other values; callers check types first).
-    pub(super) fn int(&self) -> i64 {
+    pub(crate) fn int(&self) -> i64 {
         match self {
             Value::Int(i) => *i,
             _ => 0,
@@ -245,7 +245,7 @@ impl Value {
     /// steps. Lists and maps can share elements, so a small template can build a value whose
     /// printed form is exponentially large; the walk stops as soon as `cap` is passed, and every
     /// element counts at least one byte, so it never visits more than `cap` elements.
-    pub(super) fn printed_size(&self, cap: usize, visited: &mut u64) -> Option<usize> {
+    pub(crate) fn printed_size(&self, cap: usize, visited: &mut u64) -> Option<usize> {
         let mut total = 0usize;
         let mut pending: Vec<(Value, usize)> = vec![(self.clone(), 0)];
         while let Some((value, depth)) = pending.pop() {
@@ -290,7 +290,7 @@ impl Value {
     }
 
     /// A snapshot of a map's entries.
-    pub(super) fn map_entries(map: &MapValue) -> Vec<(Vec<u8>, Value)> {
+    pub(crate) fn map_entries(map: &MapValue) -> Vec<(Vec<u8>, Value)> {
         map.entries
             .try_borrow()
             .map(|entries| {
@@ -304,7 +304,7 @@ impl Value {
 }
 
 /// Splits into UTF-8 sequences, each invalid byte on its own (Go's rune iteration).
-pub(super) fn utf8_units(s: &[u8]) -> Vec<&[u8]> {
+pub(crate) fn utf8_units(s: &[u8]) -> Vec<&[u8]> {
     let mut units = Vec::new();
     for chunk in s.utf8_chunks() {
         let valid = chunk.valid();
