@@ -101,8 +101,10 @@ fn shape_error(err: &serde_json::Error) -> String {
 /// may leave out `cluster` (a context that only sets a namespace), which kube's `Context`
 /// requires, and an empty `current-context` is unset, so that a later file's may win.
 fn document(mut doc: Value) -> Result<Kubeconfig, serde_json::Error> {
-    if doc.get("current-context").and_then(Value::as_str) == Some("") {
-        doc.as_object_mut().map(|d| d.remove("current-context"));
+    if let Some(top) = doc.as_object_mut()
+        && top.get("current-context").and_then(Value::as_str) == Some("")
+    {
+        top.remove("current-context");
     }
     if let Some(contexts) = doc.get_mut("contexts").and_then(Value::as_array_mut) {
         for context in contexts
@@ -341,5 +343,72 @@ contexts:
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("stat ") && err.ends_with("no such file or directory"));
+    }
+
+    #[test]
+    fn contexts_without_a_cluster_and_relative_paths_read_as_client_go_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        fs::write(
+            &path,
+            "apiVersion: v1
+kind: Config
+current-context: ns-only
+clusters:
+- {name: c, cluster: {server: 'https://x', certificate-authority: certs/ca.pem}}
+users:
+- name: u
+  user:
+    client-certificate: /abs/cert.pem
+    client-key: key.pem
+    tokenFile: token
+    exec: {apiVersion: client.authentication.k8s.io/v1, command: ./bin/helper}
+- name: v
+  user:
+    exec: {apiVersion: client.authentication.k8s.io/v1, command: aws}
+contexts:
+- {name: ns-only, context: {namespace: team-b}}
+---
+contexts:
+- {name: second-document, context: {cluster: c}}
+",
+        )
+        .unwrap();
+        let config = read(Some(&path)).unwrap().unwrap();
+        assert_eq!(context_namespace(&config, None).as_deref(), Some("team-b"));
+        assert!(find_context(&config, "second-document").is_some());
+        let in_dir = |p: &str| Some(dir.path().join(p).display().to_string());
+        let cluster = config.clusters[0].cluster.as_ref().unwrap();
+        assert_eq!(cluster.certificate_authority, in_dir("certs/ca.pem"));
+        let user = config.auth_infos[0].auth_info.as_ref().unwrap();
+        assert_eq!(user.client_certificate.as_deref(), Some("/abs/cert.pem"));
+        assert_eq!(user.client_key, in_dir("key.pem"));
+        assert_eq!(user.token_file, in_dir("token"));
+        assert_eq!(user.exec.as_ref().unwrap().command, in_dir("./bin/helper"));
+        let path_lookup = config.auth_infos[1].auth_info.as_ref().unwrap();
+        assert_eq!(
+            path_lookup.exec.as_ref().unwrap().command.as_deref(),
+            Some("aws")
+        );
+    }
+
+    #[test]
+    fn utf16_files_read_and_wrong_types_are_named_without_their_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("utf16");
+        let text = "current-context: dev\ncontexts:\n- {name: dev, context: {namespace: wide}}\n";
+        let mut bytes = vec![0xFF, 0xFE];
+        bytes.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+        fs::write(&path, bytes).unwrap();
+        let config = read(Some(&path)).unwrap().unwrap();
+        assert_eq!(context_namespace(&config, None).as_deref(), Some("wide"));
+
+        fs::write(&path, "users:\n- name: u\n  user: {password: 918273645}\n").unwrap();
+        let err = read(Some(&path)).unwrap_err().to_string();
+        assert!(
+            err.contains("a value has the wrong type (expected"),
+            "{err}"
+        );
+        assert!(!err.contains("918273645"), "{err}");
     }
 }
