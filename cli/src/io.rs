@@ -29,16 +29,20 @@ pub fn describe_io_error(op: &str, path: &Path, err: &io::Error) -> String {
     format!("{op} {}: {lowered}", path.display())
 }
 
+/// Go's text for a failed whole-file read: `open <path>: …` when the file cannot be opened
+/// (missing), `read <path>: …` otherwise (a folder, an I/O error).
+pub fn describe_read_error(path: &Path, err: &io::Error) -> String {
+    let op = if err.kind() == io::ErrorKind::NotFound {
+        "open"
+    } else {
+        "read"
+    };
+    describe_io_error(op, path, err)
+}
+
 /// Reads a whole file, with a Go-style error naming it.
 pub fn read_file(path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).map_err(|e| {
-        let op = if e.kind() == io::ErrorKind::NotFound {
-            "open"
-        } else {
-            "read"
-        };
-        anyhow!(describe_io_error(op, path, &e))
-    })
+    fs::read(path).map_err(|e| anyhow!(describe_read_error(path, &e)))
 }
 
 /// Where input comes from (for error messages).

@@ -754,6 +754,44 @@ fn cluster_modes_without_a_kubeconfig_say_what_is_missing() {
 }
 
 #[test]
+fn one_kubeconfig_reader_for_offline_and_online_modes() {
+    let fx = Fixture::new();
+    // A broken kubeconfig is named, and its content (a token here) never quoted.
+    fx.write(
+        "broken",
+        b"users:\n- name: u\n  user: {token: s3cr3t-t0ken\n",
+    );
+    for args in [
+        &["--cert", "cert.pem", "--kubeconfig", "broken"][..],
+        &["--fetch-cert", "--kubeconfig", "broken"],
+    ] {
+        let stderr = fx.fails(
+            args,
+            STRICT_SECRET.as_bytes(),
+            "error loading config file \"broken\"",
+        );
+        assert!(!stderr.contains("s3cr3t"), "{stderr}");
+    }
+    // A context that only sets a namespace (no cluster) is read by both, as by kubectl: the
+    // offline seal takes its namespace, the online mode gets as far as the server.
+    fx.write(
+        "ns-only",
+        b"current-context: d\ncontexts:\n- {name: d, context: {namespace: team-c}}\n",
+    );
+    let out = fx.ok(
+        &["--cert", "cert.pem", "--kubeconfig", "ns-only"],
+        br#"{"metadata":{"name":"x"},"stringData":{"k":"v"}}"#,
+    );
+    let docs = parse_documents(&out).unwrap();
+    assert_eq!(docs[0]["metadata"]["namespace"], "team-c");
+    fx.fails(
+        &["--fetch-cert", "--kubeconfig", "ns-only"],
+        b"",
+        "invalid configuration: no server found for cluster \"\" (context \"d\")",
+    );
+}
+
+#[test]
 fn bad_input_never_panics_and_writes_nothing() {
     let fx = Fixture::new();
     let expired = generate_key_pair(
