@@ -6,12 +6,11 @@
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
-use base64::Engine as _;
 use http::{Method, Request, header};
 use jiff::Timestamp;
 use serde_json::Value;
 
-use sealed_secrets_core::{cert::Certificate, keys::TLS_CERT};
+use sealed_secrets_core::key_secret::KeySecretParts;
 
 use super::model::{Coverage, Dependant, KEY_LABEL, KeySecret};
 use crate::{
@@ -360,23 +359,15 @@ impl Cluster {
     }
 }
 
-/// The parts of a key Secret the decisions need; the reason when its certificate is unusable.
-/// Reasons never quote the Secret's data.
+/// The parts of a key Secret the decisions need; the reason when its certificate is unusable
+/// (parsed by [`KeySecretParts`], whose errors never quote the Secret's data).
 fn reduce(secret: &Value) -> Result<KeySecret, String> {
-    let meta = &secret["metadata"];
-    let encoded = secret["data"][TLS_CERT]
-        .as_str()
-        .ok_or_else(|| format!("it has no {TLS_CERT}"))?;
-    let pem = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .map_err(|_| format!("{TLS_CERT} is not base64"))?;
-    let cert = Certificate::from_pem(&pem).map_err(|e| format!("{TLS_CERT}: {e}"))?;
+    let parts = KeySecretParts::from_json(secret);
+    let cert = parts.certificate().map_err(|e| e.to_string())?.cert;
     Ok(KeySecret {
-        name: meta["name"].as_str().unwrap_or("").to_string(),
-        created: meta["creationTimestamp"]
-            .as_str()
-            .and_then(|t| t.parse::<Timestamp>().ok()),
-        label: meta["labels"][KEY_LABEL].as_str().unwrap_or("").to_string(),
+        name: parts.name().to_string(),
+        created: parts.created(),
+        label: parts.label().unwrap_or("").to_string(),
         fingerprint: cert.public_key().fingerprint(),
         not_before: cert.not_before(),
         not_after: cert.not_after(),
