@@ -276,20 +276,6 @@ impl KeyRing {
     }
 }
 
-impl crate::http::KeyService for KeyRing {
-    fn sealing_cert_pem(&self) -> Option<String> {
-        self.latest().map(|k| k.cert_pem.clone())
-    }
-
-    fn sealing_public_key(&self) -> Option<PublicKey> {
-        KeyRing::sealing_public_key(self)
-    }
-
-    fn decrypter(&self) -> Box<dyn Decrypter + '_> {
-        Box::new(self.decrypter_for(None, None))
-    }
-}
-
 /// Pure ordering: the hinted key (the one that opened this object before); then the key that
 /// was the sealing key when the object was created (kubeseal seals with the newest key, and a
 /// SealedSecret is usually applied soon after it is sealed, so on a first start this is nearly

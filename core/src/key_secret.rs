@@ -105,15 +105,14 @@ enum Item<'a> {
     Base64(&'a str),
 }
 
-impl Item<'_> {
-    fn decode(self) -> Result<Zeroizing<Vec<u8>>, FieldError> {
-        match self {
-            Item::Bytes(bytes) => Ok(Zeroizing::new(bytes.to_vec())),
-            Item::Base64(text) => base64::engine::general_purpose::STANDARD
-                .decode(text.trim())
-                .map(Zeroizing::new)
-                .map_err(|_| FieldError::NotBase64),
-        }
+/// The bytes of a data item, or why there are none.
+fn decode(item: Option<Item<'_>>) -> Result<Zeroizing<Vec<u8>>, FieldError> {
+    match item.ok_or(FieldError::Missing)? {
+        Item::Bytes(bytes) => Ok(Zeroizing::new(bytes.to_vec())),
+        Item::Base64(text) => base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map(Zeroizing::new)
+            .map_err(|_| FieldError::NotBase64),
     }
 }
 
@@ -200,21 +199,13 @@ impl<'a> KeySecretParts<'a> {
 
     /// Reads `tls.key` alone (what recovery needs: upstream reads only the private key).
     pub fn private_key(&self) -> Result<PrivateKey, KeySecretError> {
-        let pem = self
-            .tls_key
-            .ok_or(KeySecretError::Key(FieldError::Missing))?
-            .decode()
-            .map_err(KeySecretError::Key)?;
+        let pem = decode(self.tls_key).map_err(KeySecretError::Key)?;
         PrivateKey::from_pem(&pem).map_err(|e| KeySecretError::Key(FieldError::Key(e)))
     }
 
     /// Reads `tls.crt` alone (what listing keys needs: no private key is touched).
     pub fn certificate(&self) -> Result<KeyCertificate, KeySecretError> {
-        let pem = self
-            .tls_crt
-            .ok_or(KeySecretError::Cert(FieldError::Missing))?
-            .decode()
-            .map_err(KeySecretError::Cert)?;
+        let pem = decode(self.tls_crt).map_err(KeySecretError::Cert)?;
         let cert =
             Certificate::from_pem(&pem).map_err(|e| KeySecretError::Cert(FieldError::Cert(e)))?;
         Ok(KeyCertificate {
@@ -223,10 +214,12 @@ impl<'a> KeySecretParts<'a> {
         })
     }
 
-    /// Reads the whole key: `tls.key`, then `tls.crt`, which must hold the same public key.
+    /// Reads the whole key: `tls.crt`, then `tls.key`, which must hold the same public key.
+    /// This is what makes a key usable for the controller, so it is also what `kubeseal keys`
+    /// counts as a key.
     pub fn entry(&self) -> Result<KeyEntry, KeySecretError> {
-        let key = self.private_key()?;
         let cert = self.certificate()?;
+        let key = self.private_key()?;
         if cert.cert.public_key() != &key.public_key() {
             return Err(KeySecretError::Mismatch {});
         }
