@@ -13,7 +13,7 @@ use base64::Engine;
 
 use super::{
     response::{PEM_FILE, http_error, observe, with_body},
-    server::{ApiState, CERT_PATH},
+    state::{ApiState, CERT_PATH},
 };
 
 pub(super) async fn cert_pem(State(state): State<ApiState>, request: Request) -> Response {

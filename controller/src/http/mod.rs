@@ -52,7 +52,7 @@
 //! Nothing here logs or returns plaintext: verify returns a status only, and rotate returns
 //! ciphertexts only.
 //!
-//! Modules, one per job: `server` (settings, shared state, router), `timeouts`,
+//! Modules, one per job: `state` (settings, paths, shared state), `router`, `timeouts`,
 //! `cert` (`/v1/cert.pem`), `verify_rotate` (the two crypto endpoints, from rate limit to
 //! crypto pool) with `sealed_request` (the work they run), `health` (`/healthz`, the metrics
 //! server), `response` (Go-shaped answers), [`ratelimit`], [`budget`], and [`key_service`]
@@ -64,8 +64,9 @@ mod health;
 pub mod key_service;
 pub mod ratelimit;
 mod response;
+mod router;
 mod sealed_request;
-mod server;
+mod state;
 #[cfg(test)]
 mod test_support;
 mod timeouts;
@@ -74,7 +75,8 @@ mod verify_rotate;
 pub use self::{
     health::metrics_router,
     key_service::KeyService,
+    router::api_router,
     sealed_request::MULTISTREAM_ERROR,
-    server::{HttpConfig, api_router},
+    state::HttpConfig,
     timeouts::{Timeouts, with_timeouts},
 };

@@ -15,8 +15,8 @@ use serde_json::Value;
 use zeroize::Zeroize;
 
 use super::{
-    KeyService,
     budget::{Cancel, Guarded, RequestLimits},
+    key_service::KeyService,
 };
 
 /// Upstream's refusal of multi-document bodies on `/v1/verify`.

@@ -16,12 +16,12 @@ use axum::{
 };
 
 use super::{
-    KeyService,
     budget::{BUSY_RETRY_AFTER_SECONDS, BodyError, Cancel, PoolError, RequestLimits, read_body},
+    key_service::KeyService,
     ratelimit::{ClientBucket, StoreError, TrustedProxies},
     response::{APPLICATION_JSON, empty, http_error, with_body},
     sealed_request::{RequestError, opens, reseal},
-    server::{ApiState, ROTATE_PATH, VERIFY_PATH},
+    state::{ApiState, ROTATE_PATH, VERIFY_PATH},
 };
 
 pub(super) async fn verify(State(state): State<ApiState>, request: Request) -> Response {
@@ -200,7 +200,7 @@ mod tests {
             budget::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ITEMS},
             ratelimit,
             response::TEXT_PLAIN,
-            server::router,
+            router::router,
             test_support::{
                 LOCAL_PEER, Reply, generous, json_body, key_service, new_key, no_keys, old_key,
                 post, request, router_with, sealed, send, send_from, yaml_body,

@@ -1,19 +1,13 @@
-//! The API server's setup: its settings, the state every handler shares (keys, metrics, rate
-//! limiter, request limits, crypto pool) and the router that maps upstream's paths to the
-//! handlers of [`super::health`], [`super::cert`] and [`super::verify_rotate`].
+//! The API server's settings, its paths, and the state every handler shares (keys, metrics,
+//! rate limiter, request limits, crypto pool). Handlers and the router both depend on this
+//! module; it depends on neither.
 
 use std::{sync::Arc, time::Duration};
 
-use axum::{Router, routing::any};
-
 use super::{
-    KeyService,
     budget::{self, CryptoPool, RequestLimits},
-    cert::cert_pem,
-    health::healthz,
+    key_service::KeyService,
     ratelimit::{RATE_LIMIT_KEYS, RateLimiter, TrustedProxies},
-    response::not_found,
-    verify_rotate::{rotate, verify},
 };
 use crate::metrics::Metrics;
 
@@ -83,22 +77,4 @@ impl ApiState {
             pool: Arc::new(CryptoPool::new(config.crypto_workers, config.crypto_wait)),
         }
     }
-}
-
-/// The main API: `/healthz`, `/v1/cert.pem`, `/v1/verify`, `/v1/rotate`, 404 elsewhere.
-///
-/// Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: the rate limiter keys
-/// on the peer address. Without it every request counts as one client.
-pub fn api_router(keys: Arc<dyn KeyService>, metrics: Arc<Metrics>, config: HttpConfig) -> Router {
-    router(ApiState::new(keys, metrics, config))
-}
-
-pub(super) fn router(state: ApiState) -> Router {
-    Router::new()
-        .route(HEALTHZ_PATH, any(healthz))
-        .route(CERT_PATH, any(cert_pem))
-        .route(VERIFY_PATH, any(verify))
-        .route(ROTATE_PATH, any(rotate))
-        .fallback(not_found)
-        .with_state(state)
 }
