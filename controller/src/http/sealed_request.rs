@@ -6,7 +6,7 @@
 use base64::Engine;
 use sealed_secrets_core::{
     crypto::SystemRandom,
-    documents::{DocumentError, parse_documents},
+    documents::{DocumentError, parse_documents, to_go_json_compact},
     reencrypt::{ReencryptError, reencrypt},
     sealed_secret::{SealedSecret, SealedSecretParseError},
     unseal::{UnsealOptions, unseal},
@@ -134,37 +134,5 @@ pub(super) fn reseal(
         map.shift_remove("apiVersion");
         map.shift_remove("status");
     }
-    Ok(go_compact_json(&value))
-}
-
-/// Go's `json.Marshal`: compact, with `<`, `>`, `&`, U+2028 and U+2029 escaped.
-fn go_compact_json(value: &Value) -> String {
-    let compact = value.to_string();
-    let mut out = String::with_capacity(compact.len());
-    for c in compact.chars() {
-        match c {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    #[test]
-    fn rotate_json_escapes_like_go() {
-        assert_eq!(
-            go_compact_json(&json!({"a": "<&>\u{2028}"})),
-            "{\"a\":\"\\u003c\\u0026\\u003e\\u2028\"}"
-        );
-    }
+    Ok(to_go_json_compact(&value))
 }
