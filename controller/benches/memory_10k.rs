@@ -24,8 +24,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sealed_secrets_controller::keyring::new_key_secret;
-use sealed_secrets_core::keys::generate_key_pair;
+use sealed_secrets_core::{key_secret::new_key_secret, keys::generate_key_pair};
 use serde_json::{Value, json};
 
 const KEY_NAMESPACE: &str = "kube-system";

@@ -9,12 +9,10 @@
 use std::{sync::Arc, time::Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use sealed_secrets_controller::{
-    args::KeyOrderPriority,
-    keyring::{KeyRing, key_from_secret, new_key_secret},
-};
+use sealed_secrets_controller::keyring::{KeyRing, key_from_secret};
 use sealed_secrets_core::{
     crypto::SystemRandom,
+    key_secret::{KeyOrder, new_key_secret},
     keys::{PrivateKey, generate_key_pair},
     scope::Scope,
     seal::seal_value,
@@ -173,7 +171,7 @@ fn main() {
     let one_ring = KeyRing::default();
     let mut one_secret = new_key_secret(&pairs[0], "sealed-secrets-key", "ks", &[], &[]).unwrap();
     one_secret.metadata.name = Some("sealed-secrets-key-only".into());
-    one_ring.register(key_from_secret(&one_secret, KeyOrderPriority::CertNotBefore).unwrap());
+    one_ring.register(key_from_secret(&one_secret, KeyOrder::CertNotBefore).unwrap());
     let one_key: Vec<SealedSecret> = (0..objects).map(|i| seal_object(&keys[0], i)).collect();
     let t = Instant::now();
     for ss in &one_key {
@@ -246,7 +244,7 @@ fn ring_of(pairs: &[sealed_secrets_core::keys::GeneratedKeyPair]) -> KeyRing {
     for (i, pair) in pairs.iter().enumerate() {
         let mut secret = new_key_secret(pair, "sealed-secrets-key", "ks", &[], &[]).unwrap();
         secret.metadata.name = Some(format!("sealed-secrets-key{i}"));
-        ring.register(key_from_secret(&secret, KeyOrderPriority::CertNotBefore).unwrap());
+        ring.register(key_from_secret(&secret, KeyOrder::CertNotBefore).unwrap());
     }
     ring
 }

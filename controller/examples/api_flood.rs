@@ -34,13 +34,13 @@ use std::{
 
 use anyhow::{Context as _, Result, bail, ensure};
 use sealed_secrets_controller::{
-    args::KeyOrderPriority,
     http::{HttpConfig, KeyService, Timeouts, api_router, with_timeouts},
-    keyring::{KeyRing, key_from_secret, new_key_secret},
+    keyring::{KeyRing, key_from_secret},
     metrics::Metrics,
 };
 use sealed_secrets_core::{
     crypto::SystemRandom,
+    key_secret::{KeyOrder, new_key_secret},
     keys::generate_key_pair,
     scope::Scope,
     seal::{NamespaceDefault, SealOptions, seal_secret, secret_from_value},
@@ -244,7 +244,7 @@ impl InProcess {
         let mut secret = new_key_secret(&pair, "sealed-secrets-key", "kube-system", &[], &[])?;
         secret.metadata.name = Some("sealed-secrets-keyflood".into());
         let ring = Arc::new(KeyRing::default());
-        ring.register(key_from_secret(&secret, KeyOrderPriority::CertNotBefore)?);
+        ring.register(key_from_secret(&secret, KeyOrder::CertNotBefore)?);
         let keys: Arc<dyn KeyService> = ring;
         let config = HttpConfig {
             rate_limit: settings.rate_limit,

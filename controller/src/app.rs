@@ -6,6 +6,7 @@ use std::{sync::Arc, time::Duration};
 use anyhow::{Context as _, Result, anyhow, bail};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{Api, Client};
+use sealed_secrets_core::{crypto::Decrypter, keys::PublicKey};
 use tokio::sync::{mpsc, watch};
 
 use sealed_secrets_process::{
@@ -14,13 +15,33 @@ use sealed_secrets_process::{
 
 use crate::{
     args::{Args, parse_cutoff, parse_key_values, validate_key_prefix},
-    http::{HttpConfig, api_router, budget::RequestLimits, metrics_router},
+    http::{
+        HttpConfig, KeyService, Timeouts, api_router, budget::RequestLimits, metrics_router,
+        with_timeouts,
+    },
     key_manager::{KeyPolicy, run_renewals, watch_keys},
     keyring::KeyRing,
     leader::{self, Leadership},
     metrics::Metrics,
     reconciler::{self, Context, ReconcileOptions},
 };
+
+/// The adapter between the HTTP API's port and the key ring: the API serves the sealing key's
+/// certificate, seals with its public key and opens with every key. It lives in the wiring so
+/// that the ring (the domain) does not depend on the HTTP layer, nor the HTTP layer on the ring.
+impl KeyService for KeyRing {
+    fn sealing_cert_pem(&self) -> Option<String> {
+        self.latest().map(|k| k.cert_pem.clone())
+    }
+
+    fn sealing_public_key(&self) -> Option<PublicKey> {
+        KeyRing::sealing_public_key(self)
+    }
+
+    fn decrypter(&self) -> Box<dyn Decrypter + '_> {
+        Box::new(self.decrypter_for(None, None))
+    }
+}
 
 /// Where the service account's namespace is mounted in a pod.
 const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -155,14 +176,14 @@ pub async fn run(args: Args) -> Result<()> {
         crypto_workers: args.api_crypto_workers,
         ..HttpConfig::default()
     };
-    let key_service: Arc<dyn crate::http::KeyService> = ring.clone();
-    let timeouts = crate::http::Timeouts {
+    let key_service: Arc<dyn KeyService> = ring.clone();
+    let timeouts = Timeouts {
         read: args.read_timeout,
         write: args.write_timeout,
     };
     serve(
         api_addr,
-        crate::http::with_timeouts(
+        with_timeouts(
             api_router(key_service, Arc::clone(&metrics), http_config),
             timeouts,
         ),
@@ -172,7 +193,7 @@ pub async fn run(args: Args) -> Result<()> {
     .await?;
     serve(
         metrics_addr,
-        crate::http::with_timeouts(metrics_router(Arc::clone(&metrics)), timeouts),
+        with_timeouts(metrics_router(Arc::clone(&metrics)), timeouts),
         stop_rx.clone(),
         "HTTP metrics server",
     )

@@ -31,6 +31,15 @@ pub enum KeyOrderPriority {
     SecretCreationTimestamp,
 }
 
+impl From<KeyOrderPriority> for sealed_secrets_core::key_secret::KeyOrder {
+    fn from(priority: KeyOrderPriority) -> Self {
+        match priority {
+            KeyOrderPriority::CertNotBefore => Self::CertNotBefore,
+            KeyOrderPriority::SecretCreationTimestamp => Self::SecretCreationTimestamp,
+        }
+    }
+}
+
 /// All controller flags.
 #[derive(Debug, Clone, Parser)]
 #[command(

@@ -13,6 +13,7 @@ use k8s_openapi::{
 use kube::{Client, client::Body};
 use sealed_secrets_core::{
     crypto::SystemRandom,
+    key_secret::{KeyOrder, new_key_secret},
     keys::generate_key_pair,
     seal::{NamespaceDefault, SealOptions, seal_secret, secret_from_value},
     sealed_secret::SealedSecret,
@@ -20,8 +21,7 @@ use sealed_secrets_core::{
 use serde_json::{Value, json};
 
 use crate::{
-    args::KeyOrderPriority,
-    keyring::{KeyRing, key_from_secret, new_key_secret},
+    keyring::{KeyRing, key_from_secret},
     metrics::Metrics,
     reconciler::{Context, ReconcileOptions},
 };
@@ -41,7 +41,7 @@ pub fn test_ring() -> Arc<KeyRing> {
     let mut secret = new_key_secret(&pair, "sealed-secrets-key", "kube-system", &[], &[]).unwrap();
     secret.metadata.name = Some("sealed-secrets-keytest".into());
     let ring = KeyRing::default();
-    ring.register(key_from_secret(&secret, KeyOrderPriority::CertNotBefore).unwrap());
+    ring.register(key_from_secret(&secret, KeyOrder::CertNotBefore).unwrap());
     Arc::new(ring)
 }
 

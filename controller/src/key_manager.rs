@@ -17,15 +17,18 @@ use kube::{
     api::{ListParams, PostParams},
     runtime::{WatchStreamExt, watcher},
 };
-use sealed_secrets_core::keys::generate_key_pair;
+use sealed_secrets_core::{
+    key_secret::{
+        BACKED_UP_ANNOTATION, KEY_LABEL, KeySecretParts, LABEL_ACTIVE, LABEL_RETIRED,
+        new_key_secret,
+    },
+    keys::generate_key_pair,
+};
 use tokio::sync::watch;
 
 use crate::{
     args::KeyOrderPriority,
-    keyring::{
-        KEY_LABEL, KEY_LABEL_ACTIVE, KeyRing, key_from_secret, needs_new_key, new_key_secret,
-        next_renewal,
-    },
+    keyring::{KeyRing, key_from_secret, needs_new_key, next_renewal},
     leader::Leadership,
     metrics::{KeyReport, Metrics},
     relist::{RelistGaps, object_key},
@@ -57,13 +60,8 @@ pub struct KeyPolicy {
 }
 
 fn label_selector() -> String {
-    format!("{KEY_LABEL}={KEY_LABEL_ACTIVE}")
+    format!("{KEY_LABEL}={LABEL_ACTIVE}")
 }
-
-/// Annotation `kubeseal keys backup` writes on every key Secret it saved (RFC 3339).
-pub const BACKED_UP_ANNOTATION: &str = "sealed-secrets-rs.io/backed-up-at";
-/// Value of [`KEY_LABEL`] on keys kept but no longer used (`kubeseal keys retire`).
-pub const KEY_LABEL_RETIRED: &str = "retired";
 
 /// What the key metrics need of one key Secret (never key material).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +104,7 @@ pub fn key_reports(ring: &KeyRing, seen: &HashMap<String, SeenKey>) -> Vec<KeyRe
         if reports.iter().all(|r| r.fingerprint != key.fingerprint) {
             reports.push(KeyReport {
                 fingerprint: key.fingerprint.clone(),
-                state: KEY_LABEL_RETIRED,
+                state: LABEL_RETIRED,
                 created: key.created,
                 backed_up: key.backed_up,
             });
@@ -121,16 +119,11 @@ pub fn key_reports(ring: &KeyRing, seen: &HashMap<String, SeenKey>) -> Vec<KeyRe
 }
 
 fn is_active(secret: &Secret) -> bool {
-    secret
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(KEY_LABEL))
-        .is_some_and(|v| v == KEY_LABEL_ACTIVE)
+    KeySecretParts::from_secret(secret).is_active()
 }
 
 fn seen_key(secret: &Secret, priority: KeyOrderPriority) -> Option<SeenKey> {
-    let key = key_from_secret(secret, priority).ok()?;
+    let key = key_from_secret(secret, priority.into()).ok()?;
     let backed_up = secret
         .metadata
         .annotations
@@ -146,7 +139,7 @@ fn seen_key(secret: &Secret, priority: KeyOrderPriority) -> Option<SeenKey> {
 }
 
 fn register(ring: &KeyRing, secret: &Secret, priority: KeyOrderPriority) {
-    match key_from_secret(secret, priority) {
+    match key_from_secret(secret, priority.into()) {
         Ok(key) => {
             let name = key.secret_name.clone();
             let fingerprint = key.fingerprint.clone();
@@ -154,7 +147,11 @@ fn register(ring: &KeyRing, secret: &Secret, priority: KeyOrderPriority) {
                 tracing::info!(secretname = %name, %fingerprint, "registered private key");
             }
         }
-        Err(err) => tracing::error!(error = %err, "cannot use key Secret; skipping it"),
+        Err(err) => tracing::error!(
+            secretname = %secret.name_any(),
+            error = %err,
+            "cannot use key Secret; skipping it"
+        ),
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! Keys come from `kubernetes.io/tls` Secrets in the key namespace labelled
 //! `sealedsecrets.bitnami.com/sealed-secrets-key=active` (plus the legacy Secret named exactly
-//! the key prefix). The newest key by ordering time seals; every key opens.
+//! the key prefix), parsed by [`sealed_secrets_core::key_secret`]; this module keeps only the
+//! controller's state about them. The newest key by ordering time seals; every key opens.
 //!
 //! Upstream tries keys in random order, so a cluster with K keys pays about K/2 RSA operations
 //! per item. Here the order is: the key that last opened this object, then keys by how recently
@@ -12,7 +13,7 @@
 //! Nothing here ever deletes or relabels a key Secret.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::HashMap,
     sync::{
         Arc, Mutex, RwLock,
         atomic::{AtomicU64, Ordering},
@@ -20,49 +21,13 @@ use std::{
 };
 
 use base64::Engine;
-use k8s_openapi::{
-    ByteString, api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::ObjectMeta,
-};
+use k8s_openapi::api::core::v1::Secret;
 use sealed_secrets_core::{
-    cert::Certificate,
     crypto::{CryptoError, Decrypter, split_ciphertext},
-    keys::{GeneratedKeyPair, PrivateKey, PublicKey, TLS_CERT, TLS_KEY},
+    key_secret::{KeyEntry, KeyOrder, KeySecretError, KeySecretParts},
+    keys::{PrivateKey, PublicKey},
 };
 use zeroize::Zeroizing;
-
-use crate::args::KeyOrderPriority;
-
-/// Label that marks sealing key Secrets.
-pub const KEY_LABEL: &str = "sealedsecrets.bitnami.com/sealed-secrets-key";
-/// Value of [`KEY_LABEL`] on keys in use.
-pub const KEY_LABEL_ACTIVE: &str = "active";
-
-/// Why a key Secret could not be used. Never contains key bytes.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum KeySecretError {
-    /// `tls.key` is missing or unreadable.
-    #[error("key Secret {secret}: {reason}")]
-    Key {
-        /// Secret name.
-        secret: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// `tls.crt` is missing or unreadable.
-    #[error("key Secret {secret}: certificate: {reason}")]
-    Cert {
-        /// Secret name.
-        secret: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The certificate does not belong to the private key.
-    #[error("key Secret {secret}: the certificate does not match the private key")]
-    Mismatch {
-        /// Secret name.
-        secret: String,
-    },
-}
 
 /// One registered sealing key.
 #[derive(Debug, Clone)]
@@ -79,88 +44,24 @@ pub struct SealingKey {
     pub fingerprint: String,
 }
 
-fn data_of<'a>(secret: &'a Secret, item: &str) -> Option<&'a [u8]> {
-    secret.data.as_ref()?.get(item).map(|b| b.0.as_slice())
-}
-
-/// Reads a key Secret (`tls.key` + `tls.crt`).
-pub fn key_from_secret(
-    secret: &Secret,
-    priority: KeyOrderPriority,
-) -> Result<SealingKey, KeySecretError> {
-    let name = secret.metadata.name.clone().unwrap_or_default();
-    let key_pem = data_of(secret, TLS_KEY).ok_or_else(|| KeySecretError::Key {
-        secret: name.clone(),
-        reason: "secret must contain a 'tls.key' key".into(),
-    })?;
-    let key = PrivateKey::from_pem(key_pem).map_err(|e| KeySecretError::Key {
-        secret: name.clone(),
-        reason: e.to_string(),
-    })?;
-    let cert_pem = data_of(secret, TLS_CERT).ok_or_else(|| KeySecretError::Cert {
-        secret: name.clone(),
-        reason: "secret must contain a 'tls.crt' key".into(),
-    })?;
-    let cert = Certificate::from_pem(cert_pem).map_err(|e| KeySecretError::Cert {
-        secret: name.clone(),
-        reason: e.to_string(),
-    })?;
-    if cert.public_key() != &key.public_key() {
-        return Err(KeySecretError::Mismatch { secret: name });
+impl SealingKey {
+    /// The ring's entry for a parsed key Secret, ordered by `order`.
+    pub fn new(entry: KeyEntry, order: KeyOrder) -> Self {
+        Self {
+            order_time: entry.order_time(order),
+            secret_name: entry.name,
+            fingerprint: entry.fingerprint,
+            key: entry.key,
+            cert_pem: entry.cert.pem,
+        }
     }
-    let created = secret
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .map(|t| t.0)
-        .unwrap_or(cert.not_before());
-    let order_time = match priority {
-        KeyOrderPriority::CertNotBefore => cert.not_before(),
-        KeyOrderPriority::SecretCreationTimestamp => created,
-    };
-    Ok(SealingKey {
-        secret_name: name,
-        fingerprint: key.fingerprint(),
-        key,
-        cert_pem: String::from_utf8_lossy(cert_pem).into_owned(),
-        order_time,
-    })
 }
 
-/// The Secret that stores a newly generated key, as upstream writes it.
-pub fn new_key_secret(
-    pair: &GeneratedKeyPair,
-    prefix: &str,
-    namespace: &str,
-    extra_labels: &[(String, String)],
-    annotations: &[(String, String)],
-) -> Result<Secret, sealed_secrets_core::keys::KeyError> {
-    let mut labels: BTreeMap<String, String> = extra_labels
-        .iter()
-        .filter(|(k, _)| k != KEY_LABEL)
-        .cloned()
-        .collect();
-    labels.insert(KEY_LABEL.into(), KEY_LABEL_ACTIVE.into());
-    let annotations: BTreeMap<String, String> = annotations.iter().cloned().collect();
-    let key_pem: Zeroizing<String> = pair.key.to_pkcs1_pem()?;
-    Ok(Secret {
-        metadata: ObjectMeta {
-            generate_name: Some(prefix.to_string()),
-            namespace: Some(namespace.to_string()),
-            labels: Some(labels),
-            annotations: (!annotations.is_empty()).then_some(annotations),
-            ..ObjectMeta::default()
-        },
-        type_: Some("kubernetes.io/tls".into()),
-        data: Some(BTreeMap::from([
-            (
-                TLS_CERT.to_string(),
-                ByteString(pair.cert_pem.as_bytes().to_vec()),
-            ),
-            (TLS_KEY.to_string(), ByteString(key_pem.as_bytes().to_vec())),
-        ])),
-        ..Secret::default()
-    })
+/// Reads a key Secret (`tls.key` + matching `tls.crt`) into a ring entry (parsing is
+/// [`KeySecretParts::entry`]'s).
+pub fn key_from_secret(secret: &Secret, order: KeyOrder) -> Result<SealingKey, KeySecretError> {
+    let entry = KeySecretParts::from_secret(secret).entry()?;
+    Ok(SealingKey::new(entry, order))
 }
 
 /// Whether a new key is needed now: none yet, or the newest predates `--key-cutoff-time`.
@@ -189,7 +90,8 @@ pub fn next_renewal(
     Some(due.max(now))
 }
 
-/// The registry of keys, shared by the reconciler and the HTTP API.
+/// The registry of keys, shared by the reconciler and (through [`crate::app`]'s adapter) the
+/// HTTP API.
 #[derive(Debug)]
 pub struct KeyRing {
     keys: RwLock<Vec<Arc<SealingKey>>>,
@@ -374,20 +276,6 @@ impl KeyRing {
     }
 }
 
-impl crate::http::KeyService for KeyRing {
-    fn sealing_cert_pem(&self) -> Option<String> {
-        self.latest().map(|k| k.cert_pem.clone())
-    }
-
-    fn sealing_public_key(&self) -> Option<PublicKey> {
-        KeyRing::sealing_public_key(self)
-    }
-
-    fn decrypter(&self) -> Box<dyn Decrypter + '_> {
-        Box::new(self.decrypter_for(None, None))
-    }
-}
-
 /// Pure ordering: the hinted key (the one that opened this object before); then the key that
 /// was the sealing key when the object was created (kubeseal seals with the newest key, and a
 /// SealedSecret is usually applied soon after it is sealed, so on a first start this is nearly
@@ -464,6 +352,7 @@ pub(crate) mod tests {
     use super::*;
     use sealed_secrets_core::{
         crypto::{SystemRandom, hybrid_encrypt},
+        key_secret::new_key_secret,
         keys::generate_key_pair,
     };
 
@@ -479,58 +368,9 @@ pub(crate) mod tests {
             new_key_secret(&pair, "sealed-secrets-key", "kube-system", &[], &[]).unwrap();
         secret.metadata.name = Some(name.into());
         (
-            key_from_secret(&secret, KeyOrderPriority::CertNotBefore).unwrap(),
+            key_from_secret(&secret, KeyOrder::CertNotBefore).unwrap(),
             secret,
         )
-    }
-
-    #[test]
-    fn key_secrets_round_trip_with_upstream_shape() {
-        let pair = generate_key_pair(
-            2048,
-            "",
-            jiff::Timestamp::now(),
-            jiff::SignedDuration::from_hours(1),
-        )
-        .unwrap();
-        let labels = vec![
-            ("team".to_string(), "a".to_string()),
-            (KEY_LABEL.to_string(), "x".to_string()),
-        ];
-        let secret = new_key_secret(&pair, "sealed-secrets-key", "ks", &labels, &[]).unwrap();
-        assert_eq!(
-            secret.metadata.generate_name.as_deref(),
-            Some("sealed-secrets-key")
-        );
-        assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/tls"));
-        let labels = secret.metadata.labels.clone().unwrap();
-        assert_eq!(labels[KEY_LABEL], "active");
-        assert_eq!(labels["team"], "a");
-        let tls_key = &secret.data.as_ref().unwrap()[TLS_KEY].0;
-        assert!(tls_key.starts_with(b"-----BEGIN RSA PRIVATE KEY-----"));
-        let key = key_from_secret(&secret, KeyOrderPriority::CertNotBefore).unwrap();
-        assert_eq!(key.key.public_key(), pair.key.public_key());
-    }
-
-    #[test]
-    fn unreadable_key_secrets_are_reported_not_fatal() {
-        let (_, mut secret) = make_key("k", "2024-01-01T00:00:00Z");
-        secret.data.as_mut().unwrap().remove(TLS_CERT);
-        assert!(matches!(
-            key_from_secret(&secret, KeyOrderPriority::CertNotBefore),
-            Err(KeySecretError::Cert { .. })
-        ));
-        let (_, other) = make_key("o", "2024-01-01T00:00:00Z");
-        let (_, mut mixed) = make_key("m", "2024-01-01T00:00:00Z");
-        mixed
-            .data
-            .as_mut()
-            .unwrap()
-            .insert(TLS_CERT.into(), other.data.unwrap()[TLS_CERT].clone());
-        assert!(matches!(
-            key_from_secret(&mixed, KeyOrderPriority::CertNotBefore),
-            Err(KeySecretError::Mismatch { .. })
-        ));
     }
 
     #[test]

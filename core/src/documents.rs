@@ -143,8 +143,20 @@ pub fn json_stream_with_lines(text: &str) -> (Vec<JsonDocument<'_>>, Option<(usi
 pub fn to_go_json(value: &Value) -> String {
     // serde_json only fails on non-string map keys, which `Value` cannot hold.
     let pretty = serde_json::to_string_pretty(value).unwrap_or_default();
-    let mut out = String::with_capacity(pretty.len() + 1);
-    for c in pretty.chars() {
+    let mut out = go_escaped(&pretty);
+    out.push('\n');
+    out
+}
+
+/// Go's `json.Marshal`: compact, with `<`, `>`, `&`, U+2028 and U+2029 escaped.
+pub fn to_go_json_compact(value: &Value) -> String {
+    go_escaped(&value.to_string())
+}
+
+/// JSON text with the characters Go's encoder escapes for HTML safety escaped.
+fn go_escaped(json: &str) -> String {
+    let mut out = String::with_capacity(json.len() + 1);
+    for c in json.chars() {
         match c {
             '<' => out.push_str("\\u003c"),
             '>' => out.push_str("\\u003e"),
@@ -154,7 +166,6 @@ pub fn to_go_json(value: &Value) -> String {
             c => out.push(c),
         }
     }
-    out.push('\n');
     out
 }
 
@@ -287,6 +298,14 @@ mod positioned_tests {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn rotate_json_escapes_like_go() {
+        assert_eq!(
+            to_go_json_compact(&json!({"a": "<&>\u{2028}"})),
+            "{\"a\":\"\\u003c\\u0026\\u003e\\u2028\"}"
+        );
+    }
 
     #[test]
     fn yaml_streams_skip_empty_documents() {

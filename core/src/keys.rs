@@ -1,5 +1,6 @@
-//! RSA key material: public keys from certificates, private keys from PEM files and key Secrets,
-//! fingerprints and generation of new sealing key pairs.
+//! RSA key material: public keys from certificates, private keys from PEM files, fingerprints
+//! and generation of new sealing key pairs. Key Secrets (and recovery files of them) are read
+//! by [`crate::key_secret`].
 //!
 //! Private keys live inside aws-lc (`EVP_PKEY`), which clears them when freed; every
 //! intermediate buffer holding key bytes on our side is `Zeroizing`. `Debug` output shows only
@@ -15,10 +16,7 @@ use aws_lc_rs::{
 use base64::Engine;
 use zeroize::Zeroizing;
 
-use crate::{
-    der,
-    documents::{self, DocumentError},
-};
+use crate::{der, documents::DocumentError};
 
 /// PEM label of PKCS#1 RSA private keys, the format upstream writes to `tls.key`.
 pub const PEM_RSA_PRIVATE_KEY: &str = "RSA PRIVATE KEY";
@@ -298,54 +296,6 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Reads the keys of a `--recovery-private-key` file, as upstream does: a PEM private key; else
-/// a `v1.List` of key Secrets (`kubectl get secret -l ... -o yaml`); else one or more Secret
-/// documents. Each Secret must carry `tls.key`.
-pub fn read_recovery_keys(data: &[u8]) -> Result<Vec<PrivateKey>, KeyError> {
-    let pem_error = match PrivateKey::from_pem(data) {
-        Ok(key) => return Ok(vec![key]),
-        Err(err) => err,
-    };
-    let docs: Vec<serde_json::Value> = documents::parse_documents(data)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(serde_json::Value::is_object)
-        .collect();
-    if docs.is_empty() {
-        // Neither a PEM key nor Secret documents (a PEM file parses as a YAML string): the PEM
-        // error is the useful one.
-        return Err(pem_error);
-    }
-    let mut keys = Vec::new();
-    for doc in docs {
-        let secrets = match doc.get("items").and_then(|v| v.as_array()) {
-            Some(items) if doc.get("kind").and_then(|v| v.as_str()) == Some("List") => {
-                items.clone()
-            }
-            _ => vec![doc],
-        };
-        for secret in secrets {
-            keys.push(key_from_secret(&secret)?);
-        }
-    }
-    Ok(keys)
-}
-
-/// Reads the private key of one key Secret given as a JSON value.
-pub fn key_from_secret(secret: &serde_json::Value) -> Result<PrivateKey, KeyError> {
-    let encoded = secret
-        .get("data")
-        .and_then(|d| d.get(TLS_KEY))
-        .and_then(|v| v.as_str())
-        .ok_or(KeyError::MissingTlsKey)?;
-    let pem = Zeroizing::new(
-        base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .map_err(|e| KeyError::InvalidPrivateKey(format!("{TLS_KEY} is not base64: {e}")))?,
-    );
-    PrivateKey::from_pem(&pem)
-}
-
 /// A freshly generated sealing key pair with its self-signed certificate.
 pub struct GeneratedKeyPair {
     /// The private key.
@@ -525,28 +475,6 @@ mod tests {
         assert!(fp.starts_with("SHA256:"));
         assert_eq!(fp.len(), "SHA256:".len() + 43);
         assert_ne!(fp, test_keys::rsa2048_b().fingerprint());
-    }
-
-    #[test]
-    fn key_secrets_and_lists_are_read() {
-        let key = test_keys::rsa2048_a();
-        let pem_b64 = base64::engine::general_purpose::STANDARD
-            .encode(key.to_pkcs1_pem().unwrap().as_bytes());
-        let secret = format!(
-            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: k\ndata:\n  tls.key: {pem_b64}\n"
-        );
-        assert_eq!(read_recovery_keys(secret.as_bytes()).unwrap().len(), 1);
-        let list = format!(
-            "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Secret\n  data:\n    tls.key: {pem_b64}\n- apiVersion: v1\n  kind: Secret\n  data:\n    tls.key: {pem_b64}\n"
-        );
-        assert_eq!(read_recovery_keys(list.as_bytes()).unwrap().len(), 2);
-        let missing = "apiVersion: v1\nkind: Secret\ndata:\n  tls.crt: eA==\n";
-        assert_eq!(
-            read_recovery_keys(missing.as_bytes())
-                .unwrap_err()
-                .to_string(),
-            "secret must contain a 'tls.data' key"
-        );
     }
 
     #[test]

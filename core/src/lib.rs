@@ -10,6 +10,7 @@
 //! - [`crypto`]: the hybrid RSA-OAEP + AES-GCM format and trial decryption;
 //! - [`scope`]: strict / namespace-wide / cluster-wide and their OAEP labels;
 //! - [`keys`], [`cert`]: key and certificate parsing, fingerprints, key generation;
+//! - [`key_secret`]: key Secrets (labels, `tls.key`/`tls.crt`, recovery files), parsed once;
 //! - [`sealed_secret`]: the CRD type;
 //! - [`seal`], [`unseal`]: Secret → SealedSecret and back;
 //! - [`budget`]: the limits one SealedSecret may use while it is opened;
@@ -27,6 +28,7 @@ pub mod crypto;
 mod der;
 pub mod documents;
 pub mod duration;
+pub mod key_secret;
 pub mod keys;
 pub mod reencrypt;
 pub mod scope;

@@ -13,7 +13,8 @@ use base64::Engine;
 use sealed_secrets_core::{
     cert::Certificate,
     documents::parse_documents,
-    keys::{PrivateKey, read_recovery_keys},
+    key_secret::read_recovery_keys,
+    keys::PrivateKey,
     scope::Scope,
     sealed_secret::SealedSecret,
     unseal::{UnsealOptions, unseal},

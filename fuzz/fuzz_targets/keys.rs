@@ -6,7 +6,8 @@
 use libfuzzer_sys::fuzz_target;
 use sealed_secrets_core::{
     cert::Certificate,
-    keys::{PrivateKey, PublicKey, read_recovery_keys},
+    key_secret::read_recovery_keys,
+    keys::{PrivateKey, PublicKey},
 };
 
 fuzz_target!(|data: &[u8]| {

@@ -4,7 +4,8 @@ use std::path::Path;
 
 use anyhow::{Result, anyhow};
 use sealed_secrets_core::{
-    keys::{PrivateKey, read_recovery_keys},
+    key_secret::read_recovery_keys,
+    keys::PrivateKey,
     sealed_secret::SealedSecret,
     unseal::{UnsealOptions, secret_to_upstream_value, unseal},
 };

@@ -6,12 +6,11 @@
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
-use base64::Engine as _;
 use http::{Method, Request, header};
 use jiff::Timestamp;
 use serde_json::Value;
 
-use sealed_secrets_core::{cert::Certificate, keys::TLS_CERT};
+use sealed_secrets_core::key_secret::KeySecretParts;
 
 use super::model::{Coverage, Dependant, KEY_LABEL, KeySecret};
 use crate::{
@@ -360,23 +359,16 @@ impl Cluster {
     }
 }
 
-/// The parts of a key Secret the decisions need; the reason when its certificate is unusable.
-/// Reasons never quote the Secret's data.
+/// The parts of a key Secret the decisions need; the reason when the controller could not use
+/// it (parsed by [`KeySecretParts::entry`], as the controller does, so both agree on which key
+/// seals; its errors never quote the Secret's data).
 fn reduce(secret: &Value) -> Result<KeySecret, String> {
-    let meta = &secret["metadata"];
-    let encoded = secret["data"][TLS_CERT]
-        .as_str()
-        .ok_or_else(|| format!("it has no {TLS_CERT}"))?;
-    let pem = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .map_err(|_| format!("{TLS_CERT} is not base64"))?;
-    let cert = Certificate::from_pem(&pem).map_err(|e| format!("{TLS_CERT}: {e}"))?;
+    let parts = KeySecretParts::from_json(secret);
+    let cert = parts.entry().map_err(|e| e.to_string())?.cert.cert;
     Ok(KeySecret {
-        name: meta["name"].as_str().unwrap_or("").to_string(),
-        created: meta["creationTimestamp"]
-            .as_str()
-            .and_then(|t| t.parse::<Timestamp>().ok()),
-        label: meta["labels"][KEY_LABEL].as_str().unwrap_or("").to_string(),
+        name: parts.name().to_string(),
+        created: parts.created(),
+        label: parts.label().unwrap_or("").to_string(),
         fingerprint: cert.public_key().fingerprint(),
         not_before: cert.not_before(),
         not_after: cert.not_after(),
@@ -420,6 +412,40 @@ mod tests {
         let bare = dependant(&json!({"metadata": {"name": "x"}, "status": {"conditions": "junk"}}));
         assert_eq!(bare.fingerprint, None);
         assert_eq!(bare.last_synced, None);
+    }
+
+    #[test]
+    fn key_secrets_the_controller_cannot_use_are_left_out() {
+        use base64::Engine as _;
+        use sealed_secrets_core::keys::generate_key_pair;
+        let pair = || {
+            generate_key_pair(
+                2048,
+                "",
+                "2026-01-01T00:00:00Z".parse().unwrap(),
+                jiff::SignedDuration::from_hours(24),
+            )
+            .unwrap()
+        };
+        let (own, other) = (pair(), pair());
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let secret = |key: &sealed_secrets_core::keys::PrivateKey| {
+            json!({"metadata": {"name": "k", "labels": {KEY_LABEL: "active"}},
+                "data": {"tls.key": b64(key.to_pkcs1_pem().unwrap().as_bytes()),
+                         "tls.crt": b64(own.cert_pem.as_bytes())}})
+        };
+        let usable = reduce(&secret(&own.key)).unwrap();
+        assert_eq!(usable.fingerprint, own.key.fingerprint());
+        assert_eq!(usable.label, "active");
+        // A certificate whose private key is another one: the controller skips it, so must we.
+        let reason = reduce(&secret(&other.key)).unwrap_err();
+        assert!(reason.contains("does not match"), "{reason}");
+        let mut no_key = secret(&own.key);
+        no_key["data"]["tls.key"] = json!(null);
+        assert_eq!(
+            reduce(&no_key).unwrap_err(),
+            "tls.key: missing from the Secret"
+        );
     }
 
     #[test]

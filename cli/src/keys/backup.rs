@@ -157,7 +157,7 @@ pub fn run(cluster: &Cluster, output: &str) -> Result<()> {
 mod tests {
     use super::*;
     use base64::Engine;
-    use sealed_secrets_core::keys::{generate_key_pair, read_recovery_keys};
+    use sealed_secrets_core::{key_secret::read_recovery_keys, keys::generate_key_pair};
 
     fn key_secret(name: &str, label: &str) -> (Value, String) {
         let pair = generate_key_pair(

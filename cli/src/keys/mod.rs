@@ -183,7 +183,8 @@ struct Listing<'a> {
     keys: &'a [KeyRow],
 }
 
-/// The key Secrets whose certificate can be read; the others are named on stderr.
+/// The key Secrets the controller can use (certificate and matching private key); the others
+/// are named on stderr.
 fn usable(cluster: &Cluster, keys: &[api::ReadKey]) -> Vec<model::KeySecret> {
     let mut out = Vec::new();
     for key in keys {

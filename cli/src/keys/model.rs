@@ -7,14 +7,10 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::Serialize;
 
-/// Label on every key Secret; its value is the key's state.
-pub const KEY_LABEL: &str = "sealedsecrets.bitnami.com/sealed-secrets-key";
-/// Label value of a key the controller uses.
-pub const ACTIVE: &str = "active";
-/// Label value of a key kept but no longer used (never served, never tried).
-pub const RETIRED: &str = "retired";
-/// Annotation a backup writes on every key Secret it included.
-pub const BACKED_UP_AT: &str = "sealed-secrets-rs.io/backed-up-at";
+pub use sealed_secrets_core::key_secret::{
+    BACKED_UP_ANNOTATION as BACKED_UP_AT, KEY_LABEL, LABEL_ACTIVE as ACTIVE,
+    LABEL_RETIRED as RETIRED,
+};
 
 /// Which time orders keys, as the controller's `--key-order-priority`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -46,9 +42,16 @@ pub struct KeySecret {
 
 impl KeySecret {
     fn order_time(&self, order: KeyOrder) -> Timestamp {
+        sealed_secrets_core::key_secret::KeyOrder::from(order)
+            .order_time(self.not_before, self.created)
+    }
+}
+
+impl From<KeyOrder> for sealed_secrets_core::key_secret::KeyOrder {
+    fn from(order: KeyOrder) -> Self {
         match order {
-            KeyOrder::CertNotBefore => self.not_before,
-            KeyOrder::SecretCreationTimestamp => self.created.unwrap_or(self.not_before),
+            KeyOrder::CertNotBefore => Self::CertNotBefore,
+            KeyOrder::SecretCreationTimestamp => Self::SecretCreationTimestamp,
         }
     }
 }
