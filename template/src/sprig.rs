@@ -756,6 +756,9 @@ pub(crate) fn sprig_to_raw_json(args: &[Value]) -> Result<Value, String> {
     json_of(value, JsonStyle::Raw)
 }
 
+/// Sprig's `fromJson`. The values it returns are wiped like any other, but serde_json's own
+/// buffers are not ours to wipe: the scratch copy of a string with escapes, and what a failed
+/// parse had built.
 pub(crate) fn sprig_from_json(args: &[Value]) -> Result<Value, String> {
     let [text] = args else { return Err(bad_args()) };
     match serde_json::from_slice::<serde_json::Value>(text.bytes()) {
