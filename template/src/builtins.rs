@@ -4,12 +4,11 @@
 
 use std::fmt::Write as _;
 
-use zeroize::Zeroizing;
-
 use crate::helpers::{bad_args, ok_str, too_large};
-use crate::printf::{VecWriter, format_default, go_sprintf, sprint};
+use crate::printf::{format_default, go_sprintf, sprint};
 use crate::strconv::is_printable;
 use crate::value::{Value, utf8_units};
+use crate::wiping::WipingBuf;
 
 pub(crate) fn builtin_not(args: &[Value]) -> Result<Value, String> {
     let [value] = args else {
@@ -139,13 +138,13 @@ pub(crate) fn builtin_slice(args: &[Value]) -> Result<Value, String> {
 }
 
 pub(crate) fn builtin_print(args: &[Value]) -> Result<Value, String> {
-    let mut out = Vec::new();
+    let mut out = WipingBuf::new();
     sprint(args, &mut out);
     ok_str(out)
 }
 
 pub(crate) fn builtin_println(args: &[Value]) -> Result<Value, String> {
-    let mut out = Vec::new();
+    let mut out = WipingBuf::new();
     for (i, arg) in args.iter().enumerate() {
         if i > 0 {
             out.push(b' ');
@@ -266,9 +265,9 @@ pub(crate) fn builtin_ge(args: &[Value]) -> Result<Value, String> {
 }
 
 /// The text the `html`, `js` and `urlquery` builtins escape.
-fn escaper_input(args: &[Value]) -> Zeroizing<Vec<u8>> {
+fn escaper_input(args: &[Value]) -> WipingBuf {
     if let [Value::Str(s)] = args {
-        return Zeroizing::new(s.to_vec());
+        return WipingBuf::from_slice(s);
     }
     let printable: Vec<Value> = args
         .iter()
@@ -280,7 +279,7 @@ fn escaper_input(args: &[Value]) -> Zeroizing<Vec<u8>> {
             }
         })
         .collect();
-    let mut out = Zeroizing::new(Vec::new());
+    let mut out = WipingBuf::new();
     sprint(&printable, &mut out);
     out
 }
@@ -298,8 +297,8 @@ pub(crate) fn builtin_urlquery(args: &[Value]) -> Result<Value, String> {
 }
 
 /// Go's `template.HTMLEscapeString`.
-fn html_escape(s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len());
+fn html_escape(s: &[u8]) -> WipingBuf {
+    let mut out = WipingBuf::with_capacity(s.len());
     for &byte in s {
         match byte {
             b'<' => out.extend_from_slice(b"&lt;"),
@@ -315,8 +314,8 @@ fn html_escape(s: &[u8]) -> Vec<u8> {
 }
 
 /// Go's `template.JSEscapeString`.
-fn js_escape(s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len());
+fn js_escape(s: &[u8]) -> WipingBuf {
+    let mut out = WipingBuf::with_capacity(s.len());
     for unit in utf8_units(s) {
         match unit {
             [b'\\'] => out.extend_from_slice(b"\\\\"),
@@ -327,7 +326,7 @@ fn js_escape(s: &[u8]) -> Vec<u8> {
             [b'&'] => out.extend_from_slice(b"\\u0026"),
             [b'='] => out.extend_from_slice(b"\\u003D"),
             [byte] if *byte < b' ' => {
-                let _ = write!(VecWriter(&mut out), "\\u{:04X}", byte);
+                let _ = write!(out, "\\u{:04X}", byte);
             }
             [byte] if *byte < 0x80 => out.push(*byte),
             _ => match std::str::from_utf8(unit)
@@ -336,7 +335,7 @@ fn js_escape(s: &[u8]) -> Vec<u8> {
             {
                 Some(c) if is_printable(c) => out.extend_from_slice(unit),
                 Some(c) => {
-                    let _ = write!(VecWriter(&mut out), "\\u{:04X}", c as u32);
+                    let _ = write!(out, "\\u{:04X}", c as u32);
                 }
                 None => out.extend_from_slice(b"\\uFFFD"),
             },
@@ -346,14 +345,14 @@ fn js_escape(s: &[u8]) -> Vec<u8> {
 }
 
 /// Go's `url.QueryEscape`.
-fn query_escape(s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len());
+fn query_escape(s: &[u8]) -> WipingBuf {
+    let mut out = WipingBuf::with_capacity(s.len());
     for &byte in s {
         match byte {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(byte),
             b' ' => out.push(b'+'),
             _ => {
-                let _ = write!(VecWriter(&mut out), "%{byte:02X}");
+                let _ = write!(out, "%{byte:02X}");
             }
         }
     }

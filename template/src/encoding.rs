@@ -1,17 +1,18 @@
 //! Encodings Sprig needs that no dependency provides: hex, Adler-32, base32 and Go's
-//! `encoding/json` output.
+//! `encoding/json` output. Their input is template data, so they write into [`WipingBuf`]s.
 
 use std::fmt::Write as _;
 
-use crate::limits::{MAX_STRING, MAX_VALUE_DEPTH};
-use crate::printf::{VecWriter, float_digits, go_exponent, hex_string};
-use crate::value::Value;
+use zeroize::Zeroizing;
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
+use crate::limits::{MAX_STRING, MAX_VALUE_DEPTH};
+use crate::printf::{float_digits, hex_string, push_go_exponent, push_mantissa};
+use crate::value::Value;
+use crate::wiping::WipingBuf;
+
+/// Lower-case hex digits of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> WipingBuf {
     hex_string(bytes, false, false)
-        .into_iter()
-        .map(char::from)
-        .collect()
 }
 
 pub(crate) fn adler32(data: &[u8]) -> u32 {
@@ -30,9 +31,9 @@ pub(crate) fn adler32(data: &[u8]) -> u32 {
 
 const BASE32_ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
-/// Go's `base32.StdEncoding.EncodeToString`.
-pub(crate) fn base32_encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(5) * 8);
+/// Go's `base32.StdEncoding.EncodeToString`, in a buffer of exactly its size.
+pub(crate) fn base32_encode(data: &[u8]) -> WipingBuf {
+    let mut out = WipingBuf::with_capacity(data.len().div_ceil(5) * 8);
     for block in data.chunks(5) {
         let mut buffer = [0u8; 5];
         buffer[..block.len()].copy_from_slice(block);
@@ -43,9 +44,9 @@ pub(crate) fn base32_encode(data: &[u8]) -> String {
         for i in 0..8 {
             if i < symbols {
                 let index = (bits >> (35 - i * 5)) & 0x1f;
-                out.push(char::from(BASE32_ALPHABET[index as usize]));
+                out.push(BASE32_ALPHABET[index as usize]);
             } else {
-                out.push('=');
+                out.push(b'=');
             }
         }
     }
@@ -53,31 +54,34 @@ pub(crate) fn base32_encode(data: &[u8]) -> String {
 }
 
 /// Go's `base32.StdEncoding.DecodeString`; the error is the offending input offset.
-pub(crate) fn base32_decode(text: &[u8]) -> Result<Vec<u8>, usize> {
-    let input: Vec<(usize, u8)> = text
-        .iter()
-        .copied()
-        .enumerate()
-        .filter(|(_, b)| !matches!(b, b'\r' | b'\n'))
-        .collect();
-    let mut out = Vec::with_capacity(input.len() * 5 / 8);
-    let blocks = input.chunks(8);
-    let block_count = blocks.len();
-    for (block_index, block) in blocks.enumerate() {
-        if block.len() < 8 {
-            return Err(block.first().map_or(text.len(), |(offset, _)| *offset));
+pub(crate) fn base32_decode(text: &[u8]) -> Result<WipingBuf, usize> {
+    // The symbols without line breaks and their offsets in `text`; at most `text`, so neither
+    // grows.
+    let mut symbols = WipingBuf::with_capacity(text.len());
+    let mut offsets = Zeroizing::new(Vec::with_capacity(text.len()));
+    for (offset, &byte) in text.iter().enumerate() {
+        if !matches!(byte, b'\r' | b'\n') {
+            symbols.push(byte);
+            offsets.push(offset);
         }
-        let data_len = block.iter().take_while(|(_, b)| *b != b'=').count();
-        let padding_ok = block[data_len..].iter().all(|(_, b)| *b == b'=');
+    }
+    // Every block of 8 symbols decodes to at most 5 bytes: it never grows.
+    let mut out = WipingBuf::with_capacity(symbols.len() * 5 / 8);
+    let block_count = symbols.len().div_ceil(8);
+    for (block_index, (block, block_offsets)) in
+        symbols.chunks(8).zip(offsets.chunks(8)).enumerate()
+    {
+        if block.len() < 8 {
+            return Err(block_offsets.first().copied().unwrap_or(text.len()));
+        }
+        let data_len = block.iter().take_while(|&&b| b != b'=').count();
+        let padding_ok = block[data_len..].iter().all(|&b| b == b'=');
         let is_last = block_index + 1 == block_count;
         if !padding_ok || (data_len < 8 && !is_last) || !matches!(data_len, 2 | 4 | 5 | 7 | 8) {
-            let offset = block
-                .get(data_len)
-                .map_or(text.len(), |(offset, _)| *offset);
-            return Err(offset);
+            return Err(block_offsets.get(data_len).copied().unwrap_or(text.len()));
         }
         let mut bits = 0u64;
-        for (i, (offset, symbol)) in block.iter().enumerate() {
+        for (i, (symbol, offset)) in block.iter().zip(block_offsets).enumerate() {
             let value = if i < data_len {
                 BASE32_ALPHABET
                     .iter()
@@ -111,24 +115,26 @@ pub(crate) enum JsonStyle {
 /// times larger than the value.
 pub(crate) fn encode_json(
     value: &Value,
-    out: &mut Vec<u8>,
+    out: &mut WipingBuf,
     style: JsonStyle,
     depth: usize,
 ) -> Result<(), ()> {
     if depth > MAX_VALUE_DEPTH {
         return Err(());
     }
-    let newline = |out: &mut Vec<u8>, level: usize| {
+    let newline = |out: &mut WipingBuf, level: usize| {
         if style == JsonStyle::Pretty {
             out.push(b'\n');
-            out.extend(std::iter::repeat_n(b' ', level * 2));
+            out.extend_repeat(b' ', level * 2);
         }
     };
     match value {
         Value::Missing | Value::Nil => out.extend_from_slice(b"null"),
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
-        Value::Float(f) => out.extend_from_slice(json_float(*f)?.as_bytes()),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Float(f) => json_float(*f, out)?,
         Value::Str(s) => encode_json_string(s, out, style != JsonStyle::Raw),
         Value::List(list) => {
             out.push(b'[');
@@ -174,30 +180,31 @@ pub(crate) fn encode_json(
     Ok(())
 }
 
-fn json_float(f: f64) -> Result<String, ()> {
+/// Appends a float as Go's `encoding/json` writes it (NaN and infinities fail).
+fn json_float(f: f64, out: &mut WipingBuf) -> Result<(), ()> {
     if !f.is_finite() {
         return Err(());
     }
     let magnitude = f.abs();
     if magnitude != 0.0 && !(1e-6..1e21).contains(&magnitude) {
         let (digits, exponent) = float_digits(f);
-        let sign = if f < 0.0 { "-" } else { "" };
-        let mantissa = match digits.split_at_checked(1) {
-            Some((head, tail)) if !tail.is_empty() => format!("{head}.{tail}"),
-            _ => digits.clone(),
-        };
-        let exponent = if exponent < 0 {
-            format!("e-{}", exponent.unsigned_abs())
+        if f < 0.0 {
+            out.push(b'-');
+        }
+        push_mantissa(&digits, out);
+        if exponent < 0 {
+            let _ = write!(out, "e-{}", exponent.unsigned_abs());
         } else {
-            go_exponent(exponent)
-        };
-        return Ok(format!("{sign}{mantissa}{exponent}"));
+            push_go_exponent(exponent, out);
+        }
+        return Ok(());
     }
-    Ok(format!("{f}"))
+    let _ = write!(out, "{f}");
+    Ok(())
 }
 
 /// A JSON string as Go writes it: invalid UTF-8 becomes U+FFFD.
-fn encode_json_string(s: &[u8], out: &mut Vec<u8>, escape_html: bool) {
+fn encode_json_string(s: &[u8], out: &mut WipingBuf, escape_html: bool) {
     out.push(b'"');
     for chunk in s.utf8_chunks() {
         for c in chunk.valid().chars() {
@@ -210,13 +217,13 @@ fn encode_json_string(s: &[u8], out: &mut Vec<u8>, escape_html: bool) {
                 '\u{8}' => out.extend_from_slice(b"\\b"),
                 '\u{c}' => out.extend_from_slice(b"\\f"),
                 '<' | '>' | '&' if escape_html => {
-                    let _ = write!(VecWriter(out), "\\u{:04x}", c as u32);
+                    let _ = write!(out, "\\u{:04x}", c as u32);
                 }
                 '\u{2028}' | '\u{2029}' => {
-                    let _ = write!(VecWriter(out), "\\u{:04x}", c as u32);
+                    let _ = write!(out, "\\u{:04x}", c as u32);
                 }
                 _ if (c as u32) < 0x20 => {
-                    let _ = write!(VecWriter(out), "\\u{:04x}", c as u32);
+                    let _ = write!(out, "\\u{:04x}", c as u32);
                 }
                 _ => {
                     let mut buf = [0u8; 4];

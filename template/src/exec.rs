@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::{self, Display};
 use std::rc::Rc;
 
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroize;
 
 use crate::budget::{Budget, MAX_ALLOCATED_BYTES, MAX_RENDERED_BYTES, MAX_STEPS};
 use crate::error::TemplateError;
@@ -18,7 +18,8 @@ use crate::limits::{MAX_EXEC_DEPTH, MAX_STRING};
 use crate::parser::{Arg, ArgKind, Branch, Command, Node, Pipe, Templates, line_and_column};
 use crate::printf::format_default;
 use crate::strconv::{NumberValue, go_quote_str};
-use crate::value::{ListValue, Value};
+use crate::value::{ListValue, SecretBytes, Value};
+use crate::wiping::WipingBuf;
 
 /// How a list of nodes finished.
 #[derive(Debug, PartialEq, Eq)]
@@ -38,7 +39,8 @@ pub(crate) struct State<'t> {
     /// Name of the template being executed.
     executing: String,
     vars: Vec<(String, Value)>,
-    pub(crate) out: Zeroizing<Vec<u8>>,
+    /// The rendered bytes; growing wipes the allocation they leave.
+    pub(crate) out: WipingBuf,
     depth: usize,
     /// The SealedSecret's budget, shared with the templates rendered before this one.
     pub(crate) budget: Budget,
@@ -64,7 +66,7 @@ impl<'t> State<'t> {
             templates,
             executing: name.to_string(),
             vars: Vec::new(),
-            out: Zeroizing::new(Vec::new()),
+            out: WipingBuf::new(),
             depth: 0,
             budget,
         }
@@ -149,7 +151,7 @@ impl<'t> State<'t> {
             return Err(self.rendered_limit_error());
         }
         self.budget.rendered += bytes.len();
-        write_wiping(&mut self.out, bytes);
+        self.out.extend_from_slice(bytes);
         Ok(())
     }
 
@@ -251,7 +253,7 @@ impl<'t> State<'t> {
                 if !fits {
                     return Err(self.rendered_limit_error());
                 }
-                let mut text = Zeroizing::new(Vec::new());
+                let mut text = WipingBuf::new();
                 format_default(other, &mut text, 0);
                 self.write(&text)
             }
@@ -649,6 +651,9 @@ impl<'t> State<'t> {
             }
             Err(message) => {
                 let message = if function.user_message && !is_string_literal(arg_nodes.first()) {
+                    // The message may be made of template data: wipe it.
+                    let mut message = message;
+                    message.zeroize();
                     "the message is withheld because it is not a string literal".to_string()
                 } else {
                     message
@@ -677,19 +682,6 @@ impl<'t> State<'t> {
     }
 }
 
-/// Appends to a buffer of rendered (secret) bytes; when it must grow, the old allocation is
-/// wiped instead of being left to the allocator with a copy of the output in it.
-fn write_wiping(out: &mut Vec<u8>, bytes: &[u8]) {
-    let needed = out.len().saturating_add(bytes.len());
-    if needed > out.capacity() {
-        let mut grown = Vec::with_capacity(needed.max(out.capacity().saturating_mul(2)).max(64));
-        grown.extend_from_slice(out);
-        out.zeroize();
-        *out = grown;
-    }
-    out.extend_from_slice(bytes);
-}
-
 fn is_string_literal(arg: Option<&Arg>) -> bool {
     matches!(arg.map(|arg| &arg.kind), Some(ArgKind::Str { .. }))
 }
@@ -713,7 +705,7 @@ impl Display for TemplateCall<'_> {
 /// What `range` iterates over.
 enum RangeItems {
     List(Rc<ListValue>),
-    Entries(Vec<(Vec<u8>, Value)>),
+    Entries(Vec<(SecretBytes, Value)>),
     Count(i64),
 }
 
@@ -736,7 +728,7 @@ impl RangeItems {
             ),
             RangeItems::Entries(entries) => entries
                 .get(position)
-                .map(|(key, value)| (Value::str(key), value.clone()))
+                .map(|(key, value)| (Value::str(&key[..]), value.clone()))
                 .unwrap_or((Value::Nil, Value::Nil)),
             RangeItems::Count(_) => (index.clone(), index),
         }

@@ -93,19 +93,20 @@
 //! | module | uses | what it is |
 //! |---|---|---|
 //! | `limits` | – | per-value limits (string size, nesting depths, `printf` width) |
+//! | `wiping` | – | the byte buffer that wipes what it leaves when it grows or is dropped |
 //! | [`budget`] | – | the per-object budget and its limits |
 //! | `strconv` | – | Go's quoting, unquoting and number literals |
-//! | `value` | limits | template values (secret strings, numbers, lists, maps) |
+//! | `value` | limits, wiping | template values (secret strings, numbers, lists, maps) |
 //! | `error` | strconv | [`TemplateError`] |
-//! | `printf` | limits, strconv, value | Go's `fmt`: `%v`, `print`, `printf`, floats |
-//! | `encoding` | limits, printf, value | hex, Adler-32, base32, Go's JSON output |
+//! | `printf` | limits, strconv, value, wiping | Go's `fmt`: `%v`, `print`, `printf`, floats |
+//! | `encoding` | limits, printf, value, wiping | hex, Adler-32, base32, Go's JSON output |
 //! | `helpers` | limits, value | errors and size checks shared by the functions |
-//! | `builtins` | helpers, printf, strconv, value | Go's builtin functions |
-//! | `sprig` | encoding, helpers, limits, printf, strconv, value | the Sprig functions |
+//! | `builtins` | helpers, printf, strconv, value, wiping | Go's builtin functions |
+//! | `sprig` | encoding, helpers, limits, printf, strconv, value, wiping | the Sprig functions |
 //! | `functions` | builtins, sprig, value | the function table: names, signatures, calls |
 //! | `lexer` | strconv | template text to tokens |
 //! | `parser` | error, functions, lexer, limits, strconv | tokens to the syntax tree |
-//! | `exec` | budget, error, functions, limits, parser, printf, strconv, value | the executor |
+//! | `exec` | budget, error, functions, limits, parser, printf, strconv, value, wiping | the executor |
 
 pub mod budget;
 mod builtins;
@@ -121,6 +122,7 @@ mod printf;
 mod sprig;
 mod strconv;
 mod value;
+mod wiping;
 
 use std::collections::BTreeMap;
 
@@ -166,7 +168,7 @@ impl<'a> Template<'a> {
         let result = state.execute_main(data.root.clone());
         *budget = state.budget;
         result?;
-        Ok(std::mem::take(&mut state.out))
+        Ok(std::mem::take(&mut state.out).into_zeroizing())
     }
 }
 

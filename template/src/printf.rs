@@ -1,16 +1,18 @@
 //! Go's `fmt` and `strconv` formatting: `%v` printing of values, `print`/`println`
 //! spacing, `printf` directives and float formatting (quoting is in [`crate::strconv`]).
+//!
+//! Everything here formats template data, so all text is built in [`WipingBuf`]s, numbers
+//! included (a number can be read out of a secret with `atoi` or `float64`).
 
-use std::fmt::{self, Write as _};
-
-use zeroize::Zeroize;
+use std::fmt::Write as _;
 
 use crate::limits::{MAX_FORMAT_WIDTH, MAX_STRING, MAX_VALUE_DEPTH};
-use crate::strconv::{go_quote, push_quoted_char};
+use crate::strconv::{go_quote_into, push_quoted_char};
 use crate::value::{Value, utf8_units};
+use crate::wiping::WipingBuf;
 
 /// Go's `%v`.
-pub(crate) fn format_default(value: &Value, out: &mut Vec<u8>, depth: usize) {
+pub(crate) fn format_default(value: &Value, out: &mut WipingBuf, depth: usize) {
     if depth > MAX_VALUE_DEPTH {
         out.extend_from_slice(b"...");
         return;
@@ -18,8 +20,10 @@ pub(crate) fn format_default(value: &Value, out: &mut Vec<u8>, depth: usize) {
     match value {
         Value::Missing | Value::Nil => out.extend_from_slice(b"<nil>"),
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
-        Value::Float(f) => out.extend_from_slice(format_float_shortest(*f).as_bytes()),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Float(f) => out.extend_from_slice(&format_float_shortest(*f)),
         Value::Str(s) => out.extend_from_slice(s),
         Value::List(list) => {
             out.push(b'[');
@@ -47,39 +51,70 @@ pub(crate) fn format_default(value: &Value, out: &mut Vec<u8>, depth: usize) {
 }
 
 /// Shortest decimal digits and exponent of a finite float: `1.5e3` -> ("15", 3).
-pub(crate) fn float_digits(f: f64) -> (String, i32) {
-    let text = format!("{:e}", f.abs());
-    let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
-    (mantissa.replace('.', ""), exponent.parse().unwrap_or(0))
+pub(crate) fn float_digits(f: f64) -> (WipingBuf, i32) {
+    let text = WipingBuf::formatted(format_args!("{:e}", f.abs()));
+    let (mantissa, exponent) = split_exponent(&text);
+    let mut digits = WipingBuf::with_capacity(mantissa.len());
+    for &byte in mantissa.iter().filter(|&&byte| byte != b'.') {
+        digits.push(byte);
+    }
+    (digits, exponent)
 }
 
-/// Go's `%e`-style exponent: at least two digits and a sign.
-pub(crate) fn go_exponent(exponent: i32) -> String {
+/// Splits Rust's `{:e}` text at the `e`: the mantissa and the exponent.
+fn split_exponent(text: &[u8]) -> (&[u8], i32) {
+    match text.iter().position(|&byte| byte == b'e') {
+        Some(at) => {
+            let exponent = std::str::from_utf8(&text[at + 1..])
+                .ok()
+                .and_then(|exponent| exponent.parse().ok())
+                .unwrap_or(0);
+            (&text[..at], exponent)
+        }
+        None => (text, 0),
+    }
+}
+
+/// Appends Go's `%e`-style exponent: at least two digits and a sign.
+pub(crate) fn push_go_exponent(exponent: i32, out: &mut WipingBuf) {
     let sign = if exponent < 0 { '-' } else { '+' };
-    format!("e{sign}{:02}", exponent.unsigned_abs())
+    let _ = write!(out, "e{sign}{:02}", exponent.unsigned_abs());
+}
+
+/// Appends the digits of [`float_digits`] as a mantissa: `d.ddd`, or `d` alone.
+pub(crate) fn push_mantissa(digits: &[u8], out: &mut WipingBuf) {
+    match digits.split_first() {
+        Some((head, tail)) if !tail.is_empty() => {
+            out.push(*head);
+            out.push(b'.');
+            out.extend_from_slice(tail);
+        }
+        _ => out.extend_from_slice(digits),
+    }
 }
 
 /// Go's `strconv.FormatFloat(f, 'g', -1, 64)`, which `%v` uses.
-pub(crate) fn format_float_shortest(f: f64) -> String {
+pub(crate) fn format_float_shortest(f: f64) -> WipingBuf {
     if f.is_nan() {
-        return "NaN".to_string();
+        return WipingBuf::from_slice(b"NaN");
     }
     if f.is_infinite() {
-        return if f > 0.0 { "+Inf" } else { "-Inf" }.to_string();
+        return WipingBuf::from_slice(if f > 0.0 { b"+Inf" } else { b"-Inf" });
     }
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0" } else { "0" }.to_string();
+        return WipingBuf::from_slice(if f.is_sign_negative() { b"-0" } else { b"0" });
     }
     let (digits, exponent) = float_digits(f);
     if (-4..6).contains(&exponent) {
-        return format!("{f}");
+        return WipingBuf::formatted(format_args!("{f}"));
     }
-    let sign = if f.is_sign_negative() { "-" } else { "" };
-    let mantissa = match digits.split_at_checked(1) {
-        Some((head, tail)) if !tail.is_empty() => format!("{head}.{tail}"),
-        _ => digits.clone(),
-    };
-    format!("{sign}{mantissa}{}", go_exponent(exponent))
+    let mut out = WipingBuf::new();
+    if f.is_sign_negative() {
+        out.push(b'-');
+    }
+    push_mantissa(&digits, &mut out);
+    push_go_exponent(exponent, &mut out);
+    out
 }
 
 /// Most digits after the point Rust's formatter is asked for. Rust panics on a precision over
@@ -89,32 +124,30 @@ pub(crate) fn format_float_shortest(f: f64) -> String {
 const MAX_EXACT_DIGITS: usize = 1100;
 
 /// `f` with `precision` digits after the point, exactly (Go's `%.Nf`).
-fn format_fixed(f: f64, precision: usize) -> String {
+fn format_fixed(f: f64, precision: usize) -> WipingBuf {
     let exact = precision.min(MAX_EXACT_DIGITS);
-    let mut text = format!("{f:.exact$}");
-    text.extend(std::iter::repeat_n('0', precision - exact));
+    let mut text = WipingBuf::formatted(format_args!("{f:.exact$}"));
+    text.extend_repeat(b'0', precision - exact);
     text
 }
 
 /// Go's `%e` with a precision.
-fn format_float_exponent(f: f64, precision: usize, upper: bool) -> String {
+fn format_float_exponent(f: f64, precision: usize, upper: bool) -> WipingBuf {
     let exact = precision.min(MAX_EXACT_DIGITS);
-    let text = format!("{f:.exact$e}");
-    let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
-    let zeros = "0".repeat(precision - exact);
-    let formatted = format!(
-        "{mantissa}{zeros}{}",
-        go_exponent(exponent.parse().unwrap_or(0))
-    );
+    let text = WipingBuf::formatted(format_args!("{f:.exact$e}"));
+    let (mantissa, exponent) = split_exponent(&text);
+    let mut formatted = WipingBuf::new();
+    formatted.extend_from_slice(mantissa);
+    formatted.extend_repeat(b'0', precision - exact);
+    push_go_exponent(exponent, &mut formatted);
     if upper {
-        formatted.to_uppercase()
-    } else {
-        formatted
+        formatted.make_ascii_uppercase();
     }
+    formatted
 }
 
 /// Go's `fmt.Sprint`: spaces between operands when neither side is a string.
-pub(crate) fn sprint(args: &[Value], out: &mut Vec<u8>) {
+pub(crate) fn sprint(args: &[Value], out: &mut WipingBuf) {
     let mut previous_is_string = false;
     for (i, arg) in args.iter().enumerate() {
         let is_string = matches!(arg, Value::Str(_));
@@ -143,8 +176,8 @@ struct Directive {
 ///
 /// Widths repeat and lists multiply them, so the output is checked after every directive and
 /// formatting stops once it passes the size of one value (`None`).
-pub(crate) fn go_sprintf(format: &[u8], args: &[Value]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(format.len());
+pub(crate) fn go_sprintf(format: &[u8], args: &[Value]) -> Option<WipingBuf> {
+    let mut out = WipingBuf::with_capacity(format.len());
     let mut next_arg = 0;
     let mut i = 0;
     while i < format.len() {
@@ -197,7 +230,7 @@ pub(crate) fn go_sprintf(format: &[u8], args: &[Value]) -> Option<Vec<u8>> {
                 format_directive(&directive, arg, &mut out);
             }
             None => {
-                let _ = write!(VecWriter(&mut out), "%!{verb}(MISSING)");
+                let _ = write!(out, "%!{verb}(MISSING)");
             }
         }
     }
@@ -212,16 +245,6 @@ pub(crate) fn go_sprintf(format: &[u8], args: &[Value]) -> Option<Vec<u8>> {
         out.push(b')');
     }
     (out.len() <= MAX_STRING).then_some(out)
-}
-
-/// Adapts a byte vector to `fmt::Write`.
-pub(crate) struct VecWriter<'a>(pub(crate) &'a mut Vec<u8>);
-
-impl fmt::Write for VecWriter<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
-    }
 }
 
 /// The first character of `bytes` and its length (U+FFFD for an invalid byte).
@@ -271,7 +294,7 @@ fn read_format_number(
 }
 
 /// `type=value` (or `<nil>`) as Go prints a bad or extra argument.
-fn describe_bad_arg(arg: &Value, out: &mut Vec<u8>) {
+fn describe_bad_arg(arg: &Value, out: &mut WipingBuf) {
     if arg.is_nil() {
         out.extend_from_slice(b"<nil>");
         return;
@@ -281,33 +304,32 @@ fn describe_bad_arg(arg: &Value, out: &mut Vec<u8>) {
     format_default(arg, out, 0);
 }
 
-fn format_directive(directive: &Directive, arg: &Value, out: &mut Vec<u8>) {
+fn format_directive(directive: &Directive, arg: &Value, out: &mut WipingBuf) {
     let verb = directive.verb;
-    let body: Option<Vec<u8>> = match (verb, arg) {
-        ('v', Value::Str(s)) if directive.sharp => Some(go_quote(s).into_bytes()),
+    // Dropping the body wipes it.
+    let body: Option<WipingBuf> = match (verb, arg) {
+        ('v', Value::Str(s)) if directive.sharp => Some(quoted(s)),
         ('v', Value::Int(i)) => Some(format_integer(*i, 10, false, directive)),
         ('v', Value::Float(f)) => Some(format_float_verb(*f, 'g', directive)),
         ('v', Value::List(list)) => {
             format_each(directive, &list.items, out);
             return;
         }
-        ('v', Value::Missing | Value::Nil) => Some(b"<nil>".to_vec()),
+        ('v', Value::Missing | Value::Nil) => Some(WipingBuf::from_slice(b"<nil>")),
         ('v', other) => {
-            let mut text = Vec::new();
+            let mut text = WipingBuf::new();
             format_default(other, &mut text, 0);
             Some(text)
         }
         ('s', Value::Str(s)) => Some(truncate_chars(s, directive.precision)),
-        ('q', Value::Str(s)) => {
-            Some(go_quote(&truncate_chars(s, directive.precision)).into_bytes())
-        }
+        ('q', Value::Str(s)) => Some(quoted(&truncate_chars(s, directive.precision))),
         ('x' | 'X', Value::Str(s)) => Some(hex_string(s, verb == 'X', directive.space)),
         ('s' | 'q' | 'x' | 'X' | 'd', Value::List(list)) => {
             format_each(directive, &list.items, out);
             return;
         }
         ('s', Value::Map(_)) => {
-            let mut text = Vec::new();
+            let mut text = WipingBuf::new();
             format_default(arg, &mut text, 0);
             Some(text)
         }
@@ -316,35 +338,43 @@ fn format_directive(directive: &Directive, arg: &Value, out: &mut Vec<u8>) {
         ('X', Value::Int(i)) => Some(format_integer(*i, 16, true, directive)),
         ('o', Value::Int(i)) => Some(format_integer(*i, 8, false, directive)),
         ('b', Value::Int(i)) => Some(format_integer(*i, 2, false, directive)),
-        ('c', Value::Int(i)) => Some(char_of(*i).to_string().into_bytes()),
+        ('c', Value::Int(i)) => Some(WipingBuf::formatted(format_args!("{}", char_of(*i)))),
         ('q', Value::Int(i)) => {
-            let mut quoted = String::from("'");
+            let mut quoted = WipingBuf::new();
+            quoted.push(b'\'');
             push_quoted_char(&mut quoted, char_of(*i), '\'');
-            quoted.push('\'');
-            Some(quoted.into_bytes())
+            quoted.push(b'\'');
+            Some(quoted)
         }
-        ('U', Value::Int(i)) => Some(format!("U+{:04X}", char_of(*i) as u32).into_bytes()),
+        ('U', Value::Int(i)) => Some(WipingBuf::formatted(format_args!(
+            "U+{:04X}",
+            char_of(*i) as u32
+        ))),
         ('e' | 'E' | 'f' | 'F' | 'g' | 'G', Value::Float(f)) => {
             Some(format_float_verb(*f, verb, directive))
         }
-        ('t', Value::Bool(b)) => Some(b.to_string().into_bytes()),
+        ('t', Value::Bool(b)) => Some(WipingBuf::from_slice(if *b { b"true" } else { b"false" })),
         _ => None,
     };
     match body {
-        Some(mut body) => {
-            pad(directive, &body, out);
-            body.zeroize();
-        }
+        Some(body) => pad(directive, &body, out),
         None => {
-            let _ = write!(VecWriter(out), "%!{verb}(");
+            let _ = write!(out, "%!{verb}(");
             describe_bad_arg(arg, out);
             out.push(b')');
         }
     }
 }
 
+/// Go's `strconv.Quote` of `s`, in a wiping buffer.
+fn quoted(s: &[u8]) -> WipingBuf {
+    let mut out = WipingBuf::with_capacity(s.len() + 2);
+    go_quote_into(s, &mut out);
+    out
+}
+
 /// `[a b c]` with the verb applied to each element.
-fn format_each(directive: &Directive, items: &[Value], out: &mut Vec<u8>) {
+fn format_each(directive: &Directive, items: &[Value], out: &mut WipingBuf) {
     out.push(b'[');
     for (i, item) in items.iter().enumerate() {
         // A width applies to every element: stop early, `go_sprintf` reports the size.
@@ -366,56 +396,66 @@ fn char_of(code: i64) -> char {
         .unwrap_or('\u{FFFD}')
 }
 
-fn truncate_chars(s: &[u8], precision: Option<usize>) -> Vec<u8> {
+fn truncate_chars(s: &[u8], precision: Option<usize>) -> WipingBuf {
     match precision {
-        Some(limit) => utf8_units(s)
-            .into_iter()
-            .take(limit)
-            .flatten()
-            .copied()
-            .collect(),
-        None => s.to_vec(),
+        Some(limit) => {
+            // At most `s`: it never grows.
+            let mut kept = WipingBuf::with_capacity(s.len());
+            for unit in utf8_units(s).into_iter().take(limit) {
+                kept.extend_from_slice(unit);
+            }
+            kept
+        }
+        None => WipingBuf::from_slice(s),
     }
 }
 
-pub(crate) fn hex_string(s: &[u8], upper: bool, spaced: bool) -> Vec<u8> {
-    let mut text = String::with_capacity(s.len() * 3);
+/// Hex digits of `s` (`%x`, `%X`, `% x`), in a buffer of their exact size.
+pub(crate) fn hex_string(s: &[u8], upper: bool, spaced: bool) -> WipingBuf {
+    let digits: &[u8; 16] = if upper {
+        b"0123456789ABCDEF"
+    } else {
+        b"0123456789abcdef"
+    };
+    let spaces = if spaced { s.len().saturating_sub(1) } else { 0 };
+    let mut text = WipingBuf::with_capacity(s.len() * 2 + spaces);
     for (i, byte) in s.iter().enumerate() {
         if spaced && i > 0 {
-            text.push(' ');
+            text.push(b' ');
         }
-        let _ = if upper {
-            write!(text, "{byte:02X}")
-        } else {
-            write!(text, "{byte:02x}")
-        };
+        text.push(digits[usize::from(byte >> 4)]);
+        text.push(digits[usize::from(byte & 0x0f)]);
     }
-    text.into_bytes()
+    text
 }
 
-fn format_integer(value: i64, radix: u32, upper: bool, directive: &Directive) -> Vec<u8> {
+fn format_integer(value: i64, radix: u32, upper: bool, directive: &Directive) -> WipingBuf {
     let magnitude = value.unsigned_abs();
-    let mut digits = match radix {
-        16 if upper => format!("{magnitude:X}"),
-        16 => format!("{magnitude:x}"),
-        8 => format!("{magnitude:o}"),
-        2 => format!("{magnitude:b}"),
-        _ => magnitude.to_string(),
+    let digits = match radix {
+        16 if upper => WipingBuf::formatted(format_args!("{magnitude:X}")),
+        16 => WipingBuf::formatted(format_args!("{magnitude:x}")),
+        8 => WipingBuf::formatted(format_args!("{magnitude:o}")),
+        2 => WipingBuf::formatted(format_args!("{magnitude:b}")),
+        _ => WipingBuf::formatted(format_args!("{magnitude}")),
     };
-    if let Some(precision) = directive.precision
-        && digits.len() < precision
-    {
-        digits = "0".repeat(precision - digits.len()) + &digits;
-    }
-    let prefix = match (directive.sharp, radix) {
-        (true, 16) if upper => "0X",
-        (true, 16) => "0x",
-        (true, 8) => "0",
-        (true, 2) => "0b",
-        _ => "",
+    let zeros = directive
+        .precision
+        .map_or(0, |precision| precision.saturating_sub(digits.len()));
+    let prefix: &[u8] = match (directive.sharp, radix) {
+        (true, 16) if upper => b"0X",
+        (true, 16) => b"0x",
+        (true, 8) => b"0",
+        (true, 2) => b"0b",
+        _ => b"",
     };
     let sign = sign_of(value < 0, directive);
-    format!("{sign}{prefix}{digits}").into_bytes()
+    // The exact size: it never grows.
+    let mut text = WipingBuf::with_capacity(sign.len() + prefix.len() + zeros + digits.len());
+    text.extend_from_slice(sign.as_bytes());
+    text.extend_from_slice(prefix);
+    text.extend_repeat(b'0', zeros);
+    text.extend_from_slice(&digits);
+    text
 }
 
 fn sign_of(negative: bool, directive: &Directive) -> &'static str {
@@ -430,19 +470,19 @@ fn sign_of(negative: bool, directive: &Directive) -> &'static str {
     }
 }
 
-fn format_float_verb(f: f64, verb: char, directive: &Directive) -> Vec<u8> {
+fn format_float_verb(f: f64, verb: char, directive: &Directive) -> WipingBuf {
     if !f.is_finite() {
-        let text = match (f.is_nan(), f > 0.0) {
-            (true, _) => "NaN",
-            (false, true) if directive.plus => "+Inf",
-            (false, true) => "+Inf",
-            (false, false) => "-Inf",
+        let text: &[u8] = match (f.is_nan(), f > 0.0) {
+            (true, _) => b"NaN",
+            (false, true) if directive.plus => b"+Inf",
+            (false, true) => b"+Inf",
+            (false, false) => b"-Inf",
         };
-        return text.as_bytes().to_vec();
+        return WipingBuf::from_slice(text);
     }
     let sign = sign_of(f.is_sign_negative(), directive);
     let magnitude = f.abs();
-    let body = match (verb, directive.precision) {
+    let mut body = match (verb, directive.precision) {
         ('e' | 'E', precision) => {
             format_float_exponent(magnitude, precision.unwrap_or(6), verb == 'E')
         }
@@ -450,42 +490,59 @@ fn format_float_verb(f: f64, verb: char, directive: &Directive) -> Vec<u8> {
         (_, None) => format_float_shortest(magnitude),
         (_, Some(precision)) => format_float_general(magnitude, precision.max(1)),
     };
-    let body = if verb == 'G' {
-        body.to_uppercase()
-    } else {
-        body
-    };
-    format!("{sign}{body}").into_bytes()
+    if verb == 'G' {
+        body.make_ascii_uppercase();
+    }
+    // The exact size: it never grows.
+    let mut text = WipingBuf::with_capacity(sign.len() + body.len());
+    text.extend_from_slice(sign.as_bytes());
+    text.extend_from_slice(&body);
+    text
 }
 
 /// Go's `%.Ng`: `%e` or `%f` with N significant digits, trailing zeros removed.
-fn format_float_general(f: f64, precision: usize) -> String {
+fn format_float_general(f: f64, precision: usize) -> WipingBuf {
     // Trailing zeros are removed, so digits past the exact expansion change nothing.
     let precision = precision.min(MAX_EXACT_DIGITS);
-    let rounded = format!("{f:.*e}", precision - 1);
-    let (_, exponent) = rounded.split_once('e').unwrap_or((&rounded, "0"));
-    let exponent: i64 = exponent.parse().unwrap_or(0);
+    let rounded = WipingBuf::formatted(format_args!("{f:.*e}", precision - 1));
+    let (_, exponent) = split_exponent(&rounded);
+    let exponent = i64::from(exponent);
     let limit = i64::try_from(precision).unwrap_or(i64::MAX);
     if exponent < -4 || exponent >= limit {
         let text = format_float_exponent(f, precision - 1, false);
-        let (mantissa, exp) = text.split_once('e').unwrap_or((&text, ""));
-        let mantissa = strip_fraction_zeros(mantissa);
-        return format!("{mantissa}e{exp}");
+        let (mantissa, exp) = match text.iter().position(|&byte| byte == b'e') {
+            Some(at) => (&text[..at], &text[at + 1..]),
+            None => (&text[..], &b""[..]),
+        };
+        let mut out = WipingBuf::new();
+        out.extend_from_slice(strip_fraction_zeros(mantissa));
+        out.push(b'e');
+        out.extend_from_slice(exp);
+        return out;
     }
     let decimals = usize::try_from(limit - 1 - exponent).unwrap_or(0);
-    strip_fraction_zeros(&format!("{f:.decimals$}")).to_string()
+    let fixed = WipingBuf::formatted(format_args!("{f:.decimals$}"));
+    WipingBuf::from_slice(strip_fraction_zeros(&fixed))
 }
 
-fn strip_fraction_zeros(text: &str) -> &str {
-    if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        text
+fn strip_fraction_zeros(text: &[u8]) -> &[u8] {
+    if !text.contains(&b'.') {
+        return text;
     }
+    let end = text
+        .iter()
+        .rposition(|&byte| byte != b'0')
+        .map_or(0, |at| at + 1);
+    let text = &text[..end];
+    let end = text
+        .iter()
+        .rposition(|&byte| byte != b'.')
+        .map_or(0, |at| at + 1);
+    &text[..end]
 }
 
 /// Pads to the directive's width (counted in characters, as Go does).
-fn pad(directive: &Directive, body: &[u8], out: &mut Vec<u8>) {
+fn pad(directive: &Directive, body: &[u8], out: &mut WipingBuf) {
     let len = utf8_units(body).len();
     let width = directive.width.unwrap_or(0);
     if len >= width {
@@ -495,7 +552,7 @@ fn pad(directive: &Directive, body: &[u8], out: &mut Vec<u8>) {
     let fill = width - len;
     if directive.minus {
         out.extend_from_slice(body);
-        out.extend(std::iter::repeat_n(b' ', fill));
+        out.extend_repeat(b' ', fill);
     } else if directive.zero
         && matches!(
             directive.verb,
@@ -507,10 +564,10 @@ fn pad(directive: &Directive, body: &[u8], out: &mut Vec<u8>) {
                 .is_some_and(|b| matches!(b, b'-' | b'+' | b' ')),
         );
         out.extend_from_slice(&body[..sign_len]);
-        out.extend(std::iter::repeat_n(b'0', fill));
+        out.extend_repeat(b'0', fill);
         out.extend_from_slice(&body[sign_len..]);
     } else {
-        out.extend(std::iter::repeat_n(b' ', fill));
+        out.extend_repeat(b' ', fill);
         out.extend_from_slice(body);
     }
 }

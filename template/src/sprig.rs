@@ -1,7 +1,8 @@
 //! The Sprig functions: strings, defaults and flow, lists, dictionaries, encodings and
 //! digests, and numbers.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::rc::Rc;
 
 use zeroize::Zeroizing;
@@ -12,18 +13,22 @@ use crate::encoding::{JsonStyle, adler32, base32_decode, base32_encode, encode_j
 use crate::helpers::{bad_args, check_size, ok_str, too_large};
 use crate::limits::{MAX_STRING, MAX_VALUE_DEPTH};
 use crate::printf::format_default;
-use crate::strconv::{NumberValue, go_quote, parse_number};
-use crate::value::{MapValue, Value, utf8_units};
+use crate::strconv::{NumberValue, go_quote_into, number_value};
+use crate::value::{
+    MapValue, SecretBytes, Value, insert_entry, lossy_chars, lossy_string, remove_entry, utf8_units,
+};
+use crate::wiping::WipingBuf;
 
 // --- Sprig: strings ----------------------------------------------------------------------------
 
-/// Sprig's `strval`: strings as they are, anything else as `fmt` prints it. (Copies of values
-/// made by the functions here are `Zeroizing`, so they are wiped when dropped.)
-fn strval(value: &Value) -> Zeroizing<Vec<u8>> {
+/// Sprig's `strval`: strings as they are, anything else as `fmt` prints it. (Every string the
+/// functions here build is a `WipingBuf` or `SecretBytes`, so it is wiped when it grows or is
+/// dropped.)
+fn strval(value: &Value) -> WipingBuf {
     match value {
-        Value::Str(s) => Zeroizing::new(s.to_vec()),
+        Value::Str(s) => WipingBuf::from_slice(s),
         other => {
-            let mut out = Zeroizing::new(Vec::new());
+            let mut out = WipingBuf::new();
             format_default(other, &mut out, 0);
             out
         }
@@ -38,23 +43,27 @@ pub(crate) fn sprig_to_string(args: &[Value]) -> Result<Value, String> {
 }
 
 pub(crate) fn sprig_quote(args: &[Value]) -> Result<Value, String> {
-    let quoted: Zeroizing<Vec<String>> = Zeroizing::new(
-        args.iter()
-            .filter(|arg| !arg.is_nil())
-            .map(|arg| go_quote(&strval(arg)))
-            .collect(),
-    );
-    ok_str(quoted.join(" "))
+    let mut out = WipingBuf::new();
+    for (i, arg) in args.iter().filter(|arg| !arg.is_nil()).enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        go_quote_into(&strval(arg), &mut out);
+    }
+    ok_str(out)
 }
 
 pub(crate) fn sprig_squote(args: &[Value]) -> Result<Value, String> {
-    let quoted: Zeroizing<Vec<Vec<u8>>> = Zeroizing::new(
-        args.iter()
-            .filter(|arg| !arg.is_nil())
-            .map(|arg| [&b"'"[..], &strval(arg)[..], b"'"].concat())
-            .collect(),
-    );
-    ok_str(quoted.join(&b' '))
+    let mut out = WipingBuf::new();
+    for (i, arg) in args.iter().filter(|arg| !arg.is_nil()).enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        out.push(b'\'');
+        out.extend_from_slice(&strval(arg));
+        out.push(b'\'');
+    }
+    ok_str(out)
 }
 
 /// Trims characters matching `strip` from the ends of `s`, keeping invalid UTF-8 bytes.
@@ -83,8 +92,14 @@ pub(crate) fn sprig_trim_all(args: &[Value]) -> Result<Value, String> {
     let [cutset, s] = args else {
         return Err(bad_args());
     };
-    let cutset: BTreeSet<char> = String::from_utf8_lossy(cutset.bytes()).chars().collect();
-    ok_str(trim_bytes(s.bytes(), |c| cutset.contains(&c)))
+    // At most one character per byte: it never grows.
+    let mut cutset_chars = Zeroizing::new(Vec::with_capacity(cutset.bytes().len()));
+    cutset_chars.extend(lossy_chars(cutset.bytes()));
+    cutset_chars.sort_unstable();
+    cutset_chars.dedup();
+    ok_str(trim_bytes(s.bytes(), |c| {
+        cutset_chars.binary_search(&c).is_ok()
+    }))
 }
 
 pub(crate) fn sprig_trim_prefix(args: &[Value]) -> Result<Value, String> {
@@ -103,22 +118,23 @@ pub(crate) fn sprig_trim_suffix(args: &[Value]) -> Result<Value, String> {
 
 /// Maps every character through `map` when it yields exactly one character (Go's simple
 /// case mapping); invalid UTF-8 becomes U+FFFD as with Go's `strings.Map`.
-fn map_chars<I: Iterator<Item = char>>(s: &[u8], map: impl Fn(char) -> I) -> String {
-    String::from_utf8_lossy(s)
-        .chars()
-        .map(|c| {
-            let mut mapped = map(c);
-            match (mapped.next(), mapped.next()) {
-                (Some(single), None) => single,
-                _ => c,
-            }
-        })
-        .collect()
+fn map_chars<I: Iterator<Item = char>>(s: &[u8], map: impl Fn(char) -> I) -> WipingBuf {
+    let mut out = WipingBuf::with_capacity(s.len());
+    for c in lossy_chars(s) {
+        let mut mapped = map(c);
+        let c = match (mapped.next(), mapped.next()) {
+            (Some(single), None) => single,
+            _ => c,
+        };
+        let _ = out.write_char(c);
+    }
+    out
 }
 
 pub(crate) fn sprig_upper(args: &[Value]) -> Result<Value, String> {
     let [s] = args else { return Err(bad_args()) };
     if s.bytes().is_ascii() {
+        // A copy of exactly the same size: it never grows.
         return ok_str(s.bytes().to_ascii_uppercase());
     }
     ok_str(map_chars(s.bytes(), char::to_uppercase))
@@ -127,6 +143,7 @@ pub(crate) fn sprig_upper(args: &[Value]) -> Result<Value, String> {
 pub(crate) fn sprig_lower(args: &[Value]) -> Result<Value, String> {
     let [s] = args else { return Err(bad_args()) };
     if s.bytes().is_ascii() {
+        // A copy of exactly the same size: it never grows.
         return ok_str(s.bytes().to_ascii_lowercase());
     }
     ok_str(map_chars(s.bytes(), char::to_lowercase))
@@ -146,22 +163,20 @@ fn is_word_separator(c: char) -> bool {
 pub(crate) fn sprig_title(args: &[Value]) -> Result<Value, String> {
     let [s] = args else { return Err(bad_args()) };
     let mut previous = ' ';
-    let titled: String = String::from_utf8_lossy(s.bytes())
-        .chars()
-        .map(|c| {
-            let mapped = if is_word_separator(previous) {
-                let mut upper = c.to_uppercase();
-                match (upper.next(), upper.next()) {
-                    (Some(single), None) => single,
-                    _ => c,
-                }
-            } else {
-                c
-            };
-            previous = c;
-            mapped
-        })
-        .collect();
+    let mut titled = WipingBuf::with_capacity(s.bytes().len());
+    for c in lossy_chars(s.bytes()) {
+        let mapped = if is_word_separator(previous) {
+            let mut upper = c.to_uppercase();
+            match (upper.next(), upper.next()) {
+                (Some(single), None) => single,
+                _ => c,
+            }
+        } else {
+            c
+        };
+        previous = c;
+        let _ = titled.write_char(mapped);
+    }
     ok_str(titled)
 }
 
@@ -171,43 +186,45 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     memchr::memmem::find(haystack, needle)
 }
 
-/// Go's `strings.Replace(s, old, new, -1)`.
-fn replace_all(s: &[u8], old: &[u8], new: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    let push = |out: &mut Vec<u8>, bytes: &[u8]| {
-        check_size(out.len().checked_add(bytes.len()))?;
+/// Go's `strings.Replace(s, old, new, -1)`, appended to `out`; what it appends may be at
+/// most the size of one value.
+fn replace_into(out: &mut WipingBuf, s: &[u8], old: &[u8], new: &[u8]) -> Result<(), String> {
+    let start = out.len();
+    let push = |out: &mut WipingBuf, bytes: &[u8]| {
+        check_size((out.len() - start).checked_add(bytes.len()))?;
         out.extend_from_slice(bytes);
         Ok::<(), String>(())
     };
     if old.is_empty() {
-        push(&mut out, new)?;
+        push(out, new)?;
         for unit in utf8_units(s) {
-            push(&mut out, unit)?;
-            push(&mut out, new)?;
+            push(out, unit)?;
+            push(out, new)?;
         }
-        return Ok(out);
+        return Ok(());
     }
     let mut rest = s;
     while let Some(at) = find(rest, old) {
-        push(&mut out, &rest[..at])?;
-        push(&mut out, new)?;
+        push(out, &rest[..at])?;
+        push(out, new)?;
         rest = &rest[at + old.len()..];
     }
-    push(&mut out, rest)?;
-    Ok(out)
+    push(out, rest)
 }
 
 pub(crate) fn sprig_replace(args: &[Value]) -> Result<Value, String> {
     let [old, new, s] = args else {
         return Err(bad_args());
     };
-    ok_str(replace_all(s.bytes(), old.bytes(), new.bytes())?)
+    let mut out = WipingBuf::with_capacity(s.bytes().len());
+    replace_into(&mut out, s.bytes(), old.bytes(), new.bytes())?;
+    ok_str(out)
 }
 
-fn repeat_bytes(s: &[u8], count: i64) -> Result<Vec<u8>, String> {
+fn repeat_bytes(s: &[u8], count: i64) -> Result<WipingBuf, String> {
     let count = usize::try_from(count).map_err(|_| "strings: negative Repeat count".to_string())?;
     check_size(s.len().checked_mul(count))?;
-    Ok(s.repeat(count))
+    Ok(WipingBuf::repeated(s, count))
 }
 
 pub(crate) fn sprig_repeat(args: &[Value]) -> Result<Value, String> {
@@ -277,56 +294,58 @@ pub(crate) fn sprig_has_suffix(args: &[Value]) -> Result<Value, String> {
 }
 
 pub(crate) fn sprig_cat(args: &[Value]) -> Result<Value, String> {
-    let parts: Zeroizing<Vec<Vec<u8>>> = Zeroizing::new(
-        args.iter()
-            .filter(|arg| !arg.is_nil())
-            .map(|arg| {
-                let mut out = Vec::new();
-                format_default(arg, &mut out, 0);
-                out
-            })
-            .collect(),
-    );
-    ok_str(parts.join(&b' '))
+    let mut out = WipingBuf::new();
+    for (i, arg) in args.iter().filter(|arg| !arg.is_nil()).enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        format_default(arg, &mut out, 0);
+    }
+    ok_str(out)
 }
 
-fn indent_bytes(spaces: i64, s: &[u8]) -> Result<Vec<u8>, String> {
+/// Sprig's `indent`: `s` with `spaces` spaces before every line, appended to `out`.
+fn indent_into(out: &mut WipingBuf, spaces: i64, s: &[u8]) -> Result<(), String> {
     let pad = repeat_bytes(b" ", spaces)?;
-    let mut with_newline = b"\n".to_vec();
+    let mut with_newline = WipingBuf::with_capacity(pad.len() + 1);
+    with_newline.push(b'\n');
     with_newline.extend_from_slice(&pad);
     let lines = s.iter().filter(|&&b| b == b'\n').count() + 1;
-    check_size(
+    let size = check_size(
         lines
             .checked_mul(pad.len())
             .and_then(|p| p.checked_add(s.len())),
     )?;
-    let mut out = pad;
-    out.extend(replace_all(s, b"\n", &with_newline)?);
-    Ok(out)
+    // The exact size of what follows: `out` grows once, before it holds any of `s`.
+    out.reserve(size);
+    out.extend_from_slice(&pad);
+    replace_into(out, s, b"\n", &with_newline)
 }
 
 pub(crate) fn sprig_indent(args: &[Value]) -> Result<Value, String> {
     let [spaces, s] = args else {
         return Err(bad_args());
     };
-    ok_str(indent_bytes(spaces.int(), s.bytes())?)
+    let mut out = WipingBuf::new();
+    indent_into(&mut out, spaces.int(), s.bytes())?;
+    ok_str(out)
 }
 
 pub(crate) fn sprig_nindent(args: &[Value]) -> Result<Value, String> {
     let [spaces, s] = args else {
         return Err(bad_args());
     };
-    let mut out = b"\n".to_vec();
-    out.extend(indent_bytes(spaces.int(), s.bytes())?);
+    let mut out = WipingBuf::from_slice(b"\n");
+    indent_into(&mut out, spaces.int(), s.bytes())?;
     ok_str(out)
 }
 
 pub(crate) fn sprig_nospace(args: &[Value]) -> Result<Value, String> {
     let [s] = args else { return Err(bad_args()) };
-    let kept: String = String::from_utf8_lossy(s.bytes())
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect();
+    let mut kept = WipingBuf::with_capacity(s.bytes().len());
+    for c in lossy_chars(s.bytes()).filter(|c| !c.is_whitespace()) {
+        let _ = kept.write_char(c);
+    }
     ok_str(kept)
 }
 
@@ -378,7 +397,7 @@ pub(crate) fn sprig_required(args: &[Value]) -> Result<Value, String> {
         _ => false,
     };
     if absent {
-        return Err(String::from_utf8_lossy(message.bytes()).into_owned());
+        return Err(user_message(message));
     }
     Ok(value.clone())
 }
@@ -387,32 +406,32 @@ pub(crate) fn sprig_fail(args: &[Value]) -> Result<Value, String> {
     let [message] = args else {
         return Err(bad_args());
     };
-    Err(String::from_utf8_lossy(message.bytes()).into_owned())
+    Err(user_message(message))
+}
+
+/// The message of `fail` or `required` (the executor wipes it when it withholds it).
+fn user_message(message: &Value) -> String {
+    std::mem::take(&mut *lossy_string(message.bytes()))
 }
 
 // --- Sprig: lists ------------------------------------------------------------------------------
 
 /// Sprig's `strslice`: the elements of a list as strings (nils dropped), or the value itself.
-fn strslice(value: &Value) -> Zeroizing<Vec<Vec<u8>>> {
-    Zeroizing::new(match value {
+fn strslice(value: &Value) -> Vec<SecretBytes> {
+    match value {
         Value::List(list) => list
             .items
             .iter()
             .filter(|item| !item.is_nil())
-            .map(|item| std::mem::take(&mut *strval(item)))
+            .map(|item| SecretBytes::from(strval(item)))
             .collect(),
         Value::Missing | Value::Nil => Vec::new(),
-        other => vec![std::mem::take(&mut *strval(other))],
-    })
+        other => vec![SecretBytes::from(strval(other))],
+    }
 }
 
-fn string_list(mut items: Zeroizing<Vec<Vec<u8>>>) -> Value {
-    Value::list(
-        std::mem::take(&mut *items)
-            .into_iter()
-            .map(Value::str)
-            .collect(),
-    )
+fn string_list(items: Vec<SecretBytes>) -> Value {
+    Value::list(items.into_iter().map(Value::str).collect())
 }
 
 pub(crate) fn sprig_join(args: &[Value]) -> Result<Value, String> {
@@ -428,8 +447,16 @@ pub(crate) fn sprig_join(args: &[Value]) -> Result<Value, String> {
     let total = parts
         .iter()
         .try_fold(0usize, |sum, part| sum.checked_add(part.len()));
-    check_size(separators.zip(total).and_then(|(a, b)| a.checked_add(b)))?;
-    ok_str(parts.join(separator.bytes()))
+    let size = check_size(separators.zip(total).and_then(|(a, b)| a.checked_add(b)))?;
+    // The exact size: it never grows.
+    let mut out = WipingBuf::with_capacity(size);
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(separator.bytes());
+        }
+        out.extend_from_slice(part);
+    }
+    ok_str(out)
 }
 
 /// Go's `strings.Split`.
@@ -480,8 +507,9 @@ pub(crate) fn sprig_sort_alpha(args: &[Value]) -> Result<Value, String> {
     };
     let mut items = match value {
         Value::List(_) => strslice(value),
-        other => Zeroizing::new(vec![std::mem::take(&mut *strval(other))]),
+        other => vec![SecretBytes::from(strval(other))],
     };
+    // Sorting moves the strings' handles, never their bytes.
     items.sort();
     Ok(string_list(items))
 }
@@ -581,10 +609,10 @@ pub(crate) fn sprig_dict(args: &[Value]) -> Result<Value, String> {
         // Map keys are wiped when the map is dropped.
         let key = pair
             .first()
-            .map(|key| std::mem::take(&mut *strval(key)))
+            .map(|key| std::mem::take(&mut *strval(key).into_zeroizing()))
             .unwrap_or_default();
         let value = pair.get(1).cloned().unwrap_or_else(|| Value::str(""));
-        entries.insert(key, value);
+        insert_entry(&mut entries, key, value);
     }
     Ok(Value::map(entries))
 }
@@ -638,10 +666,14 @@ pub(crate) fn sprig_set(args: &[Value]) -> Result<Value, String> {
     if contains_map(value, map, 0) {
         return Err("a map can't contain itself".to_string());
     }
-    map.entries
-        .try_borrow_mut()
-        .map_err(|_| "map is being read".to_string())?
-        .insert(key.bytes().to_vec(), value.clone());
+    insert_entry(
+        &mut *map
+            .entries
+            .try_borrow_mut()
+            .map_err(|_| "map is being read".to_string())?,
+        key.bytes().to_vec(),
+        value.clone(),
+    );
     Ok(map_value.clone())
 }
 
@@ -649,11 +681,13 @@ pub(crate) fn sprig_unset(args: &[Value]) -> Result<Value, String> {
     let [map_value, key] = args else {
         return Err(bad_args());
     };
-    let removed = map_of(map_value)?
-        .entries
-        .try_borrow_mut()
-        .map_err(|_| "map is being read".to_string())?
-        .remove(key.bytes());
+    let removed = remove_entry(
+        &mut *map_of(map_value)?
+            .entries
+            .try_borrow_mut()
+            .map_err(|_| "map is being read".to_string())?,
+        key.bytes(),
+    );
     drop(removed);
     Ok(map_value.clone())
 }
@@ -670,7 +704,7 @@ pub(crate) fn sprig_has_key(args: &[Value]) -> Result<Value, String> {
 }
 
 pub(crate) fn sprig_keys(args: &[Value]) -> Result<Value, String> {
-    let mut keys = Zeroizing::new(Vec::new());
+    let mut keys = Vec::new();
     for map in args {
         keys.extend(Value::map_entries(map_of(map)?).into_iter().map(|(k, _)| k));
     }
@@ -689,11 +723,11 @@ pub(crate) fn sprig_values(args: &[Value]) -> Result<Value, String> {
 // --- Sprig: encodings and digests --------------------------------------------------------------
 
 fn json_of(value: &Value, style: JsonStyle) -> Result<Value, String> {
-    let mut out = Zeroizing::new(Vec::new());
+    let mut out = WipingBuf::new();
     match encode_json(value, &mut out, style, 0) {
         Ok(()) => {
             check_size(Some(out.len()))?;
-            ok_str(std::mem::take(&mut *out))
+            ok_str(out)
         }
         Err(()) if out.len() > MAX_STRING => Err(too_large()),
         // Sprig's toJson swallows encoding errors.
@@ -722,6 +756,9 @@ pub(crate) fn sprig_to_raw_json(args: &[Value]) -> Result<Value, String> {
     json_of(value, JsonStyle::Raw)
 }
 
+/// Sprig's `fromJson`. The values it returns are wiped like any other, but serde_json's own
+/// buffers are not ours to wipe: the scratch copy of a string with escapes, and what a failed
+/// parse had built.
 pub(crate) fn sprig_from_json(args: &[Value]) -> Result<Value, String> {
     let [text] = args else { return Err(bad_args()) };
     match serde_json::from_slice::<serde_json::Value>(text.bytes()) {
@@ -751,7 +788,14 @@ fn value_from_json(json: serde_json::Value) -> Value {
 
 pub(crate) fn sprig_b64enc(args: &[Value]) -> Result<Value, String> {
     let [s] = args else { return Err(bad_args()) };
-    ok_str(base64::engine::general_purpose::STANDARD.encode(s.bytes()))
+    // The exact size of the encoding: it never grows.
+    let len = base64::encoded_len(s.bytes().len(), true).ok_or_else(too_large)?;
+    let mut out = WipingBuf::zeroed(len);
+    let written = base64::engine::general_purpose::STANDARD
+        .encode_slice(s.bytes(), &mut out)
+        .map_err(|_| too_large())?;
+    out.truncate(written);
+    ok_str(out)
 }
 
 /// Go's `base64.StdEncoding`: padding required, stray bits and line breaks tolerated.
@@ -764,15 +808,21 @@ const GO_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose
 
 pub(crate) fn sprig_b64dec(args: &[Value]) -> Result<Value, String> {
     let [s] = args else { return Err(bad_args()) };
-    let cleaned: Vec<u8> = s
-        .bytes()
-        .iter()
-        .copied()
-        .filter(|b| !matches!(b, b'\r' | b'\n'))
-        .collect();
-    match GO_BASE64.decode(&cleaned) {
-        Ok(decoded) => ok_str(decoded),
-        Err(error) => {
+    // At most the input: it never grows.
+    let mut cleaned = WipingBuf::with_capacity(s.bytes().len());
+    for &byte in s.bytes() {
+        if !matches!(byte, b'\r' | b'\n') {
+            cleaned.push(byte);
+        }
+    }
+    // Decoded into a buffer of ours, so a failed decode leaves nothing unwiped either.
+    let mut decoded = WipingBuf::zeroed(base64::decoded_len_estimate(cleaned.len()));
+    match GO_BASE64.decode_slice(&*cleaned, &mut decoded) {
+        Ok(written) => {
+            decoded.truncate(written);
+            ok_str(decoded)
+        }
+        Err(base64::DecodeSliceError::DecodeError(error)) => {
             let offset = match error {
                 base64::DecodeError::InvalidByte(offset, _)
                 | base64::DecodeError::InvalidLastSymbol(offset, _) => offset,
@@ -781,6 +831,8 @@ pub(crate) fn sprig_b64dec(args: &[Value]) -> Result<Value, String> {
             };
             ok_str(format!("illegal base64 data at input byte {offset}"))
         }
+        // `decoded_len_estimate` is never too small.
+        Err(base64::DecodeSliceError::OutputSliceTooSmall) => Err(too_large()),
     }
 }
 
@@ -821,7 +873,7 @@ pub(crate) fn sprig_sha512sum(args: &[Value]) -> Result<Value, String> {
 
 pub(crate) fn sprig_adler32sum(args: &[Value]) -> Result<Value, String> {
     let [s] = args else { return Err(bad_args()) };
-    ok_str(adler32(s.bytes()).to_string())
+    ok_str(WipingBuf::formatted(format_args!("{}", adler32(s.bytes()))))
 }
 
 // --- Sprig: numbers ----------------------------------------------------------------------------
@@ -829,7 +881,7 @@ pub(crate) fn sprig_adler32sum(args: &[Value]) -> Result<Value, String> {
 /// Go's `strconv.Atoi` with the error ignored (out-of-range values saturate).
 pub(crate) fn sprig_atoi(args: &[Value]) -> Result<Value, String> {
     let [s] = args else { return Err(bad_args()) };
-    let text = String::from_utf8_lossy(s.bytes());
+    let text = lossy_string(s.bytes());
     let value = match text.parse::<i64>() {
         Ok(value) => value,
         Err(error) => match error.kind() {
@@ -847,7 +899,7 @@ fn to_int64(value: &Value) -> i64 {
         Value::Int(i) => *i,
         Value::Float(f) => *f as i64,
         Value::Bool(b) => i64::from(*b),
-        Value::Str(s) => parse_go_int(&String::from_utf8_lossy(s)).unwrap_or(0),
+        Value::Str(s) => parse_go_int(&lossy_string(s)).unwrap_or(0),
         _ => 0,
     }
 }
@@ -860,7 +912,7 @@ fn parse_go_int(text: &str) -> Option<i64> {
     {
         text = &text[..dot];
     }
-    match parse_number(text, false).ok()?.value {
+    match number_value(text, false).ok()? {
         NumberValue::Int(i) => Some(i),
         _ => None,
     }
@@ -871,7 +923,7 @@ fn to_float64(value: &Value) -> f64 {
         Value::Int(i) => *i as f64,
         Value::Float(f) => *f,
         Value::Bool(b) => f64::from(u8::from(*b)),
-        Value::Str(s) => String::from_utf8_lossy(s).trim().parse().unwrap_or(0.0),
+        Value::Str(s) => lossy_string(s).trim().parse().unwrap_or(0.0),
         _ => 0.0,
     }
 }

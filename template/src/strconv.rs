@@ -6,7 +6,9 @@
 //! them, and `printf` and every error message quote with them. It is a leaf: it uses nothing
 //! else from the crate, so the lexer, the error type and the functions can all depend on it.
 
-use std::fmt::Write as _;
+use std::fmt;
+
+use zeroize::Zeroizing;
 
 /// A number literal: its text as written and its value.
 #[derive(Debug)]
@@ -23,72 +25,98 @@ pub(crate) enum NumberValue {
     TooLarge,
 }
 
+/// Why a number literal is not valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NumberError {
+    /// Not a number in Go's syntax.
+    Illegal,
+    /// A complex number (`1i`).
+    Complex,
+    /// A character literal that is not one character.
+    MalformedChar,
+}
+
 /// Parses a number or character literal the way Go's template parser does.
 pub(crate) fn parse_number(text: &str, is_char: bool) -> Result<Number, String> {
-    let illegal = || format!("illegal number syntax: {}", go_quote_str(text));
+    match number_value(text, is_char) {
+        Ok(value) => Ok(Number {
+            text: text.to_string(),
+            value,
+        }),
+        Err(NumberError::Illegal) => Err(format!("illegal number syntax: {}", go_quote_str(text))),
+        Err(NumberError::Complex) => Err("complex numbers are not supported".to_string()),
+        Err(NumberError::MalformedChar) => Err(format!("malformed character constant: {text}")),
+    }
+}
+
+/// The value of a number or character literal.
+///
+/// `atoi`, `int` and friends read numbers out of template data with this, so it copies
+/// nothing of `text` except into buffers that are wiped, and its errors carry no text.
+pub(crate) fn number_value(text: &str, is_char: bool) -> Result<NumberValue, NumberError> {
     if is_char {
-        let bytes = unquote(text).map_err(|_| format!("malformed character constant: {text}"))?;
+        let bytes = Zeroizing::new(unquote(text).map_err(|_| NumberError::MalformedChar)?);
         let decoded = std::str::from_utf8(&bytes).ok().and_then(|s| {
             let mut chars = s.chars();
             let c = chars.next()?;
             chars.next().is_none().then_some(c as i64)
         });
-        let value = match (decoded, bytes.as_slice()) {
-            (Some(code), _) => code,
-            (None, [byte]) => i64::from(*byte),
-            _ => return Err(format!("malformed character constant: {text}")),
+        return match (decoded, bytes.as_slice()) {
+            (Some(code), _) => Ok(NumberValue::Int(code)),
+            (None, [byte]) => Ok(NumberValue::Int(i64::from(*byte))),
+            _ => Err(NumberError::MalformedChar),
         };
-        return Ok(Number {
-            text: text.to_string(),
-            value: NumberValue::Int(value),
-        });
     }
     if text.ends_with('i') {
-        return Err("complex numbers are not supported".to_string());
+        return Err(NumberError::Complex);
     }
     let (negative, unsigned) = match text.as_bytes().first() {
         Some(b'-') => (true, &text[1..]),
         Some(b'+') => (false, &text[1..]),
         _ => (false, text),
     };
-    let lower = unsigned.to_ascii_lowercase();
+    // Exactly the size of `unsigned`: it never grows.
+    let lower = Zeroizing::new(unsigned.to_ascii_lowercase());
     let is_hex = lower.starts_with("0x");
-    let value = if !is_hex && (lower.contains('.') || lower.contains('e')) {
-        let cleaned: String = text.chars().filter(|&c| c != '_').collect();
-        let float: f64 = cleaned.parse().map_err(|_| illegal())?;
-        NumberValue::Float(float)
+    if !is_hex && (lower.contains('.') || lower.contains('e')) {
+        let cleaned = without_underscores(text);
+        let float: f64 = cleaned.parse().map_err(|_| NumberError::Illegal)?;
+        return Ok(NumberValue::Float(float));
+    }
+    let digits = without_underscores(&lower);
+    let (radix, body) = if let Some(rest) = digits.strip_prefix("0x") {
+        (16, rest)
+    } else if let Some(rest) = digits.strip_prefix("0o") {
+        (8, rest)
+    } else if let Some(rest) = digits.strip_prefix("0b") {
+        (2, rest)
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        (8, &digits[1..])
     } else {
-        let digits: String = lower.chars().filter(|&c| c != '_').collect();
-        let (radix, body) = if let Some(rest) = digits.strip_prefix("0x") {
-            (16, rest.to_string())
-        } else if let Some(rest) = digits.strip_prefix("0o") {
-            (8, rest.to_string())
-        } else if let Some(rest) = digits.strip_prefix("0b") {
-            (2, rest.to_string())
-        } else if digits.len() > 1 && digits.starts_with('0') {
-            (8, digits[1..].to_string())
-        } else {
-            (10, digits)
-        };
-        if body.is_empty() || !body.chars().all(|c| c.is_digit(radix)) {
-            return Err(illegal());
-        }
-        match u128::from_str_radix(&body, radix) {
-            Ok(magnitude) => {
-                let signed = if negative {
-                    -(magnitude as i128)
-                } else {
-                    magnitude as i128
-                };
-                i64::try_from(signed).map_or(NumberValue::TooLarge, NumberValue::Int)
-            }
-            Err(_) => NumberValue::TooLarge,
-        }
+        (10, digits.as_str())
     };
-    Ok(Number {
-        text: text.to_string(),
-        value,
+    if body.is_empty() || !body.chars().all(|c| c.is_digit(radix)) {
+        return Err(NumberError::Illegal);
+    }
+    Ok(match u128::from_str_radix(body, radix) {
+        Ok(magnitude) => {
+            let signed = if negative {
+                -(magnitude as i128)
+            } else {
+                magnitude as i128
+            };
+            i64::try_from(signed).map_or(NumberValue::TooLarge, NumberValue::Int)
+        }
+        Err(_) => NumberValue::TooLarge,
     })
+}
+
+/// `text` without its `_` digit separators, in a string of at most its size (so it never
+/// grows), wiped when dropped.
+fn without_underscores(text: &str) -> Zeroizing<String> {
+    let mut kept = Zeroizing::new(String::with_capacity(text.len()));
+    kept.extend(text.chars().filter(|&c| c != '_'));
+    kept
 }
 
 /// Go's `strconv.Unquote` for `"…"`, `'…'` and `` `…` `` literals.
@@ -176,50 +204,44 @@ pub(crate) fn is_printable(c: char) -> bool {
         | 0xFFF9..=0xFFFB | 0xFFFE | 0xFFFF | 0xE0001 | 0xE0020..=0xE007F | 0xF0000..)
 }
 
-/// Go's `strconv.Quote` of a string (`%q`).
-pub(crate) fn go_quote(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() + 2);
-    out.push('"');
+/// Go's `strconv.Quote` of a string (`%q`), appended to `out`.
+///
+/// Template data is quoted into a wiping buffer (`crate::wiping::WipingBuf`); a `String` is
+/// fine for the names and source text quoted in error messages.
+pub(crate) fn go_quote_into(bytes: &[u8], out: &mut impl fmt::Write) {
+    let _ = out.write_char('"');
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
-            push_quoted_char(&mut out, c, '"');
+            push_quoted_char(out, c, '"');
         }
         for byte in chunk.invalid() {
             let _ = write!(out, "\\x{byte:02x}");
         }
     }
-    out.push('"');
+    let _ = out.write_char('"');
+}
+
+/// Go's `strconv.Quote` of a name or of template source, for messages (never of data).
+pub(crate) fn go_quote_str(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    go_quote_into(text.as_bytes(), &mut out);
     out
 }
 
-/// [`go_quote`] of a `str`.
-pub(crate) fn go_quote_str(text: &str) -> String {
-    go_quote(text.as_bytes())
-}
-
 /// Appends `c` as Go quotes it inside `quote` (`"` for strings, `'` for characters).
-pub(crate) fn push_quoted_char(out: &mut String, c: char, quote: char) {
-    match c {
-        _ if c == quote || c == '\\' => {
-            out.push('\\');
-            out.push(c);
-        }
-        '\u{7}' => out.push_str("\\a"),
-        '\u{8}' => out.push_str("\\b"),
-        '\u{c}' => out.push_str("\\f"),
-        '\n' => out.push_str("\\n"),
-        '\r' => out.push_str("\\r"),
-        '\t' => out.push_str("\\t"),
-        '\u{b}' => out.push_str("\\v"),
-        _ if is_printable(c) => out.push(c),
-        _ if (c as u32) < 0x80 => {
-            let _ = write!(out, "\\x{:02x}", c as u32);
-        }
-        _ if (c as u32) < 0x10000 => {
-            let _ = write!(out, "\\u{:04x}", c as u32);
-        }
-        _ => {
-            let _ = write!(out, "\\U{:08x}", c as u32);
-        }
-    }
+pub(crate) fn push_quoted_char(out: &mut impl fmt::Write, c: char, quote: char) {
+    let _ = match c {
+        _ if c == quote || c == '\\' => out.write_char('\\').and(out.write_char(c)),
+        '\u{7}' => out.write_str("\\a"),
+        '\u{8}' => out.write_str("\\b"),
+        '\u{c}' => out.write_str("\\f"),
+        '\n' => out.write_str("\\n"),
+        '\r' => out.write_str("\\r"),
+        '\t' => out.write_str("\\t"),
+        '\u{b}' => out.write_str("\\v"),
+        _ if is_printable(c) => out.write_char(c),
+        _ if (c as u32) < 0x80 => write!(out, "\\x{:02x}", c as u32),
+        _ if (c as u32) < 0x10000 => write!(out, "\\u{:04x}", c as u32),
+        _ => write!(out, "\\U{:08x}", c as u32),
+    };
 }

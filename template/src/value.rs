@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::rc::Rc;
 
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::limits::MAX_VALUE_DEPTH;
+use crate::wiping::WipingBuf;
 
 /// The bytes of a Go string, wiped (whole capacity) when dropped.
 #[derive(Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -40,6 +41,12 @@ impl From<Vec<u8>> for SecretBytes {
 impl From<zeroize::Zeroizing<Vec<u8>>> for SecretBytes {
     fn from(mut bytes: zeroize::Zeroizing<Vec<u8>>) -> Self {
         SecretBytes(std::mem::take(&mut *bytes))
+    }
+}
+
+impl From<WipingBuf> for SecretBytes {
+    fn from(bytes: WipingBuf) -> Self {
+        SecretBytes::from(bytes.into_zeroizing())
     }
 }
 
@@ -289,18 +296,58 @@ impl Value {
         Some(total)
     }
 
-    /// A snapshot of a map's entries.
-    pub(crate) fn map_entries(map: &MapValue) -> Vec<(Vec<u8>, Value)> {
+    /// A snapshot of a map's entries (the copies of the keys are wiped when dropped).
+    pub(crate) fn map_entries(map: &MapValue) -> Vec<(SecretBytes, Value)> {
         map.entries
             .try_borrow()
             .map(|entries| {
                 entries
                     .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .map(|(k, v)| (SecretBytes::from(k), v.clone()))
                     .collect()
             })
             .unwrap_or_default()
     }
+}
+
+/// Sets `key` to `value` in a map's entries. A map keeps the key it has, so when `key` is
+/// already there, the new copy is wiped instead of being dropped as it is.
+pub(crate) fn insert_entry(entries: &mut BTreeMap<Vec<u8>, Value>, mut key: Vec<u8>, value: Value) {
+    match entries.get_mut(key.as_slice()) {
+        Some(slot) => {
+            *slot = value;
+            key.zeroize();
+        }
+        None => {
+            entries.insert(key, value);
+        }
+    }
+}
+
+/// Removes `key` from a map's entries, wiping the map's copy of it; returns the value.
+pub(crate) fn remove_entry(entries: &mut BTreeMap<Vec<u8>, Value>, key: &[u8]) -> Option<Value> {
+    entries.remove_entry(key).map(|(mut key, value)| {
+        key.zeroize();
+        value
+    })
+}
+
+/// The characters of a Go string, each invalid sequence as one U+FFFD, as
+/// `String::from_utf8_lossy` reads them, without a copy of the string.
+pub(crate) fn lossy_chars(s: &[u8]) -> impl Iterator<Item = char> + '_ {
+    s.utf8_chunks().flat_map(|chunk| {
+        let invalid = (!chunk.invalid().is_empty()).then_some(char::REPLACEMENT_CHARACTER);
+        chunk.valid().chars().chain(invalid)
+    })
+}
+
+/// `String::from_utf8_lossy(s)` built in a string of exactly its size (so it never grows and
+/// leaves a copy behind), wiped when dropped.
+pub(crate) fn lossy_string(s: &[u8]) -> Zeroizing<String> {
+    let len = lossy_chars(s).map(char::len_utf8).sum();
+    let mut text = Zeroizing::new(String::with_capacity(len));
+    text.extend(lossy_chars(s));
+    text
 }
 
 /// Splits into UTF-8 sequences, each invalid byte on its own (Go's rune iteration).
