@@ -624,14 +624,19 @@ fn map_of(value: &Value) -> Result<&Rc<MapValue>, String> {
     }
 }
 
+/// The entries of a map argument, for reading (`get`, `hasKey`).
+fn entries_of(value: &Value) -> Result<std::cell::Ref<'_, BTreeMap<Vec<u8>, Value>>, String> {
+    map_of(value)?
+        .entries
+        .try_borrow()
+        .map_err(|_| "map is being modified".to_string())
+}
+
 pub(crate) fn sprig_get(args: &[Value]) -> Result<Value, String> {
     let [map, key] = args else {
         return Err(bad_args());
     };
-    let entries = map_of(map)?
-        .entries
-        .try_borrow()
-        .map_err(|_| "map is being modified")?;
+    let entries = entries_of(map)?;
     Ok(entries
         .get(key.bytes())
         .cloned()
@@ -696,10 +701,7 @@ pub(crate) fn sprig_has_key(args: &[Value]) -> Result<Value, String> {
     let [map, key] = args else {
         return Err(bad_args());
     };
-    let entries = map_of(map)?
-        .entries
-        .try_borrow()
-        .map_err(|_| "map is being modified")?;
+    let entries = entries_of(map)?;
     Ok(Value::Bool(entries.contains_key(key.bytes())))
 }
 
