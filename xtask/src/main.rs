@@ -123,17 +123,19 @@ fn main() -> ExitCode {
     };
     let root = workspace_root();
     for (index, step) in task.steps.iter().enumerate() {
-        let mut command = Command::new(step.program);
-        command.args(step.args).current_dir(&root);
         // Extra arguments go to the last program (for example a test name filter).
-        if index + 1 == task.steps.len() {
-            command.args(&args[1..]);
-        }
-        command.envs(step.env.iter().copied());
-        eprintln!(
-            "xtask: {}",
-            describe(step, &args[1..], index + 1 == task.steps.len())
-        );
+        let extra: &[String] = if index + 1 == task.steps.len() {
+            &args[1..]
+        } else {
+            &[]
+        };
+        let mut command = Command::new(step.program);
+        command
+            .args(step.args)
+            .args(extra)
+            .envs(step.env.iter().copied())
+            .current_dir(&root);
+        eprintln!("xtask: {}", describe(step, extra));
         match command.status() {
             Ok(status) if status.success() => {}
             Ok(status) => {
@@ -150,17 +152,12 @@ fn main() -> ExitCode {
 }
 
 /// The command line of one step as a shell would show it.
-fn describe(step: &Step, extra: &[String], last: bool) -> String {
-    let env = step.env.iter().map(|(k, v)| format!("{k}={v} "));
-    let args = step.args.iter().map(|a| a.to_string());
-    let extra = extra.iter().filter(|_| last).cloned();
-    env.collect::<String>()
-        + &[step.program.to_string()]
-            .into_iter()
-            .chain(args)
-            .chain(extra)
-            .collect::<Vec<_>>()
-            .join(" ")
+fn describe(step: &Step, extra: &[String]) -> String {
+    let mut words: Vec<String> = step.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    words.push(step.program.to_string());
+    words.extend(step.args.iter().map(|a| a.to_string()));
+    words.extend_from_slice(extra);
+    words.join(" ")
 }
 
 /// The repository root: the parent of this crate's folder.
@@ -186,7 +183,7 @@ mod tests {
         let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
         let ci = std::fs::read_to_string(workspace_root().join(".ci/run")).unwrap();
         let test = TASKS.iter().find(|t| t.name == "test").unwrap();
-        let line = describe(&test.steps[0], &[], true);
+        let line = describe(&test.steps[0], &[]);
         assert!(readme.contains(&line), "README lacks `{line}`");
         assert!(ci.contains(&line), ".ci/run lacks `{line}`");
     }
