@@ -101,8 +101,9 @@
 //! | `printf` | limits, strconv, value, wiping | Go's `fmt`: `%v`, `print`, `printf`, floats |
 //! | `encoding` | limits, printf, value, wiping | hex, Adler-32, base32, Go's JSON output |
 //! | `helpers` | limits, value | errors and size checks shared by the functions |
+//! | `json_read` | limits, value, wiping | `fromJson`'s reader: Go's JSON decoding into values |
 //! | `builtins` | helpers, printf, strconv, value, wiping | Go's builtin functions |
-//! | `sprig` | encoding, helpers, limits, printf, strconv, value, wiping | the Sprig functions |
+//! | `sprig` | encoding, helpers, json_read, limits, printf, strconv, value, wiping | the Sprig functions |
 //! | `functions` | builtins, sprig, value | the function table: names, signatures, calls |
 //! | `lexer` | strconv | template text to tokens |
 //! | `parser` | error, functions, lexer, limits, strconv | tokens to the syntax tree |
@@ -115,6 +116,7 @@ mod error;
 mod exec;
 mod functions;
 mod helpers;
+mod json_read;
 mod lexer;
 mod limits;
 mod parser;

@@ -16,3 +16,6 @@ pub(crate) const MAX_STRING: usize = 4 << 20;
 pub(crate) const MAX_VALUE_DEPTH: usize = 100;
 /// Largest width or precision `printf` accepts (as Go does).
 pub(crate) const MAX_FORMAT_WIDTH: usize = 1_000_000;
+/// Deepest nesting of arrays and objects `fromJson` reads (Go allows 10,000; the reader
+/// recurses, and serde_json, which `fromJson` used before, stopped at 127).
+pub(crate) const MAX_JSON_DEPTH: usize = 128;

@@ -11,6 +11,7 @@ use base64::Engine as _;
 
 use crate::encoding::{JsonStyle, adler32, base32_decode, base32_encode, encode_json, hex};
 use crate::helpers::{bad_args, check_size, ok_str, too_large};
+use crate::json_read::read_json;
 use crate::limits::{MAX_STRING, MAX_VALUE_DEPTH};
 use crate::printf::format_default;
 use crate::strconv::{NumberValue, go_quote_into, number_value};
@@ -758,34 +759,11 @@ pub(crate) fn sprig_to_raw_json(args: &[Value]) -> Result<Value, String> {
     json_of(value, JsonStyle::Raw)
 }
 
-/// Sprig's `fromJson`. The values it returns are wiped like any other, but serde_json's own
-/// buffers are not ours to wipe: the scratch copy of a string with escapes, and what a failed
-/// parse had built.
+/// Sprig's `fromJson`: `nil` for anything that is not JSON. Its own reader, so that no copy
+/// of the text is left unwiped ([`crate::json_read`]).
 pub(crate) fn sprig_from_json(args: &[Value]) -> Result<Value, String> {
     let [text] = args else { return Err(bad_args()) };
-    match serde_json::from_slice::<serde_json::Value>(text.bytes()) {
-        Ok(json) => Ok(value_from_json(json)),
-        Err(_) => Ok(Value::Nil),
-    }
-}
-
-/// Go's `json.Unmarshal` into `interface{}`: numbers become float64.
-fn value_from_json(json: serde_json::Value) -> Value {
-    match json {
-        serde_json::Value::Null => Value::Nil,
-        serde_json::Value::Bool(b) => Value::Bool(b),
-        serde_json::Value::Number(n) => Value::Float(n.as_f64().unwrap_or(0.0)),
-        serde_json::Value::String(s) => Value::str(s),
-        serde_json::Value::Array(items) => {
-            Value::list(items.into_iter().map(value_from_json).collect())
-        }
-        serde_json::Value::Object(entries) => Value::map(
-            entries
-                .into_iter()
-                .map(|(k, v)| (k.into_bytes(), value_from_json(v)))
-                .collect(),
-        ),
-    }
+    Ok(read_json(text.bytes()).unwrap_or(Value::Nil))
 }
 
 pub(crate) fn sprig_b64enc(args: &[Value]) -> Result<Value, String> {
