@@ -179,6 +179,24 @@ impl<'t> State<'t> {
         Ok(())
     }
 
+    /// Charges a value built whole by one call (`fromJson`): every list, map and string in
+    /// it, since the top level alone can hide any amount of memory (`[[[], [], …]]`). The walk
+    /// costs one step per value.
+    fn account_tree(&mut self, value: &Value) -> ExecResult<()> {
+        let cap = self.budget.allocated_left().min(MAX_STRING);
+        let mut visited = 0u64;
+        let size = value.footprint(cap, &mut visited);
+        self.steps(visited)?;
+        match size {
+            Some(size) => {
+                self.budget.allocated += size;
+                Ok(())
+            }
+            None if cap < MAX_STRING => Err(self.allocated_limit_error()),
+            None => Err(self.limit_error(format!("a value is larger than {MAX_STRING} bytes"))),
+        }
+    }
+
     /// Charges a function that walks its whole arguments (printing, encoding, joining or
     /// comparing them) before it runs: their printed size must fit in what may still be
     /// produced (and in one value), and the walk costs one step per element.
@@ -646,7 +664,11 @@ impl<'t> State<'t> {
         }
         match call(&args) {
             Ok(result) => {
-                self.account(&result)?;
+                if function.builds_tree {
+                    self.account_tree(&result)?;
+                } else {
+                    self.account(&result)?;
+                }
                 Ok(result)
             }
             Err(message) => {

@@ -25,31 +25,61 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use crate::limits::MAX_JSON_DEPTH;
-use crate::value::{MapValue, Value, insert_entry};
+use crate::value::{MapValue, Value, footprint, insert_entry};
 use crate::wiping::WipingBuf;
 
 /// U+FFFD in UTF-8, for every byte that is not valid UTF-8 and every lone surrogate.
 const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
 
-/// The value of the JSON text `text` as Go's `json.Unmarshal` into `interface{}` makes it, or
-/// `None` when the text is not JSON.
-pub(crate) fn read_json(text: &[u8]) -> Option<Value> {
-    let mut reader = Reader { text, at: 0 };
-    let value = reader.value(0).ok()?;
+/// The value of the JSON text `text` as Go's `json.Unmarshal` into `interface{}` makes it.
+/// Reading stops with [`JsonError::TooLarge`] once the value would hold more than `max_size`
+/// bytes by [`Value::footprint`]'s estimate (a few bytes of JSON make a list or a map, which
+/// take dozens).
+pub(crate) fn read_json(text: &[u8], max_size: usize) -> Result<Value, JsonError> {
+    let mut reader = Reader {
+        text,
+        at: 0,
+        size: 0,
+        max_size,
+    };
+    let value = reader.value(0)?;
     reader.skip_space();
-    (reader.at == text.len()).then_some(value)
+    if reader.at == text.len() {
+        Ok(value)
+    } else {
+        Err(JsonError::Syntax)
+    }
 }
 
-/// The input is not JSON (what is wrong is not reported: `fromJson` returns `nil` for all of it).
-struct Syntax;
+/// Why a text was not read.
+#[derive(Debug, PartialEq)]
+pub(crate) enum JsonError {
+    /// It is not JSON (what is wrong is not reported: `fromJson` returns `nil` for all of it).
+    Syntax,
+    /// Its value would be larger than the limit.
+    TooLarge,
+}
 
-/// A cursor over the input.
+use JsonError::Syntax;
+
+/// A cursor over the input, and the size of what was built so far.
 struct Reader<'a> {
     text: &'a [u8],
     at: usize,
+    size: usize,
+    max_size: usize,
 }
 
 impl Reader<'_> {
+    /// Counts `bytes` more towards the value's size.
+    fn charge(&mut self, bytes: usize) -> Result<(), JsonError> {
+        self.size = self.size.saturating_add(bytes);
+        if self.size > self.max_size {
+            return Err(JsonError::TooLarge);
+        }
+        Ok(())
+    }
+
     fn peek(&self) -> Option<u8> {
         self.text.get(self.at).copied()
     }
@@ -61,7 +91,7 @@ impl Reader<'_> {
     }
 
     /// Consumes `byte` after optional white space.
-    fn expect(&mut self, byte: u8) -> Result<(), Syntax> {
+    fn expect(&mut self, byte: u8) -> Result<(), JsonError> {
         self.skip_space();
         if self.peek() == Some(byte) {
             self.at += 1;
@@ -72,7 +102,7 @@ impl Reader<'_> {
     }
 
     /// Consumes `word` (`true`, `false`, `null`) exactly.
-    fn keyword(&mut self, word: &[u8]) -> Result<(), Syntax> {
+    fn keyword(&mut self, word: &[u8]) -> Result<(), JsonError> {
         if self.text[self.at..].starts_with(word) {
             self.at += word.len();
             Ok(())
@@ -83,9 +113,15 @@ impl Reader<'_> {
 
     /// One value, after optional white space; `depth` is the number of arrays and objects
     /// around it.
-    fn value(&mut self, depth: usize) -> Result<Value, Syntax> {
+    fn value(&mut self, depth: usize) -> Result<Value, JsonError> {
         self.skip_space();
-        match self.peek().ok_or(Syntax)? {
+        let first = self.peek().ok_or(Syntax)?;
+        self.charge(match first {
+            b'{' | b'[' => footprint::CONTAINER,
+            b'"' => footprint::string(0),
+            _ => footprint::VALUE,
+        })?;
+        match first {
             b'{' => self.object(depth + 1),
             b'[' => self.array(depth + 1),
             b'"' => Ok(Value::str(self.string()?)),
@@ -97,7 +133,7 @@ impl Reader<'_> {
         }
     }
 
-    fn array(&mut self, depth: usize) -> Result<Value, Syntax> {
+    fn array(&mut self, depth: usize) -> Result<Value, JsonError> {
         if depth > MAX_JSON_DEPTH {
             return Err(Syntax);
         }
@@ -122,7 +158,7 @@ impl Reader<'_> {
         }
     }
 
-    fn object(&mut self, depth: usize) -> Result<Value, Syntax> {
+    fn object(&mut self, depth: usize) -> Result<Value, JsonError> {
         if depth > MAX_JSON_DEPTH {
             return Err(Syntax);
         }
@@ -143,6 +179,7 @@ impl Reader<'_> {
                 return Err(Syntax);
             }
             let key = self.string()?.into_zeroizing();
+            self.charge(footprint::key(0))?;
             self.expect(b':')?;
             let value = self.value(depth)?;
             insert_entry(map.entries.get_mut(), key_bytes(key), value);
@@ -160,7 +197,7 @@ impl Reader<'_> {
 
     /// A number: its JSON syntax checked, its value as Go's `strconv.ParseFloat` gives it;
     /// `nil` when that is out of range.
-    fn number(&mut self) -> Result<Value, Syntax> {
+    fn number(&mut self) -> Result<Value, JsonError> {
         let start = self.at;
         if self.peek() == Some(b'-') {
             self.at += 1;
@@ -198,7 +235,7 @@ impl Reader<'_> {
     }
 
     /// One digit or more.
-    fn some_digits(&mut self) -> Result<(), Syntax> {
+    fn some_digits(&mut self) -> Result<(), JsonError> {
         if !matches!(self.peek(), Some(b'0'..=b'9')) {
             return Err(Syntax);
         }
@@ -206,8 +243,9 @@ impl Reader<'_> {
         Ok(())
     }
 
-    /// A string, from its opening quote, unescaped into a wiping buffer.
-    fn string(&mut self) -> Result<WipingBuf, Syntax> {
+    /// A string, from its opening quote, unescaped into a wiping buffer; its bytes are
+    /// charged as they are written.
+    fn string(&mut self) -> Result<WipingBuf, JsonError> {
         self.at += 1; // '"'
         let rest = &self.text[self.at..];
         // Exact when the string has no escapes and valid UTF-8; growth wipes what it leaves.
@@ -218,14 +256,20 @@ impl Reader<'_> {
                 .iter()
                 .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)
                 .ok_or(Syntax)?;
+            let before = out.len();
             push_lossy(&mut out, &rest[..run]);
+            self.charge(out.len() - before)?;
             self.at += run;
             match rest[run] {
                 b'"' => {
                     self.at += 1;
                     return Ok(out);
                 }
-                b'\\' => self.escape(&mut out)?,
+                b'\\' => {
+                    let before = out.len();
+                    self.escape(&mut out)?;
+                    self.charge(out.len() - before)?;
+                }
                 // A control character.
                 _ => return Err(Syntax),
             }
@@ -233,7 +277,7 @@ impl Reader<'_> {
     }
 
     /// One escape sequence, from its backslash.
-    fn escape(&mut self, out: &mut WipingBuf) -> Result<(), Syntax> {
+    fn escape(&mut self, out: &mut WipingBuf) -> Result<(), JsonError> {
         let byte = match self.text.get(self.at + 1).ok_or(Syntax)? {
             b'"' => b'"',
             b'\\' => b'\\',
@@ -305,15 +349,15 @@ fn key_bytes(mut key: zeroize::Zeroizing<Vec<u8>>) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::read_json;
+    use super::{JsonError, read_json};
     use crate::value::Value;
     use crate::wiping::retired;
 
     /// The value printed as Go's `%v` would, to compare whole trees at once.
     fn shown(text: &str) -> String {
-        match read_json(text.as_bytes()) {
-            None => "<syntax>".to_string(),
-            Some(value) => show(&value),
+        match read_json(text.as_bytes(), usize::MAX) {
+            Err(error) => format!("{error:?}"),
+            Ok(value) => show(&value),
         }
     }
 
@@ -372,7 +416,7 @@ mod tests {
 
     #[test]
     fn invalid_utf8_becomes_one_replacement_per_byte() {
-        let value = read_json(b"[\"a\xe2\x82b\xffc\", \"\xc3\xa9\"]").unwrap();
+        let value = read_json(b"[\"a\xe2\x82b\xffc\", \"\xc3\xa9\"]", usize::MAX).unwrap();
         let Value::List(list) = value else { panic!() };
         let Value::Str(first) = &list.items[0] else {
             panic!()
@@ -396,7 +440,7 @@ mod tests {
     }
 
     #[test]
-    fn anything_that_is_not_json_is_none() {
+    fn anything_that_is_not_json_is_a_syntax_error() {
         for text in [
             "",
             " ",
@@ -433,20 +477,48 @@ mod tests {
             "Infinity",
             "\u{feff}1",
         ] {
-            assert!(read_json(text.as_bytes()).is_none(), "{text:?}");
+            assert_eq!(shown(text), "Syntax", "{text:?}");
         }
     }
 
     #[test]
     fn nesting_is_limited() {
         let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
-        assert!(read_json(deep(super::MAX_JSON_DEPTH).as_bytes()).is_some());
-        assert!(read_json(deep(super::MAX_JSON_DEPTH + 1).as_bytes()).is_none());
+        let read = |text: String| read_json(text.as_bytes(), usize::MAX).map(drop);
+        assert_eq!(read(deep(super::MAX_JSON_DEPTH)), Ok(()));
+        assert_eq!(
+            read(deep(super::MAX_JSON_DEPTH + 1)),
+            Err(JsonError::Syntax)
+        );
         let objects = |n: usize| format!("{}1{}", r#"{"a":"#.repeat(n), "}".repeat(n));
-        assert!(read_json(objects(super::MAX_JSON_DEPTH).as_bytes()).is_some());
-        assert!(read_json(objects(super::MAX_JSON_DEPTH + 1).as_bytes()).is_none());
+        assert_eq!(read(objects(super::MAX_JSON_DEPTH)), Ok(()));
+        assert_eq!(
+            read(objects(super::MAX_JSON_DEPTH + 1)),
+            Err(JsonError::Syntax)
+        );
         // Far deeper input fails without overflowing the stack.
-        assert!(read_json(deep(1_000_000).as_bytes()).is_none());
+        assert_eq!(read(deep(1_000_000)), Err(JsonError::Syntax));
+    }
+
+    #[test]
+    fn reading_stops_at_the_size_limit_and_agrees_with_the_footprint() {
+        for text in [
+            r#"[[], [], {"a": [1, "xyz", null]}, "\u00e9", true]"#,
+            r#"{"k": {"k": {"k": "v"}}, "": [[[[]]]]}"#,
+            r#""a string""#,
+            r#"["\u00e9\ud800", 1, 2]"#,
+        ] {
+            let value = read_json(text.as_bytes(), usize::MAX).unwrap();
+            let size = value.footprint(usize::MAX, &mut 0).unwrap();
+            // Exactly at the limit it is read; one byte less and it is not.
+            assert!(read_json(text.as_bytes(), size).is_ok(), "{text}");
+            let cut = read_json(text.as_bytes(), size - 1).map(drop);
+            assert_eq!(cut, Err(JsonError::TooLarge), "{text}");
+        }
+        // Three bytes of JSON per list: the size grows far faster than the text.
+        let lists = format!("[{}[]]", "[],".repeat(10_000));
+        let value = read_json(lists.as_bytes(), usize::MAX).unwrap();
+        assert!(value.footprint(usize::MAX, &mut 0).unwrap() > 20 * lists.len());
     }
 
     const SECRET: &str = "correct horse battery staple";
@@ -459,14 +531,12 @@ mod tests {
         retired::take();
         let mut text = format!("{{\"k\\u0065y\": \"{long}").into_bytes();
         text.extend_from_slice(b"\xff\xff\xff\"}");
-        let value = read_json(&text);
+        let value = read_json(&text, usize::MAX);
         let freed = retired::take();
         // The buffer grew once (by the last U+FFFD), leaving an allocation of the raw length.
         assert_eq!(freed.iter().map(Vec::len).max(), Some(long.len() + 3));
         assert!(freed.iter().flatten().all(|&byte| byte == 0));
-        let Some(Value::Map(map)) = value else {
-            panic!()
-        };
+        let Ok(Value::Map(map)) = value else { panic!() };
         let entries = map.entries.borrow();
         let Some(Value::Str(decoded)) = entries.get(b"key".as_slice()) else {
             panic!()
@@ -484,7 +554,7 @@ mod tests {
             format!("[\"{SECRET}\\q\"]"),
         ] {
             retired::take();
-            assert!(read_json(text.as_bytes()).is_none(), "{text:?}");
+            assert!(read_json(text.as_bytes(), usize::MAX).is_err(), "{text:?}");
             let freed = retired::take();
             assert!(
                 freed.iter().any(|block| block.len() >= SECRET.len()),

@@ -72,6 +72,9 @@
 //!   shared by all its templates (operations run, bytes produced by functions, bytes
 //!   rendered; see [`budget`]). A function that would print, encode, join or compare a
 //!   list or map larger than what is left of the budget fails before it starts.
+//! - `fromJson` reads at most 128 levels of nesting (deeper is `nil`, as any text that is not
+//!   JSON) and fails when the value it builds would take more than 4 MiB; the whole value is
+//!   charged to the object's budget, not only its top level.
 //! - Error messages never quote template data: where Go would print a value (for example the
 //!   message of a `fail` that is not a string literal) it is withheld.
 

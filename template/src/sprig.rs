@@ -11,7 +11,7 @@ use base64::Engine as _;
 
 use crate::encoding::{JsonStyle, adler32, base32_decode, base32_encode, encode_json, hex};
 use crate::helpers::{bad_args, check_size, ok_str, too_large};
-use crate::json_read::read_json;
+use crate::json_read::{JsonError, read_json};
 use crate::limits::{MAX_STRING, MAX_VALUE_DEPTH};
 use crate::printf::format_default;
 use crate::strconv::{NumberValue, go_quote_into, number_value};
@@ -760,10 +760,16 @@ pub(crate) fn sprig_to_raw_json(args: &[Value]) -> Result<Value, String> {
 }
 
 /// Sprig's `fromJson`: `nil` for anything that is not JSON. Its own reader, so that no copy
-/// of the text is left unwiped ([`crate::json_read`]).
+/// of the text is left unwiped ([`crate::json_read`]); it stops at a value of more than
+/// [`MAX_STRING`] bytes, as any other function's result is limited (the executor then charges
+/// the whole tree to the object's budget).
 pub(crate) fn sprig_from_json(args: &[Value]) -> Result<Value, String> {
     let [text] = args else { return Err(bad_args()) };
-    Ok(read_json(text.bytes()).unwrap_or(Value::Nil))
+    match read_json(text.bytes(), MAX_STRING) {
+        Ok(value) => Ok(value),
+        Err(JsonError::Syntax) => Ok(Value::Nil),
+        Err(JsonError::TooLarge) => Err(too_large()),
+    }
 }
 
 pub(crate) fn sprig_b64enc(args: &[Value]) -> Result<Value, String> {

@@ -827,3 +827,31 @@ fn float_formatting_matches_go() {
         assert_eq!(format_float_shortest(value), expected);
     }
 }
+
+#[test]
+fn from_json_is_charged_for_its_whole_tree() {
+    // 3 bytes of JSON per empty list, all under one element: a shallow charge would count
+    // one element per call, and 1 MB of input would keep about 20 MB per call.
+    let lists = format!("[[{}[]]]", "[],".repeat(330_000));
+    let items = data(&[("x", lists.as_bytes())]);
+    let keep = |calls: usize| {
+        format!(
+            "{{{{ $a := list }}}}{{{{ range {calls} }}}}{{{{ $a = append $a (fromJson $.x) }}}}{{{{ end }}}}{{{{ len $a }}}}"
+        )
+    };
+    let message = render("key", &keep(30), &items).unwrap_err().to_string();
+    assert!(
+        message.contains("result would be larger than 4194304 bytes"),
+        "{message}"
+    );
+    // A tree within one value's limit is read, and each call is charged all of it, so the
+    // object's allocation budget (32 MiB) runs out after a few calls.
+    let lists = format!("[[{}[]]]", "[],".repeat(30_000));
+    let items = data(&[("x", lists.as_bytes())]);
+    assert_eq!(
+        String::from_utf8_lossy(&render("key", &keep(1), &items).unwrap()),
+        "1"
+    );
+    let message = render("key", &keep(30), &items).unwrap_err().to_string();
+    assert!(message.contains("(limit per SealedSecret)"), "{message}");
+}

@@ -296,6 +296,43 @@ impl Value {
         Some(total)
     }
 
+    /// An estimate of the heap bytes this value holds, counting every nested list, map and
+    /// string ([`footprint`]), or `None` when it exceeds `cap`. `visited` counts the values
+    /// walked, so callers can charge the walk as steps; the walk stops once `cap` is passed,
+    /// and every value counts at least [`footprint::VALUE`] bytes.
+    ///
+    /// A shared element is counted at each place it appears, so this is for trees built fresh
+    /// (`fromJson`), whose parts nothing else holds.
+    pub(crate) fn footprint(&self, cap: usize, visited: &mut u64) -> Option<usize> {
+        let mut total = 0usize;
+        let mut pending: Vec<Value> = vec![self.clone()];
+        while let Some(value) = pending.pop() {
+            *visited += 1;
+            let size = match &value {
+                Value::Str(s) => footprint::string(s.len()),
+                Value::List(list) => {
+                    pending.extend(list.items.iter().cloned());
+                    footprint::CONTAINER
+                }
+                Value::Map(map) => {
+                    let entries = map.entries.try_borrow().ok()?;
+                    let mut size = footprint::CONTAINER;
+                    for (key, item) in entries.iter() {
+                        size = size.checked_add(footprint::key(key.len()))?;
+                        pending.push(item.clone());
+                    }
+                    size
+                }
+                _ => footprint::VALUE,
+            };
+            total = total.checked_add(size)?;
+            if total > cap {
+                return None;
+            }
+        }
+        Some(total)
+    }
+
     /// A snapshot of a map's entries (the copies of the keys are wiped when dropped).
     pub(crate) fn map_entries(map: &MapValue) -> Vec<(SecretBytes, Value)> {
         map.entries
@@ -363,4 +400,27 @@ pub(crate) fn utf8_units(s: &[u8]) -> Vec<&[u8]> {
         units.extend(chunk.invalid().chunks(1));
     }
     units
+}
+
+/// Estimated heap bytes of the parts of a value, for charging a tree that one call builds
+/// (`fromJson`) to the per-object budget: the value's own slot, plus the shared allocation
+/// (reference counts and a vector or map header) of a string, list or map, plus the bytes of
+/// a string or map key.
+pub(crate) mod footprint {
+    use super::Value;
+
+    /// One value's slot in its list or map.
+    pub(crate) const VALUE: usize = std::mem::size_of::<Value>();
+    /// A list or a map: its slot and its shared allocation.
+    pub(crate) const CONTAINER: usize = VALUE + 48;
+
+    /// A string of `len` bytes.
+    pub(crate) const fn string(len: usize) -> usize {
+        CONTAINER.saturating_add(len)
+    }
+
+    /// A map key of `len` bytes (its vector header and bytes).
+    pub(crate) const fn key(len: usize) -> usize {
+        24usize.saturating_add(len)
+    }
 }
