@@ -855,3 +855,14 @@ fn from_json_is_charged_for_its_whole_tree() {
     let message = render("key", &keep(30), &items).unwrap_err().to_string();
     assert!(message.contains("(limit per SealedSecret)"), "{message}");
 }
+#[test]
+fn from_json_rounds_numbers_as_go_does() {
+    // Go's strconv.ParseFloat rounds correctly; serde_json's default parser (which fromJson
+    // used before) read this one ULP low, as 1.2345678901234566e+25.
+    let items = data(&[("x", b"[12345678901234567890901234, 0.1, 1e23]")]);
+    let out = render("key", "{{ toJson (fromJson .x) }}", &items).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "[1.2345678901234568e+25,0.1,1e+23]"
+    );
+}
