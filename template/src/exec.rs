@@ -155,18 +155,13 @@ impl<'t> State<'t> {
         Ok(())
     }
 
-    /// Counts what a function produced against the limits: the bytes of a string, or the
-    /// memory of the elements of a list or map it built (the elements themselves are shared).
+    /// Counts what a function produced against the limits: the bytes of a string, or for a
+    /// list or map its slots plus every string, list and map in it that the call made
+    /// ([`Value::footprint`]; elements it shares with other values were charged when made).
     fn account(&mut self, value: &Value) -> ExecResult<()> {
-        const ELEMENT: usize = std::mem::size_of::<Value>();
         let size = match value {
             Value::Str(s) => s.len(),
-            Value::List(list) => list.items.len().saturating_mul(ELEMENT),
-            Value::Map(map) => map.entries.try_borrow().map_or(0, |entries| {
-                entries
-                    .keys()
-                    .fold(0usize, |sum, key| sum.saturating_add(key.len() + ELEMENT))
-            }),
+            Value::List(_) | Value::Map(_) => value.footprint(MAX_STRING).unwrap_or(usize::MAX),
             _ => 0,
         };
         if size > MAX_STRING {
@@ -177,24 +172,6 @@ impl<'t> State<'t> {
         }
         self.budget.allocated += size;
         Ok(())
-    }
-
-    /// Charges a value built whole by one call (`fromJson`): every list, map and string in
-    /// it, since the top level alone can hide any amount of memory (`[[[], [], …]]`). The walk
-    /// costs one step per value.
-    fn account_tree(&mut self, value: &Value) -> ExecResult<()> {
-        let cap = self.budget.allocated_left().min(MAX_STRING);
-        let mut visited = 0u64;
-        let size = value.footprint(cap, &mut visited);
-        self.steps(visited)?;
-        match size {
-            Some(size) => {
-                self.budget.allocated += size;
-                Ok(())
-            }
-            None if cap < MAX_STRING => Err(self.allocated_limit_error()),
-            None => Err(self.limit_error(format!("a value is larger than {MAX_STRING} bytes"))),
-        }
     }
 
     /// Charges a function that walks its whole arguments (printing, encoding, joining or
@@ -664,11 +641,7 @@ impl<'t> State<'t> {
         }
         match call(&args) {
             Ok(result) => {
-                if function.builds_tree {
-                    self.account_tree(&result)?;
-                } else {
-                    self.account(&result)?;
-                }
+                self.account(&result)?;
                 Ok(result)
             }
             Err(message) => {

@@ -58,9 +58,6 @@ pub(crate) struct Function {
     /// The function walks its arguments whole (prints, encodes, joins or compares lists and
     /// maps), so their printed size is charged before it runs.
     pub(crate) walks_args: bool,
-    /// The function builds a tree of lists, maps and strings from a string (`fromJson`), so
-    /// all of its result is charged, not only its top level.
-    pub(crate) builds_tree: bool,
 }
 
 /// Functions whose work grows with the printed size of their arguments.
@@ -102,7 +99,6 @@ pub(crate) fn lookup_function(name: &str) -> Option<Function> {
         call: Call::Plain(call),
         user_message: false,
         walks_args: false,
-        builds_tree: false,
     };
     let variadic = |params: &'static [Param], rest: Param, call: Implementation| Function {
         params,
@@ -110,7 +106,6 @@ pub(crate) fn lookup_function(name: &str) -> Option<Function> {
         call: Call::Plain(call),
         user_message: false,
         walks_args: false,
-        builds_tree: false,
     };
     let function = match name {
         "and" | "or" => Function {
@@ -119,7 +114,6 @@ pub(crate) fn lookup_function(name: &str) -> Option<Function> {
             call: if name == "and" { Call::And } else { Call::Or },
             user_message: false,
             walks_args: false,
-            builds_tree: false,
         },
         "not" => fixed(&[Reflect], builtin_not),
         "len" => fixed(&[Reflect], builtin_len),
@@ -214,7 +208,6 @@ pub(crate) fn lookup_function(name: &str) -> Option<Function> {
     };
     Some(Function {
         walks_args: WALKING.contains(&name),
-        builds_tree: name == "fromJson",
         ..function
     })
 }

@@ -73,8 +73,11 @@
 //!   rendered; see [`budget`]). A function that would print, encode, join or compare a
 //!   list or map larger than what is left of the budget fails before it starts.
 //! - `fromJson` reads at most 128 levels of nesting (deeper is `nil`, as any text that is not
-//!   JSON) and fails when the value it builds would take more than 4 MiB; the whole value is
-//!   charged to the object's budget, not only its top level.
+//!   JSON) and fails when the value it builds would take more than 4 MiB.
+//! - A function's result is charged by the memory it holds that nothing else holds: a list or
+//!   map counts its slots plus every string, list and map the call made in it (an estimated
+//!   64 bytes each plus their bytes), so a `splitList` into more than about 65,000 pieces is
+//!   over the 4 MiB limit of one value.
 //! - Error messages never quote template data: where Go would print a value (for example the
 //!   message of a `fail` that is not a string literal) it is withheld.
 

@@ -762,7 +762,7 @@ pub(crate) fn sprig_to_raw_json(args: &[Value]) -> Result<Value, String> {
 /// Sprig's `fromJson`: `nil` for anything that is not JSON. Its own reader, so that no copy
 /// of the text is left unwiped ([`crate::json_read`]); it stops at a value of more than
 /// [`MAX_STRING`] bytes, as any other function's result is limited (the executor then charges
-/// the whole tree to the object's budget).
+/// the whole tree to the object's budget, as it does every new part of a result).
 pub(crate) fn sprig_from_json(args: &[Value]) -> Result<Value, String> {
     let [text] = args else { return Err(bad_args()) };
     match read_json(text.bytes(), MAX_STRING) {

@@ -750,8 +750,8 @@ fn outputs_that_multiply_their_inputs_are_bounded() {
     );
     // Indentation of deeply nested JSON.
     let nested =
-        "{{ $l := splitList \"\" (repeat 100000 \"a\") }}{{ range 90 }}{{ $l = list $l }}{{ end }}";
-    assert_eq!(ok(&format!("{nested}{{{{ toJson $l | len }}}}")), "400181");
+        "{{ $l := splitList \"\" (repeat 50000 \"a\") }}{{ range 90 }}{{ $l = list $l }}{{ end }}";
+    assert_eq!(ok(&format!("{nested}{{{{ toJson $l | len }}}}")), "200181");
     let message = err(&format!("{nested}{{{{ toPrettyJson $l | len }}}}"));
     assert!(
         message.ends_with("result would be larger than 4194304 bytes"),
@@ -864,5 +864,33 @@ fn from_json_rounds_numbers_as_go_does() {
     assert_eq!(
         String::from_utf8_lossy(&out),
         "[1.2345678901234568e+25,0.1,1e+23]"
+    );
+}
+
+#[test]
+fn new_strings_inside_a_result_are_charged() {
+    // Each call makes a new 2 MB string inside a list (or a map): a charge of the list's slots
+    // alone let 200 calls keep 400 MB.
+    for make in [
+        "splitList \",\" $s",
+        "split \",\" $s",
+        "keys (dict $s 1)",
+        "list (print $s)",
+    ] {
+        let template = format!(
+            "{{{{ $s := repeat 2000000 \"a\" }}}}{{{{ $a := list }}}}{{{{ range 200 }}}}{{{{ $a = append $a ({make}) }}}}{{{{ end }}}}{{{{ len $a }}}}"
+        );
+        let message = err(&template);
+        assert!(
+            message.contains("(limit per SealedSecret)"),
+            "{make}: {message}"
+        );
+    }
+    // Arranging existing values charges their slots only: 200 lists of the same string fit.
+    assert_eq!(
+        ok(
+            "{{ $s := repeat 2000000 \"a\" }}{{ $a := list }}{{ range 200 }}{{ $a = append $a (list $s) }}{{ end }}{{ len $a }}"
+        ),
+        "200"
     );
 }

@@ -296,35 +296,56 @@ impl Value {
         Some(total)
     }
 
-    /// An estimate of the heap bytes this value holds, counting every nested list, map and
-    /// string ([`footprint`]), or `None` when it exceeds `cap`. `visited` counts the values
-    /// walked, so callers can charge the walk as steps; the walk stops once `cap` is passed,
-    /// and every value counts at least [`footprint::VALUE`] bytes.
+    /// An estimate of the heap bytes this value holds that nothing else holds, or `None` when
+    /// it exceeds `cap`: the value itself, and, inside it, every string, list and map that is
+    /// referenced from this value alone, whole ([`footprint`]). An element that something else
+    /// also references (a variable, the data, another list) counts only its slot: it was
+    /// charged when it was made.
     ///
-    /// A shared element is counted at each place it appears, so this is for trees built fresh
-    /// (`fromJson`), whose parts nothing else holds.
-    pub(crate) fn footprint(&self, cap: usize, visited: &mut u64) -> Option<usize> {
+    /// This is what a function's result is charged: a call that makes new strings inside a
+    /// list (`splitList`, `keys`, `split`) or a whole tree (`fromJson`) pays for all of them,
+    /// and one that only arranges existing values (`list`, `append`, `dict`) pays for the
+    /// slots. The walk stops once `cap` is passed, and every element counts at least
+    /// [`footprint::VALUE`] bytes, so it visits at most `cap / VALUE` elements.
+    pub(crate) fn footprint(&self, cap: usize) -> Option<usize> {
         let mut total = 0usize;
         let mut pending: Vec<Value> = vec![self.clone()];
+        let mut outermost = true;
         while let Some(value) = pending.pop() {
-            *visited += 1;
             let size = match &value {
                 Value::Str(s) => footprint::string(s.len()),
                 Value::List(list) => {
-                    pending.extend(list.items.iter().cloned());
-                    footprint::CONTAINER
+                    let mut size = footprint::CONTAINER;
+                    for item in &list.items {
+                        size = size.checked_add(footprint::VALUE)?;
+                        if total.checked_add(size)? > cap {
+                            return None;
+                        }
+                        push_if_unshared(item, &mut pending);
+                    }
+                    size
                 }
                 Value::Map(map) => {
                     let entries = map.entries.try_borrow().ok()?;
                     let mut size = footprint::CONTAINER;
                     for (key, item) in entries.iter() {
-                        size = size.checked_add(footprint::key(key.len()))?;
-                        pending.push(item.clone());
+                        size = size.checked_add(footprint::key(key.len()) + footprint::VALUE)?;
+                        if total.checked_add(size)? > cap {
+                            return None;
+                        }
+                        push_if_unshared(item, &mut pending);
                     }
                     size
                 }
                 _ => footprint::VALUE,
             };
+            // An inner part replaces its slot, already counted, by its whole size.
+            let size = if outermost {
+                size
+            } else {
+                size - footprint::VALUE
+            };
+            outermost = false;
             total = total.checked_add(size)?;
             if total > cap {
                 return None;
@@ -402,10 +423,24 @@ pub(crate) fn utf8_units(s: &[u8]) -> Vec<&[u8]> {
     units
 }
 
-/// Estimated heap bytes of the parts of a value, for charging a tree that one call builds
-/// (`fromJson`) to the per-object budget: the value's own slot, plus the shared allocation
+/// Queues `item` for [`Value::footprint`]'s walk if this is its only reference: a string, list
+/// or map that nothing else holds was made for the value being measured.
+fn push_if_unshared(item: &Value, pending: &mut Vec<Value>) {
+    let unshared = match item {
+        Value::Str(s) => Rc::strong_count(s) == 1,
+        Value::List(list) => Rc::strong_count(list) == 1,
+        Value::Map(map) => Rc::strong_count(map) == 1,
+        _ => false,
+    };
+    if unshared {
+        pending.push(item.clone());
+    }
+}
+
+/// Estimated heap bytes of the parts of a value, for charging what a function call made to the
+/// per-object budget ([`Value::footprint`]): the value's own slot, plus the shared allocation
 /// (reference counts and a vector or map header) of a string, list or map, plus the bytes of
-/// a string or map key.
+/// a string or map key. A map entry counts its key and its value's slot.
 pub(crate) mod footprint {
     use super::Value;
 
