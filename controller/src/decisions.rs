@@ -47,6 +47,76 @@ pub fn may_write(existing: &Secret, uid: &str) -> bool {
         || annotation_is_true(&existing.metadata, PATCH_ANNOTATION)
 }
 
+/// Whom an existing Secret belongs to, as far as its own metadata can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ownership {
+    /// Controlled by this SealedSecret, or marked `managed`/`patch`: ours to write.
+    Ours,
+    /// Controlled by a SealedSecret **of the same name** with another uid: what a deleted
+    /// predecessor left behind, if that uid no longer exists. Only a live read can tell (see
+    /// [`predecessor_is_gone`]); a cache cannot, because it may lag the deletion.
+    Predecessor {
+        /// The uid the Secret's controller reference names.
+        uid: String,
+    },
+    /// Anything else (another owner, another name, no owner and no annotation): never ours.
+    Foreign,
+}
+
+/// Classifies `existing` for the SealedSecret `name` with `uid`.
+pub fn ownership(existing: &Secret, name: &str, uid: &str) -> Ownership {
+    if may_write(existing, uid) {
+        return Ownership::Ours;
+    }
+    let controller = existing
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true));
+    match controller {
+        Some(owner)
+            if owner.kind == "SealedSecret"
+                && owner.api_version.starts_with("bitnami.com/")
+                && owner.name == name
+                && !owner.uid.is_empty()
+                && owner.uid != uid =>
+        {
+            Ownership::Predecessor {
+                uid: owner.uid.clone(),
+            }
+        }
+        _ => Ownership::Foreign,
+    }
+}
+
+/// Whether the predecessor with `predecessor_uid` is gone, given what a live read of the
+/// SealedSecret's name returned (`live_uid`; `None`: no object of that name).
+///
+/// A name holds one object at a time, so when the API server has *this* object (`our_uid`)
+/// under the name, any other uid of the name has been deleted. When it has no object or
+/// another one, it is *our* object that is gone (the pass runs on a stale cache entry) and
+/// nothing may be written: `None`.
+pub fn predecessor_is_gone(
+    predecessor_uid: &str,
+    our_uid: &str,
+    live_uid: Option<&str>,
+) -> Option<bool> {
+    match live_uid {
+        Some(live) if live == our_uid && !our_uid.is_empty() => Some(live != predecessor_uid),
+        _ => None,
+    }
+}
+
+/// Whether a planned write must be confirmed against the live SealedSecret, before and after
+/// it: a write that creates the Secret or puts this SealedSecret's owner reference on it. A
+/// stale cache entry (the SealedSecret was deleted and the watch has not said so yet) must not
+/// bring its Secret back. A write to a Secret that already names this uid as its controller
+/// needs no check: if the uid is gone, garbage collection removes that Secret either way.
+pub fn write_needs_live_owner(existing: Option<&Secret>, uid: &str) -> bool {
+    existing.is_none_or(|existing| !is_controlled_by(existing, uid))
+}
+
 /// What to do with the Secret of a SealedSecret.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SecretWrite {
@@ -77,7 +147,14 @@ pub fn wipe_secret(secret: &mut Secret) {
 }
 
 /// Decides the write for `desired` (from `unseal`) given the Secret currently in the cluster.
-pub fn plan_secret_write(existing: Option<&Secret>, mut desired: Secret, uid: &str) -> SecretWrite {
+/// `takeover` says a live read proved the existing Secret a leftover of a deleted predecessor
+/// ([`Ownership::Predecessor`], [`predecessor_is_gone`]): it is replaced as if it were ours.
+pub fn plan_secret_write(
+    existing: Option<&Secret>,
+    mut desired: Secret,
+    uid: &str,
+    takeover: bool,
+) -> SecretWrite {
     let Some(existing) = existing else {
         if desired.metadata.owner_references.is_none() {
             // skip-set-owner-references: without an owner, only `managed` lets the next pass
@@ -90,7 +167,7 @@ pub fn plan_secret_write(existing: Option<&Secret>, mut desired: Secret, uid: &s
         }
         return SecretWrite::Create(desired);
     };
-    if !may_write(existing, uid) {
+    if !takeover && !may_write(existing, uid) {
         wipe_secret(&mut desired);
         return SecretWrite::Refuse(unmanaged_message(
             existing.metadata.name.as_deref().unwrap_or_default(),
@@ -282,11 +359,11 @@ mod tests {
     fn creates_when_missing_and_marks_ownerless_secrets_managed() {
         let desired = secret(&[("k", "v")], &[], Some("u1"));
         assert_eq!(
-            plan_secret_write(None, desired.clone(), "u1"),
+            plan_secret_write(None, desired.clone(), "u1", false),
             SecretWrite::Create(desired)
         );
         let ownerless = secret(&[("k", "v")], &[], None);
-        let SecretWrite::Create(created) = plan_secret_write(None, ownerless, "u1") else {
+        let SecretWrite::Create(created) = plan_secret_write(None, ownerless, "u1", false) else {
             panic!()
         };
         assert_eq!(
@@ -302,7 +379,8 @@ mod tests {
             plan_secret_write(
                 Some(&existing),
                 secret(&[("k", "v")], &[], Some("u1")),
-                "u1"
+                "u1",
+                false
             ),
             SecretWrite::Refuse(
                 "Resource \"db\" already exists and is not managed by SealedSecret".into()
@@ -311,18 +389,90 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_of_a_same_named_predecessor_is_told_apart_from_a_foreign_one() {
+        let ours = secret(&[("k", "v")], &[], Some("u1"));
+        assert_eq!(ownership(&ours, "db", "u1"), Ownership::Ours);
+        let managed = secret(&[("k", "v")], &[(MANAGED_ANNOTATION, "true")], None);
+        assert_eq!(ownership(&managed, "db", "u1"), Ownership::Ours);
+        let left = secret(&[("k", "v")], &[], Some("u0"));
+        assert_eq!(
+            ownership(&left, "db", "u1"),
+            Ownership::Predecessor { uid: "u0".into() }
+        );
+        // Owned by a SealedSecret of another name, by another kind, or not a controller
+        // reference: never a predecessor.
+        let mut other_name = left.clone();
+        other_name.metadata.owner_references.as_mut().unwrap()[0].name = "db-old".into();
+        assert_eq!(ownership(&other_name, "db", "u1"), Ownership::Foreign);
+        let mut other_kind = left.clone();
+        other_kind.metadata.owner_references.as_mut().unwrap()[0].kind = "Deployment".into();
+        assert_eq!(ownership(&other_kind, "db", "u1"), Ownership::Foreign);
+        let mut other_group = left.clone();
+        other_group.metadata.owner_references.as_mut().unwrap()[0].api_version =
+            "example.com/v1".into();
+        assert_eq!(ownership(&other_group, "db", "u1"), Ownership::Foreign);
+        let mut not_controller = left.clone();
+        not_controller.metadata.owner_references.as_mut().unwrap()[0].controller = None;
+        assert_eq!(ownership(&not_controller, "db", "u1"), Ownership::Foreign);
+        let unowned = secret(&[("k", "v")], &[], None);
+        assert_eq!(ownership(&unowned, "db", "u1"), Ownership::Foreign);
+    }
+
+    #[test]
+    fn a_predecessor_is_gone_only_when_the_live_name_holds_this_object() {
+        assert_eq!(predecessor_is_gone("u0", "u1", Some("u1")), Some(true));
+        // The live object is the predecessor, another one, or none: this pass is stale.
+        assert_eq!(predecessor_is_gone("u0", "u1", Some("u0")), None);
+        assert_eq!(predecessor_is_gone("u0", "u1", Some("u2")), None);
+        assert_eq!(predecessor_is_gone("u0", "u1", None), None);
+        assert_eq!(predecessor_is_gone("u0", "", Some("")), None);
+    }
+
+    #[test]
+    fn a_leftover_is_replaced_whole_when_taken_over() {
+        let mut left = secret(&[("k", "old"), ("gone", "x")], &[("a", "b")], Some("u0"));
+        left.metadata.labels = Some([("old".to_string(), "label".to_string())].into());
+        let desired = secret(&[("k", "new")], &[], Some("u1"));
+        assert!(matches!(
+            plan_secret_write(Some(&left), desired.clone(), "u1", false),
+            SecretWrite::Refuse(_)
+        ));
+        let SecretWrite::Update(taken) =
+            plan_secret_write(Some(&left), desired.clone(), "u1", true)
+        else {
+            panic!("a proven leftover is updated")
+        };
+        assert_eq!(taken.data, desired.data);
+        assert_eq!(taken.metadata.labels, None);
+        assert_eq!(taken.metadata.annotations, None);
+        let owners = taken.metadata.owner_references.unwrap();
+        assert_eq!((owners.len(), owners[0].uid.as_str()), (1, "u1"));
+    }
+
+    #[test]
+    fn only_writes_that_create_or_claim_a_secret_need_the_live_owner() {
+        assert!(write_needs_live_owner(None, "u1"));
+        let ours = secret(&[("k", "v")], &[], Some("u1"));
+        assert!(!write_needs_live_owner(Some(&ours), "u1"));
+        let left = secret(&[("k", "v")], &[], Some("u0"));
+        assert!(write_needs_live_owner(Some(&left), "u1"));
+        let managed = secret(&[("k", "v")], &[(MANAGED_ANNOTATION, "true")], None);
+        assert!(write_needs_live_owner(Some(&managed), "u1"));
+    }
+
+    #[test]
     fn updates_owned_secret_and_detects_no_change() {
         let existing = secret(&[("k", "old"), ("extra", "x")], &[("a", "b")], Some("u1"));
         let desired = secret(&[("k", "new")], &[], Some("u1"));
         let SecretWrite::Update(updated) =
-            plan_secret_write(Some(&existing), desired.clone(), "u1")
+            plan_secret_write(Some(&existing), desired.clone(), "u1", false)
         else {
             panic!()
         };
         assert_eq!(updated.data, desired.data, "replace drops extra items");
         assert_eq!(updated.metadata.annotations, None);
         assert_eq!(
-            plan_secret_write(Some(&updated), desired, "u1"),
+            plan_secret_write(Some(&updated), desired, "u1", false),
             SecretWrite::Unchanged
         );
     }
@@ -331,7 +481,8 @@ mod tests {
     fn managed_takeover_and_patch_merge() {
         let managed = secret(&[("old", "x")], &[(MANAGED_ANNOTATION, "true")], None);
         let desired = secret(&[("k", "v")], &[], Some("u1"));
-        let SecretWrite::Update(taken) = plan_secret_write(Some(&managed), desired.clone(), "u1")
+        let SecretWrite::Update(taken) =
+            plan_secret_write(Some(&managed), desired.clone(), "u1", false)
         else {
             panic!()
         };
@@ -346,7 +497,8 @@ mod tests {
             &[(PATCH_ANNOTATION, "true")],
             None,
         );
-        let SecretWrite::Update(merged) = plan_secret_write(Some(&patched), desired, "u1") else {
+        let SecretWrite::Update(merged) = plan_secret_write(Some(&patched), desired, "u1", false)
+        else {
             panic!()
         };
         let data = merged.data.unwrap();
@@ -368,7 +520,8 @@ mod tests {
         existing.type_ = Some("kubernetes.io/basic-auth".into());
         let mut desired = secret(&[("k", "v2")], &[], Some("u1"));
         desired.immutable = Some(true);
-        let SecretWrite::Update(updated) = plan_secret_write(Some(&existing), desired, "u1") else {
+        let SecretWrite::Update(updated) = plan_secret_write(Some(&existing), desired, "u1", false)
+        else {
             panic!()
         };
         assert_eq!(updated.type_.as_deref(), Some("kubernetes.io/basic-auth"));

@@ -11,6 +11,7 @@
 //! | `condition_info` | gauge | `namespace`, `name`, `condition`, `ss_app_kubernetes_io_instance` |
 //! | `http_requests_total` | counter | `path`, `code`, `method` |
 //! | `http_request_duration_seconds` | histogram | `path`, `method` |
+//! | `reconcile_races_total` | counter | `kind` (ours: see [`race`]) |
 //!
 //! Key lifecycle metrics (ours, without upstream's prefix; see `docs/keys.md`):
 //!
@@ -65,6 +66,27 @@ pub mod reason {
     pub const UNMANAGED: &str = "unmanaged";
     /// Writing the SealedSecret's status failed.
     pub const STATUS: &str = "status";
+}
+
+/// Kinds of `reconcile_races_total`: races with other writers that resolve themselves. They
+/// are not unseal errors (the `SealedSecretsUnsealErrorHigh` alert must not fire on churn) and
+/// are logged at debug or info level; a steady rate says something fights the controller.
+pub mod race {
+    /// A write lost to another writer (409 Conflict, or the Secret appeared since it was
+    /// read); retried at once.
+    pub const CONFLICT: &str = "conflict";
+    /// The Secret was deleted between the read and the update; retried (it is re-created).
+    pub const SECRET_GONE: &str = "secret_gone";
+    /// A pass ran on a cache entry of a SealedSecret the API server no longer has: nothing was
+    /// written, or what was written has been taken back.
+    pub const STALE_OBJECT: &str = "stale_object";
+    /// A Secret left by a deleted SealedSecret of the same name was taken over.
+    pub const PREDECESSOR_SECRET: &str = "predecessor_secret";
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RaceLabels {
+    kind: String,
 }
 
 /// Prometheus' default histogram buckets (`prometheus.DefBuckets`), in seconds.
@@ -139,6 +161,7 @@ pub struct Metrics {
     unseal_requests: Counter,
     unseal_errors: Family<UnsealErrorLabels, Counter>,
     condition_info: Family<ConditionLabels, Gauge>,
+    races: Family<RaceLabels, Counter>,
     /// `(namespace, name)` → the instance label of its live `condition_info` series, so a series
     /// can be removed (or relabelled) knowing only the object's key.
     condition_instances: Mutex<HashMap<(String, String), String>>,
@@ -218,6 +241,12 @@ impl Metrics {
             "Current SealedSecret condition status. Values are -1 (false), 0 (unknown or absent), 1 (true)",
             condition_info.clone(),
         );
+        let races = Family::default();
+        registry.register(
+            "reconcile_races",
+            "Races with other writers that resolved themselves, by kind",
+            races.clone(),
+        );
         let http_requests = Family::default();
         registry.register(
             "http_requests",
@@ -236,6 +265,7 @@ impl Metrics {
             unseal_requests,
             unseal_errors,
             condition_info,
+            races,
             condition_instances: Mutex::new(HashMap::new()),
             http_requests,
             http_duration,
@@ -285,6 +315,15 @@ impl Metrics {
     /// `unseal_requests_total` +1 (every dequeued key, deletions included).
     pub fn unseal_request(&self) {
         self.unseal_requests.inc();
+    }
+
+    /// `reconcile_races_total{kind}` +1. `kind` is one of [`race`]'s constants.
+    pub fn race(&self, kind: &str) {
+        self.races
+            .get_or_create(&RaceLabels {
+                kind: kind.to_string(),
+            })
+            .inc();
     }
 
     /// `unseal_errors_total{reason, namespace}` +1. `reason` is one of [`reason`]'s constants.

@@ -19,6 +19,33 @@ const SECRET: &str = "/api/v1/namespaces/shop/secrets/db";
 const SECRETS: &str = "/api/v1/namespaces/shop/secrets";
 const STATUS: &str = "/apis/bitnami.com/v1alpha1/namespaces/shop/sealedsecrets/db/status";
 const EVENTS: &str = "/api/v1/namespaces/shop/events";
+const SEALED: &str = "/apis/bitnami.com/v1alpha1/namespaces/shop/sealedsecrets/db";
+
+/// The live read of the SealedSecret's metadata, answered with `uid` (`None`: not found).
+fn live_sealed(uid: Option<&str>) -> Expect {
+    match uid {
+        Some(uid) => Expect::new(
+            "GET",
+            SEALED,
+            200,
+            serde_json::json!({
+                "apiVersion": "meta.k8s.io/v1",
+                "kind": "PartialObjectMetadata",
+                "metadata": {"name": "db", "namespace": "shop", "uid": uid}
+            }),
+        ),
+        None => Expect::new(
+            "GET",
+            SEALED,
+            404,
+            status_error(
+                404,
+                "NotFound",
+                "sealedsecrets.bitnami.com \"db\" not found",
+            ),
+        ),
+    }
+}
 
 fn decoded(body: &Value, item: &str) -> String {
     let b64 = body["data"][item]
@@ -57,14 +84,16 @@ async fn creates_the_secret_with_owner_reference_status_and_event() {
                 404,
                 status_error(404, "NotFound", "secrets \"db\" not found"),
             ),
+            live_sealed(Some("uid-db")),
             Expect::new("POST", SECRETS, 201, Value::Null),
+            live_sealed(Some("uid-db")),
             Expect::new("PUT", STATUS, 200, Value::Null),
             Expect::new("POST", EVENTS, 201, Value::Null),
         ],
     )
     .await;
     task.await.unwrap().unwrap();
-    let created = &bodies[1];
+    let created = &bodies[2];
     assert_eq!(decoded(created, "password"), "hunter2");
     assert_eq!(created["metadata"]["labels"]["app"], "shop");
     let owner = &created["metadata"]["ownerReferences"][0];
@@ -76,10 +105,10 @@ async fn creates_the_secret_with_owner_reference_status_and_event() {
         ),
         (Some("SealedSecret"), Some("uid-db"), Some(true))
     );
-    assert_eq!(synced(&bodies[2]), ("True".into(), None));
-    assert_eq!(bodies[3]["reason"], "Unsealed");
-    assert_eq!(bodies[3]["message"], "SealedSecret unsealed successfully");
-    assert_eq!(bodies[3]["involvedObject"]["kind"], "SealedSecret");
+    assert_eq!(synced(&bodies[4]), ("True".into(), None));
+    assert_eq!(bodies[5]["reason"], "Unsealed");
+    assert_eq!(bodies[5]["message"], "SealedSecret unsealed successfully");
+    assert_eq!(bodies[5]["involvedObject"]["kind"], "SealedSecret");
     assert_quiet(&mut handle).await;
 }
 
@@ -117,7 +146,9 @@ async fn refuses_a_secret_it_does_not_own() {
     let ring = test_ring();
     let sealed = Arc::new(sealed_db(&ring));
     let (ctx, mut handle) = test_context(ring);
-    let foreign = existing_secret(&[("password", "theirs")], &[], Some("someone-else"));
+    // Controlled by a SealedSecret of another name: never ours, whatever exists.
+    let mut foreign = existing_secret(&[("password", "theirs")], &[], Some("someone-else"));
+    foreign.metadata.owner_references.as_mut().unwrap()[0].name = "db-other".into();
     let task = tokio::spawn(reconcile(sealed, ctx));
     let bodies = serve(
         &mut handle,
@@ -163,15 +194,17 @@ async fn takes_over_a_managed_secret() {
         &mut handle,
         vec![
             Expect::new("GET", SECRET, 200, serde_json::to_value(&managed).unwrap()),
+            live_sealed(Some("uid-db")),
             Expect::new("PUT", SECRET, 200, Value::Null),
+            live_sealed(Some("uid-db")),
             Expect::new("PUT", STATUS, 200, Value::Null),
             Expect::new("POST", EVENTS, 201, Value::Null),
         ],
     )
     .await;
     task.await.unwrap().unwrap();
-    assert_eq!(bodies[1]["metadata"]["ownerReferences"][0]["uid"], "uid-db");
-    assert_eq!(decoded(&bodies[1], "password"), "hunter2");
+    assert_eq!(bodies[2]["metadata"]["ownerReferences"][0]["uid"], "uid-db");
+    assert_eq!(decoded(&bodies[2], "password"), "hunter2");
 }
 
 #[tokio::test]
@@ -185,16 +218,18 @@ async fn merges_into_a_patch_annotated_secret() {
         &mut handle,
         vec![
             Expect::new("GET", SECRET, 200, serde_json::to_value(&patched).unwrap()),
+            live_sealed(Some("uid-db")),
             Expect::new("PUT", SECRET, 200, Value::Null),
+            live_sealed(Some("uid-db")),
             Expect::new("PUT", STATUS, 200, Value::Null),
             Expect::new("POST", EVENTS, 201, Value::Null),
         ],
     )
     .await;
     task.await.unwrap().unwrap();
-    assert_eq!(decoded(&bodies[1], "keep"), "mine");
-    assert_eq!(decoded(&bodies[1], "password"), "hunter2");
-    assert!(bodies[1]["metadata"].get("ownerReferences").is_none());
+    assert_eq!(decoded(&bodies[2], "keep"), "mine");
+    assert_eq!(decoded(&bodies[2], "password"), "hunter2");
+    assert!(bodies[2]["metadata"].get("ownerReferences").is_none());
 }
 
 #[tokio::test]
@@ -296,8 +331,6 @@ async fn unchanged_secret_and_status_mean_no_writes() {
     assert_quiet(&mut handle).await;
 }
 
-const SEALED: &str = "/apis/bitnami.com/v1alpha1/namespaces/shop/sealedsecrets/db";
-
 #[tokio::test]
 async fn a_status_conflict_is_retried_on_a_fresh_read() {
     let ring = test_ring();
@@ -317,7 +350,9 @@ async fn a_status_conflict_is_retried_on_a_fresh_read() {
                 404,
                 status_error(404, "NotFound", "not found"),
             ),
+            live_sealed(Some("uid-db")),
             Expect::new("POST", SECRETS, 201, Value::Null),
+            live_sealed(Some("uid-db")),
             Expect::new(
                 "PUT",
                 STATUS,
@@ -331,12 +366,12 @@ async fn a_status_conflict_is_retried_on_a_fresh_read() {
     )
     .await;
     task.await.unwrap().unwrap();
-    assert_eq!(bodies[2]["metadata"]["resourceVersion"], "1");
+    assert_eq!(bodies[4]["metadata"]["resourceVersion"], "1");
     assert_eq!(
-        bodies[4]["metadata"]["resourceVersion"], "2",
+        bodies[6]["metadata"]["resourceVersion"], "2",
         "the retry used the fresh read"
     );
-    assert_eq!(synced(&bodies[4]), ("True".into(), None));
+    assert_eq!(synced(&bodies[6]), ("True".into(), None));
     assert_quiet(&mut handle).await;
 }
 
@@ -417,7 +452,9 @@ async fn objects_that_cannot_be_unsealed_are_remembered_for_the_next_key() {
                 404,
                 status_error(404, "NotFound", "not found"),
             ),
+            live_sealed(Some("uid-db")),
             Expect::new("POST", SECRETS, 201, Value::Null),
+            live_sealed(Some("uid-db")),
             Expect::new("PUT", STATUS, 200, Value::Null),
             Expect::new("POST", EVENTS, 201, Value::Null),
         ],
@@ -440,4 +477,232 @@ async fn nothing_is_written_without_leadership() {
     let err = reconcile(sealed, ctx).await.unwrap_err();
     assert!(matches!(err, ReconcileError::NotLeader));
     assert_quiet(&mut handle).await;
+}
+
+fn race_count(ctx: &crate::reconciler::Context, kind: &str) -> u64 {
+    let text = ctx.metrics.encode();
+    let series = format!("sealed_secrets_controller_reconcile_races_total{{kind=\"{kind}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn a_secret_left_by_a_deleted_predecessor_of_the_same_name_is_taken_over() {
+    let ring = test_ring();
+    let sealed = Arc::new(sealed_db(&ring));
+    let (ctx, mut handle) = test_context(ring);
+    // `db` was deleted and created again (uid-db) before garbage collection removed the
+    // Secret of the first one (uid-old).
+    let leftover = existing_secret(&[("password", "old")], &[], Some("uid-old"));
+    let task = tokio::spawn(reconcile(sealed, Arc::clone(&ctx)));
+    let bodies = serve(
+        &mut handle,
+        vec![
+            Expect::new("GET", SECRET, 200, serde_json::to_value(&leftover).unwrap()),
+            // The live read proves uid-old gone: the name holds uid-db.
+            live_sealed(Some("uid-db")),
+            Expect::new("PUT", SECRET, 200, Value::Null),
+            live_sealed(Some("uid-db")),
+            Expect::new("PUT", STATUS, 200, Value::Null),
+            Expect::new("POST", EVENTS, 201, Value::Null),
+        ],
+    )
+    .await;
+    task.await.unwrap().unwrap();
+    let owners = bodies[2]["metadata"]["ownerReferences"].as_array().unwrap();
+    assert_eq!(
+        (owners.len(), owners[0]["uid"].as_str()),
+        (1, Some("uid-db"))
+    );
+    assert_eq!(decoded(&bodies[2], "password"), "hunter2");
+    assert_eq!(synced(&bodies[4]), ("True".into(), None));
+    assert_eq!(race_count(&ctx, "predecessor_secret"), 1);
+    assert_quiet(&mut handle).await;
+}
+
+#[tokio::test]
+async fn a_pass_on_a_stale_cache_entry_writes_nothing() {
+    // The cache still has `db` (uid-db); the API server has no `db`, or another object of
+    // that name. Neither the missing Secret nor a predecessor's Secret may be written.
+    for live in [None, Some("uid-newer")] {
+        for existing in [None, Some("uid-old")] {
+            let ring = test_ring();
+            let sealed = Arc::new(sealed_db(&ring));
+            let (ctx, mut handle) = test_context(ring);
+            let task = tokio::spawn(reconcile(Arc::clone(&sealed), Arc::clone(&ctx)));
+            let read = match existing {
+                None => Expect::new(
+                    "GET",
+                    SECRET,
+                    404,
+                    status_error(404, "NotFound", "not found"),
+                ),
+                Some(owner) => Expect::new(
+                    "GET",
+                    SECRET,
+                    200,
+                    serde_json::to_value(existing_secret(&[("password", "x")], &[], Some(owner)))
+                        .unwrap(),
+                ),
+            };
+            serve(&mut handle, vec![read, live_sealed(live)]).await;
+            let err = task.await.unwrap().unwrap_err();
+            assert!(
+                matches!(err, ReconcileError::Gone),
+                "{live:?} {existing:?}: {err}"
+            );
+            assert_eq!(
+                crate::reconciler::error_policy(sealed, &err, Arc::clone(&ctx)),
+                kube::runtime::controller::Action::await_change()
+            );
+            assert_eq!(race_count(&ctx, "stale_object"), 1);
+            assert!(
+                !ctx.metrics.encode().contains("unseal_errors_total{"),
+                "a stale entry is not an unseal error"
+            );
+            // No write, no status, no event.
+            assert_quiet(&mut handle).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_secret_created_while_its_sealed_secret_is_deleted_is_taken_back() {
+    let ring = test_ring();
+    let sealed = Arc::new(sealed_db(&ring));
+    let (ctx, mut handle) = test_context(ring);
+    let task = tokio::spawn(reconcile(sealed, Arc::clone(&ctx)));
+    let mut created = existing_secret(&[("password", "hunter2")], &[], Some("uid-db"));
+    created.metadata.uid = Some("secret-uid".into());
+    created.metadata.resource_version = Some("77".into());
+    let bodies = serve(
+        &mut handle,
+        vec![
+            Expect::new(
+                "GET",
+                SECRET,
+                404,
+                status_error(404, "NotFound", "not found"),
+            ),
+            live_sealed(Some("uid-db")),
+            Expect::new(
+                "POST",
+                SECRETS,
+                201,
+                serde_json::to_value(&created).unwrap(),
+            ),
+            // Deleted between the first read and the write.
+            live_sealed(None),
+            Expect::new(
+                "DELETE",
+                SECRET,
+                200,
+                serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+            ),
+        ],
+    )
+    .await;
+    let err = task.await.unwrap().unwrap_err();
+    assert!(matches!(err, ReconcileError::Gone));
+    assert_eq!(
+        bodies[4]["preconditions"],
+        serde_json::json!({"uid": "secret-uid", "resourceVersion": "77"}),
+        "only exactly what this pass wrote is removed"
+    );
+    assert_quiet(&mut handle).await;
+}
+
+#[tokio::test]
+async fn a_secret_created_by_someone_else_meanwhile_is_a_race_not_an_error() {
+    use kube::runtime::controller::Action;
+    let ring = test_ring();
+    let sealed = Arc::new(sealed_db(&ring));
+    let (ctx, mut handle) = test_context(ring);
+    let task = tokio::spawn(reconcile(Arc::clone(&sealed), Arc::clone(&ctx)));
+    serve(
+        &mut handle,
+        vec![
+            Expect::new(
+                "GET",
+                SECRET,
+                404,
+                status_error(404, "NotFound", "not found"),
+            ),
+            live_sealed(Some("uid-db")),
+            Expect::new(
+                "POST",
+                SECRETS,
+                409,
+                status_error(409, "AlreadyExists", "secrets \"db\" already exists"),
+            ),
+            Expect::new("PUT", STATUS, 200, Value::Null),
+        ],
+    )
+    .await;
+    let err = task.await.unwrap().unwrap_err();
+    assert_eq!(err.race(), Some("conflict"));
+    assert_eq!(race_count(&ctx, "conflict"), 1);
+    assert!(!ctx.metrics.encode().contains("unseal_errors_total{"));
+    let action = crate::reconciler::error_policy(sealed, &err, ctx);
+    assert_ne!(action, Action::await_change(), "retried at once");
+    assert_quiet(&mut handle).await;
+}
+
+#[tokio::test]
+async fn a_status_for_a_sealed_secret_deleted_meanwhile_is_skipped() {
+    let ring = test_ring();
+    let sealed = Arc::new(sealed_db(&ring));
+    let (ctx, mut handle) = test_context(ring);
+    let mut owned = existing_secret(&[("password", "old")], &[], Some("uid-db"));
+    owned.metadata.resource_version = Some("3".into());
+    let task = tokio::spawn(reconcile(sealed, Arc::clone(&ctx)));
+    serve(
+        &mut handle,
+        vec![
+            Expect::new("GET", SECRET, 200, serde_json::to_value(&owned).unwrap()),
+            Expect::new("PUT", SECRET, 200, Value::Null),
+            Expect::new(
+                "PUT",
+                STATUS,
+                404,
+                status_error(404, "NotFound", "not found"),
+            ),
+            Expect::new("POST", EVENTS, 201, Value::Null),
+        ],
+    )
+    .await;
+    task.await.unwrap().unwrap();
+    assert_eq!(race_count(&ctx, "stale_object"), 1);
+    assert!(!ctx.metrics.encode().contains("unseal_errors_total{"));
+}
+
+#[tokio::test]
+async fn a_status_that_cannot_be_written_retries_the_pass() {
+    let ring = test_ring();
+    let sealed = Arc::new(sealed_db(&ring));
+    let (ctx, mut handle) = test_context(ring);
+    let owned = existing_secret(&[("password", "old")], &[], Some("uid-db"));
+    let task = tokio::spawn(reconcile(Arc::clone(&sealed), Arc::clone(&ctx)));
+    serve(
+        &mut handle,
+        vec![
+            Expect::new("GET", SECRET, 200, serde_json::to_value(&owned).unwrap()),
+            Expect::new("PUT", SECRET, 200, Value::Null),
+            Expect::new(
+                "PUT",
+                STATUS,
+                503,
+                status_error(503, "ServiceUnavailable", "apiserver is shutting down"),
+            ),
+        ],
+    )
+    .await;
+    let err = task.await.unwrap().unwrap_err();
+    assert!(matches!(err, ReconcileError::Status(_)), "{err}");
+    assert_eq!(err.metric_reason(), "status");
+    assert_ne!(
+        crate::reconciler::error_policy(sealed, &err, ctx),
+        kube::runtime::controller::Action::await_change()
+    );
 }

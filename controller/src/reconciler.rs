@@ -30,7 +30,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{DeleteParams, PartialObjectMeta, PostParams},
+    api::{DeleteParams, PartialObjectMeta, PostParams, Preconditions},
     runtime::{
         Controller, WatchStreamExt,
         controller::{Action, Config as ControllerConfig},
@@ -45,8 +45,9 @@ use sealed_secrets_core::{
 
 use crate::{
     decisions::{
-        MANAGED_ANNOTATION, SecretWrite, condition_gauge, immutable_message, is_controlled_by,
-        may_write, next_status, plan_secret_write, wipe_secret,
+        MANAGED_ANNOTATION, Ownership, SecretWrite, condition_gauge, immutable_message,
+        is_controlled_by, may_write, next_status, ownership, plan_secret_write,
+        predecessor_is_gone, wipe_secret, write_needs_live_owner,
     },
     dependants::Dependants,
     events::{
@@ -55,7 +56,7 @@ use crate::{
     },
     keyring::KeyRing,
     leader::Leadership,
-    metrics::Metrics,
+    metrics::{Metrics, race},
     relist::{RelistGaps, object_key as relist_key},
     retry::{Cause, classify_kube_error, jitter, next_retry},
 };
@@ -93,6 +94,8 @@ pub struct ReconcileOptions {
 #[derive(Debug, Clone, Copy, Default)]
 struct Failures {
     generation: Option<i64>,
+    /// When the first failure since the last success happened.
+    since: Option<std::time::Instant>,
     transient: u32,
     permanent: u32,
 }
@@ -223,6 +226,13 @@ pub enum ReconcileError {
     /// This replica's leadership lapsed before it could write.
     #[error("not the leader: nothing written")]
     NotLeader,
+    /// The API server no longer has this SealedSecret (the pass ran on a stale cache entry):
+    /// nothing was written, or what was written has been taken back.
+    #[error("the SealedSecret is no longer in the API server: nothing written")]
+    Gone,
+    /// The Secret is right but the status could not be written.
+    #[error("cannot update status: {0}")]
+    Status(#[source] kube::Error),
 }
 
 impl ReconcileError {
@@ -230,7 +240,10 @@ impl ReconcileError {
     pub fn metric_reason(&self) -> &'static str {
         match self {
             Self::Unseal(_) => "unseal",
-            Self::Api(_) | Self::Immutable(_) | Self::Task(_) | Self::NotLeader => "update",
+            Self::Api(_) | Self::Immutable(_) | Self::Task(_) | Self::NotLeader | Self::Gone => {
+                "update"
+            }
+            Self::Status(_) => "status",
             Self::Unmanaged(_) => "unmanaged",
         }
     }
@@ -238,9 +251,25 @@ impl ReconcileError {
     /// How this failure is retried.
     pub fn cause(&self) -> Cause {
         match self {
-            Self::Api(err) => classify_kube_error(err),
+            Self::Api(err) | Self::Status(err) => classify_kube_error(err),
             Self::Task(_) | Self::NotLeader => Cause::Transient,
-            Self::Unseal(_) | Self::Unmanaged(_) | Self::Immutable(_) => Cause::Permanent,
+            Self::Unseal(_) | Self::Unmanaged(_) | Self::Immutable(_) | Self::Gone => {
+                Cause::Permanent
+            }
+        }
+    }
+
+    /// The `kind` of `reconcile_races_total` when this failure is a race with another writer
+    /// that resolves itself (logged quietly, not counted as an unseal error).
+    pub fn race(&self) -> Option<&'static str> {
+        match self {
+            Self::Gone => Some(race::STALE_OBJECT),
+            Self::Api(kube::Error::Api(status)) if status.code == 409 => Some(race::CONFLICT),
+            Self::Api(kube::Error::Api(status)) if status.code == 404 => Some(race::SECRET_GONE),
+            Self::Status(kube::Error::Api(status)) if status.code == 404 => {
+                Some(race::STALE_OBJECT)
+            }
+            _ => None,
         }
     }
 }
@@ -327,46 +356,165 @@ async fn unseal_and_write(
     };
     ensure_leader(ctx)?;
     let uid = sealed.uid().unwrap_or_default();
+    let mut owner = LiveOwner::new(ctx, &namespace, &name, &uid);
+    // A Secret left by a deleted SealedSecret of the same name is taken over, once a live read
+    // proves that predecessor gone (docs/controller.md, "Ownership").
+    let mut takeover = false;
+    if let Some(Ownership::Predecessor { uid: previous }) = existing
+        .as_ref()
+        .map(|existing| ownership(&existing.0, &name, &uid))
+    {
+        let live = owner.live_uid().await.map_err(ReconcileError::Api)?;
+        match predecessor_is_gone(&previous, &uid, live.as_deref()) {
+            Some(gone) => takeover = gone,
+            None => return Err(ReconcileError::Gone),
+        }
+        if takeover {
+            tracing::info!(%namespace, %name, predecessor = %previous, "taking over the Secret left by a deleted SealedSecret of the same name");
+            ctx.metrics.race(race::PREDECESSOR_SECRET);
+        }
+    }
+    let existing_secret = existing.as_ref().map(|e| &e.0);
+    let needs_live_owner = write_needs_live_owner(existing_secret, &uid);
     let plan = plan_secret_write(
-        existing.as_ref().map(|e| &e.0),
+        existing_secret,
         std::mem::take(&mut desired.0),
         &uid,
+        takeover,
     );
-    match plan {
-        SecretWrite::Unchanged => Ok(Written::No),
-        SecretWrite::Create(secret) => {
-            let secret = Wiped::new(secret);
-            match secrets.create(&PostParams::default(), &secret.0).await {
-                Ok(created) => {
-                    drop(Wiped::new(created));
-                    Ok(Written::Yes)
-                }
-                Err(err) => Err(update_failed(err).await),
-            }
-        }
+    let plan = WipedPlan(plan);
+    let writes = matches!(plan.0, SecretWrite::Create(_) | SecretWrite::Update(_));
+    if writes && needs_live_owner && !owner.is_ours().await.map_err(ReconcileError::Api)? {
+        return Err(ReconcileError::Gone);
+    }
+    ensure_leader(ctx)?;
+    let written = match &plan.0 {
+        SecretWrite::Unchanged => return Ok(Written::No),
+        SecretWrite::Create(secret) => match secrets.create(&PostParams::default(), secret).await {
+            Ok(created) => Wiped::new(created),
+            Err(err) if is_race(&err) => return Err(ReconcileError::Api(err)),
+            Err(err) => return Err(update_failed(err).await),
+        },
         SecretWrite::Update(secret) => {
-            let secret = Wiped::new(secret);
-            match secrets
-                .replace(&name, &PostParams::default(), &secret.0)
-                .await
-            {
-                Ok(replaced) => {
-                    drop(Wiped::new(replaced));
-                    Ok(Written::Yes)
-                }
+            match secrets.replace(&name, &PostParams::default(), secret).await {
+                Ok(replaced) => Wiped::new(replaced),
                 Err(err) if err.to_string().contains(IMMUTABLE_ERROR_SUFFIX) => {
                     let message = immutable_message(&namespace, &name);
                     ctx.event(sealed, EventType::Warning, REASON_UPDATE_FAILED, &message)
                         .await;
-                    Err(ReconcileError::Immutable(message))
+                    return Err(ReconcileError::Immutable(message));
                 }
-                Err(err) => Err(update_failed(err).await),
+                Err(err) if is_race(&err) => return Err(ReconcileError::Api(err)),
+                Err(err) => return Err(update_failed(err).await),
             }
         }
         SecretWrite::Refuse(message) => {
-            ctx.event(sealed, EventType::Warning, REASON_UPDATE_FAILED, &message)
+            ctx.event(sealed, EventType::Warning, REASON_UPDATE_FAILED, message)
                 .await;
-            Err(ReconcileError::Unmanaged(message))
+            return Err(ReconcileError::Unmanaged(message.clone()));
+        }
+    };
+    drop(plan);
+    if needs_live_owner {
+        // The SealedSecret may have been deleted between the check and the write: look again,
+        // and take back what this pass wrote if it was. A deletion after this read finds the
+        // Secret in place and garbage collection removes it, as for any owned object.
+        let still_ours = owner.confirm_again().await;
+        if !matches!(still_ours, Ok(true)) {
+            remove_written(&secrets, &written.0).await;
+            return match still_ours {
+                Err(err) => Err(ReconcileError::Api(err)),
+                Ok(_) => Err(ReconcileError::Gone),
+            };
+        }
+    }
+    Ok(Written::Yes)
+}
+
+/// The live answer to "does the API server hold this SealedSecret (this uid) now?", read at
+/// most once before a write unless asked to [`LiveOwner::confirm_again`].
+struct LiveOwner<'a> {
+    api: Api<SealedSecret>,
+    name: &'a str,
+    uid: &'a str,
+    read: Option<Option<String>>,
+}
+
+impl<'a> LiveOwner<'a> {
+    fn new(ctx: &Context, namespace: &str, name: &'a str, uid: &'a str) -> Self {
+        Self {
+            api: Api::namespaced(ctx.client.clone(), namespace),
+            name,
+            uid,
+            read: None,
+        }
+    }
+
+    /// The uid the API server has under the name now (`None`: no such object); read once.
+    async fn live_uid(&mut self) -> Result<Option<String>, kube::Error> {
+        if let Some(read) = &self.read {
+            return Ok(read.clone());
+        }
+        let uid = self
+            .api
+            .get_metadata_opt(self.name)
+            .await?
+            .and_then(|meta| meta.metadata.uid);
+        self.read = Some(uid.clone());
+        Ok(uid)
+    }
+
+    /// Whether the API server holds this uid under the name (read once).
+    async fn is_ours(&mut self) -> Result<bool, kube::Error> {
+        let uid = self.uid;
+        Ok(!uid.is_empty() && self.live_uid().await?.as_deref() == Some(uid))
+    }
+
+    /// [`LiveOwner::is_ours`] with a fresh read.
+    async fn confirm_again(&mut self) -> Result<bool, kube::Error> {
+        self.read = None;
+        self.is_ours().await
+    }
+}
+
+/// Deletes the Secret this pass just wrote, only if it is still exactly that write (uid and
+/// resourceVersion as preconditions): anyone's later write wins.
+async fn remove_written(secrets: &Api<Secret>, written: &Secret) {
+    let name = written.metadata.name.clone().unwrap_or_default();
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: written.metadata.uid.clone(),
+            resource_version: written.metadata.resource_version.clone(),
+        }),
+        ..DeleteParams::default()
+    };
+    match secrets.delete(&name, &params).await {
+        Ok(_) => {
+            tracing::info!(namespace = ?written.metadata.namespace, %name, "SealedSecret deleted during the write; removed the Secret written for it")
+        }
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {
+            tracing::debug!(namespace = ?written.metadata.namespace, %name, "the Secret written for a deleted SealedSecret is already gone or rewritten")
+        }
+        // Garbage collection removes it (its owner is gone); nothing needs a person.
+        Err(err) => {
+            tracing::info!(namespace = ?written.metadata.namespace, %name, error = %err, "cannot remove the Secret written for a deleted SealedSecret; garbage collection will")
+        }
+    }
+}
+
+/// Whether an API error is a race with another writer that a retry resolves: a conflict (the
+/// object changed, or appeared, since it was read) or a Secret deleted since it was read.
+fn is_race(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(status) if status.code == 409 || status.code == 404)
+}
+
+/// A planned write whose plaintext is wiped when dropped.
+struct WipedPlan(SecretWrite);
+
+impl Drop for WipedPlan {
+    fn drop(&mut self) {
+        if let SecretWrite::Create(secret) | SecretWrite::Update(secret) = &mut self.0 {
+            wipe_secret(secret);
         }
     }
 }
@@ -386,9 +534,22 @@ impl Wiped {
     }
 }
 
-/// Writes the status when it changed; returns whether it was written. A write that loses a
-/// race (409) is retried on a fresh read, keeping the generation this pass processed.
-async fn write_status(sealed: &SealedSecret, ctx: &Context, error: Option<&str>) -> bool {
+/// What became of a pass's status.
+#[derive(Debug)]
+enum StatusWrite {
+    /// Written.
+    Written,
+    /// Already right (or another writer keeps changing it: written next pass).
+    Unchanged,
+    /// The SealedSecret is gone, or this replica stopped leading: nothing to write.
+    Skipped,
+    /// The API server refused or could not be reached: the pass is retried.
+    Failed(kube::Error),
+}
+
+/// Writes the status when it changed. A write that loses a race (409) is retried on a fresh
+/// read, keeping the generation this pass processed.
+async fn write_status(sealed: &SealedSecret, ctx: &Context, error: Option<&str>) -> StatusWrite {
     let namespace = sealed.namespace().unwrap_or_default();
     let name = sealed.name_any();
     let instance = sealed
@@ -417,10 +578,10 @@ async fn write_status(sealed: &SealedSecret, ctx: &Context, error: Option<&str>)
                 &instance,
                 condition_gauge(current.status.as_ref()),
             );
-            return false;
+            return StatusWrite::Unchanged;
         };
         if !ctx.leadership.holds() {
-            return false;
+            return StatusWrite::Skipped;
         }
         current.status = Some(status);
         match api
@@ -434,30 +595,30 @@ async fn write_status(sealed: &SealedSecret, ctx: &Context, error: Option<&str>)
                     &instance,
                     condition_gauge(current.status.as_ref()),
                 );
-                return true;
+                return StatusWrite::Written;
             }
             Err(kube::Error::Api(status)) if status.code == 409 => {
                 tracing::debug!(%namespace, %name, "status write conflicted; reading again");
+                ctx.metrics.race(race::CONFLICT);
                 match api.get_opt(&name).await {
                     Ok(Some(fresh)) if fresh.uid() == sealed.uid() => current = fresh,
-                    Ok(_) => return false,
-                    Err(err) => {
-                        tracing::warn!(%namespace, %name, error = %err, "cannot re-read for status");
-                        ctx.metrics.unseal_error("status", &namespace);
-                        return false;
+                    Ok(_) => {
+                        ctx.metrics.race(race::STALE_OBJECT);
+                        return StatusWrite::Skipped;
                     }
+                    Err(err) => return StatusWrite::Failed(err),
                 }
             }
-            Err(err) => {
-                tracing::warn!(%namespace, %name, error = %err, "cannot update status");
-                ctx.metrics.unseal_error("status", &namespace);
-                return false;
+            Err(kube::Error::Api(status)) if status.code == 404 => {
+                tracing::debug!(%namespace, %name, "SealedSecret deleted before its status was written");
+                ctx.metrics.race(race::STALE_OBJECT);
+                return StatusWrite::Skipped;
             }
+            Err(err) => return StatusWrite::Failed(err),
         }
     }
-    tracing::warn!(%namespace, %name, "status write kept conflicting; will write it next pass");
-    ctx.metrics.unseal_error("status", &namespace);
-    false
+    tracing::info!(%namespace, %name, "status write kept conflicting; will write it next pass");
+    StatusWrite::Unchanged
 }
 
 /// One pass over one SealedSecret.
@@ -471,28 +632,39 @@ pub async fn reconcile(
     let name = sealed.name_any();
     tracing::info!(%namespace, %name, "Updating");
     let outcome = unseal_and_write(&sealed, &ctx).await;
-    if matches!(outcome, Err(ReconcileError::NotLeader)) {
-        return Err(ReconcileError::NotLeader);
+    match &outcome {
+        Err(ReconcileError::NotLeader) => return Err(ReconcileError::NotLeader),
+        // No status for an object the API server no longer has; nothing to count as an error.
+        Err(ReconcileError::Gone) => {
+            tracing::info!(%namespace, %name, "SealedSecret no longer in the API server; nothing written");
+            ctx.metrics.race(race::STALE_OBJECT);
+            return Err(ReconcileError::Gone);
+        }
+        _ => {}
     }
     ctx.note_unseal_failure(
         ObjectRef::from_obj(sealed.as_ref()),
         matches!(outcome, Err(ReconcileError::Unseal(_))),
     );
-    let status_written = if ctx.options.update_status {
+    let status = if ctx.options.update_status {
         let error = outcome.as_ref().err().map(ToString::to_string);
         write_status(&sealed, &ctx, error.as_deref()).await
     } else {
-        false
+        StatusWrite::Unchanged
+    };
+    let outcome = match (outcome, status) {
+        (Ok(_), StatusWrite::Failed(err)) => Err(ReconcileError::Status(err)),
+        (outcome, status) => outcome.map(|written| (written, status)),
     };
     match outcome {
-        Ok(written) => {
+        Ok((written, status)) => {
             ctx.retries
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&object_key(&namespace, &name));
             // Upstream records `Unsealed` on every pass; we record it when something changed,
             // so restarts do not flood every namespace with identical events.
-            if written == Written::Yes || status_written {
+            if written == Written::Yes || matches!(status, StatusWrite::Written) {
                 ctx.event(
                     &sealed,
                     EventType::Normal,
@@ -504,7 +676,10 @@ pub async fn reconcile(
             Ok(Action::await_change())
         }
         Err(err) => {
-            ctx.metrics.unseal_error(err.metric_reason(), &namespace);
+            match err.race() {
+                Some(kind) => ctx.metrics.race(kind),
+                None => ctx.metrics.unseal_error(err.metric_reason(), &namespace),
+            }
             Err(err)
         }
     }
@@ -522,23 +697,27 @@ pub fn error_policy(sealed: Arc<SealedSecret>, err: &ReconcileError, ctx: Arc<Co
             return Action::await_change();
         }
         ReconcileError::NotLeader => {
-            tracing::warn!(%namespace, %name, "not the leader; leaving it to the next one");
+            tracing::info!(%namespace, %name, "not the leader; leaving it to the next one");
             return Action::await_change();
         }
+        // Logged by `reconcile`; the watch's delete event finishes the job.
+        ReconcileError::Gone => return Action::await_change(),
         _ => {}
     }
     let cause = err.cause();
     let generation = sealed.meta().generation;
-    let attempts = {
+    let now = std::time::Instant::now();
+    let (attempts, failing_for) = {
         let mut retries = ctx.retries.lock().unwrap_or_else(|e| e.into_inner());
         let entry = retries.entry(object_key(&namespace, &name)).or_default();
-        if entry.generation != generation {
+        if entry.generation != generation || entry.since.is_none() {
             *entry = Failures {
                 generation,
+                since: Some(now),
                 ..Failures::default()
             };
         }
-        match cause {
+        let attempts = match cause {
             Cause::Transient => {
                 entry.transient = entry.transient.saturating_add(1);
                 entry.transient
@@ -547,17 +726,64 @@ pub fn error_policy(sealed: Arc<SealedSecret>, err: &ReconcileError, ctx: Arc<Co
                 entry.permanent = entry.permanent.saturating_add(1);
                 entry.permanent
             }
-        }
+        };
+        (
+            attempts,
+            entry.since.map_or_else(Default::default, |t| now - t),
+        )
     };
-    match next_retry(cause, attempts, ctx.options.max_unseal_retries, jitter()) {
-        Some(delay) => {
-            tracing::warn!(%namespace, %name, error = %err, attempt = attempts, ?cause, ?delay, "Error updating, will retry");
-            Action::requeue(delay)
+    let Some(delay) = next_retry(cause, attempts, ctx.options.max_unseal_retries, jitter()) else {
+        tracing::error!(%namespace, %name, error = %err, "Error updating; waiting for a change of the object or of the keys");
+        return Action::await_change();
+    };
+    match retry_log_level(err.race().is_some(), cause, attempts, failing_for) {
+        LogLevel::Debug => {
+            tracing::debug!(%namespace, %name, error = %err, attempt = attempts, ?delay, "lost a race with another writer; retrying")
         }
-        None => {
-            tracing::error!(%namespace, %name, error = %err, "Error updating; waiting for a change of the object or of the keys");
-            Action::await_change()
+        LogLevel::Info => {
+            tracing::info!(%namespace, %name, error = %err, attempt = attempts, ?delay, "cannot update yet; will retry")
         }
+        LogLevel::Quiet => {
+            tracing::debug!(%namespace, %name, error = %err, attempt = attempts, ?delay, "still cannot update; will retry")
+        }
+        LogLevel::Warn => {
+            tracing::warn!(%namespace, %name, error = %err, attempt = attempts, ?cause, ?delay, "Error updating, will retry")
+        }
+    }
+    Action::requeue(delay)
+}
+
+/// How long transient failures of one object may go on before they need a person.
+pub const TRANSIENT_WARN_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Where a retried failure is logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// A race with another writer (409, a Secret deleted since read, a stale cache entry): it
+    /// resolves itself; counted in `reconcile_races_total`.
+    Debug,
+    /// The first failure of a transient episode (the API server restarting, a timeout).
+    Info,
+    /// Later failures of the same episode, before [`TRANSIENT_WARN_AFTER`].
+    Quiet,
+    /// What needs a person: a permanent failure, or a transient one that has lasted
+    /// [`TRANSIENT_WARN_AFTER`].
+    Warn,
+}
+
+/// The log level of failure number `attempt` of its kind, failing since `failing_for`.
+pub fn retry_log_level(
+    race: bool,
+    cause: Cause,
+    attempt: u32,
+    failing_for: std::time::Duration,
+) -> LogLevel {
+    match cause {
+        Cause::Permanent => LogLevel::Warn,
+        Cause::Transient if failing_for >= TRANSIENT_WARN_AFTER => LogLevel::Warn,
+        Cause::Transient if race => LogLevel::Debug,
+        Cause::Transient if attempt <= 1 => LogLevel::Info,
+        Cause::Transient => LogLevel::Quiet,
     }
 }
 
@@ -981,6 +1207,55 @@ mod tests {
             Cause::Permanent
         );
         assert_eq!(ReconcileError::NotLeader.cause(), Cause::Transient);
+    }
+
+    #[test]
+    fn only_what_needs_a_person_is_logged_as_a_warning() {
+        use std::time::Duration;
+        let early = Duration::from_secs(5);
+        // A conflict or a stale entry resolves itself: debug, however often.
+        assert_eq!(
+            retry_log_level(true, Cause::Transient, 7, early),
+            LogLevel::Debug
+        );
+        // An API server restart: the first failure at info, the rest quiet...
+        assert_eq!(
+            retry_log_level(false, Cause::Transient, 1, Duration::ZERO),
+            LogLevel::Info
+        );
+        assert_eq!(
+            retry_log_level(false, Cause::Transient, 2, early),
+            LogLevel::Quiet
+        );
+        // ...until it has lasted long enough to need someone, races included.
+        assert_eq!(
+            retry_log_level(false, Cause::Transient, 9, TRANSIENT_WARN_AFTER),
+            LogLevel::Warn
+        );
+        assert_eq!(
+            retry_log_level(true, Cause::Transient, 9, TRANSIENT_WARN_AFTER),
+            LogLevel::Warn
+        );
+        // A SealedSecret that cannot be opened, a foreign Secret: always a warning.
+        assert_eq!(
+            retry_log_level(false, Cause::Permanent, 1, Duration::ZERO),
+            LogLevel::Warn
+        );
+    }
+
+    #[test]
+    fn races_are_told_from_failures() {
+        let api = |code| {
+            ReconcileError::Api(kube::Error::Api(Box::new(
+                kube::core::Status::failure("x", "y").with_code(code),
+            )))
+        };
+        assert_eq!(api(409).race(), Some(race::CONFLICT));
+        assert_eq!(api(404).race(), Some(race::SECRET_GONE));
+        assert_eq!(api(500).race(), None);
+        assert_eq!(api(403).race(), None);
+        assert_eq!(ReconcileError::Gone.race(), Some(race::STALE_OBJECT));
+        assert_eq!(ReconcileError::Unmanaged("x".into()).race(), None);
     }
 
     #[test]

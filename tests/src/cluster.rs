@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::{
     assets::Assets,
-    http::{HttpReply, http_agent, http_get, http_post},
+    http::{HttpReply, http_agent, http_get, http_post, http_send},
     names::free_port,
     pki::Pki,
     process::{STOP_GRACE, spawn_logged, stop_child, tail},
@@ -30,6 +30,7 @@ fn write_file(path: &Path, contents: &str) -> Result<(), String> {
 pub struct Cluster {
     etcd: Option<Child>,
     apiserver: Option<Child>,
+    controller_manager: Option<Child>,
     /// etcd's client port.
     pub etcd_port: u16,
     /// The apiserver's secure port.
@@ -71,6 +72,7 @@ impl Cluster {
         let mut cluster = Cluster {
             etcd: None,
             apiserver: None,
+            controller_manager: None,
             etcd_port: free_port(),
             apiserver_port: free_port(),
             pki,
@@ -240,6 +242,74 @@ impl Cluster {
         http_get(agent, &format!("{}{}", self.server(), path))
     }
 
+    /// Sends `method path` with `body` to the apiserver with the admin certificate.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<HttpReply, String> {
+        let agent = self.agent.as_ref().ok_or("cluster not started")?;
+        http_send(
+            agent,
+            method,
+            &format!("{}{}", self.server(), path),
+            content_type,
+            body,
+        )
+    }
+
+    /// Starts kube-controller-manager from `assets`, running only the garbage collector, with
+    /// the admin kubeconfig and without leader election (so it outlives apiserver restarts, as
+    /// a cluster's own would by taking the lease again), serving nothing. Returns `false`
+    /// (after one line saying so) when the assets have no kube-controller-manager.
+    pub fn start_garbage_collector(&mut self, assets: &Assets) -> bool {
+        let Some(program) = assets.kube_controller_manager.clone() else {
+            eprintln!(
+                "e2e: no kube-controller-manager in {}: garbage collection does not run",
+                assets.dir.display()
+            );
+            return false;
+        };
+        assert!(
+            self.controller_manager.is_none(),
+            "kube-controller-manager is already running"
+        );
+        let args: Vec<String> = vec![
+            format!("--kubeconfig={}", self.kubeconfig.display()),
+            "--controllers=garbagecollector".into(),
+            "--leader-elect=false".into(),
+            "--secure-port=0".into(),
+            "--concurrent-gc-syncs=20".into(),
+        ];
+        let log = self.root.join("kube-controller-manager.log");
+        match spawn_logged(&program, &args, &log, |_| {}) {
+            Ok(child) => self.controller_manager = Some(child),
+            Err(err) => panic!("cannot start kube-controller-manager: {err}"),
+        }
+        true
+    }
+
+    /// The kube-controller-manager log file.
+    pub fn controller_manager_log(&self) -> PathBuf {
+        self.root.join("kube-controller-manager.log")
+    }
+
+    /// Whether kube-controller-manager (when started) still runs.
+    pub fn controller_manager_running(&mut self) -> bool {
+        self.controller_manager
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
+    /// Kills kube-apiserver at once (SIGKILL), as a crash would, and leaves etcd running.
+    pub fn kill_apiserver(&mut self) {
+        if let Some(mut apiserver) = self.apiserver.take() {
+            crate::process::kill_child(&mut apiserver);
+        }
+    }
+
     /// Stops kube-apiserver (SIGTERM, up to 5 s, SIGKILL) and leaves etcd running: every
     /// client's connections break, and watches must resume or relist.
     pub fn stop_apiserver(&mut self) {
@@ -327,8 +397,12 @@ impl Cluster {
         Ok(revision)
     }
 
-    /// Stops the apiserver (SIGTERM, up to 5 s, SIGKILL), then etcd the same way. Idempotent.
+    /// Stops kube-controller-manager and the apiserver (SIGTERM, up to 5 s, SIGKILL), then etcd
+    /// the same way. Idempotent.
     pub fn stop(&mut self) {
+        if let Some(mut manager) = self.controller_manager.take() {
+            stop_child(&mut manager, STOP_GRACE);
+        }
         if let Some(mut apiserver) = self.apiserver.take() {
             stop_child(&mut apiserver, STOP_GRACE);
         }

@@ -98,3 +98,20 @@ pub(crate) fn http_post(
         url,
     )
 }
+
+/// Any method with an optional body (PUT, PATCH, DELETE, ...).
+pub(crate) fn http_send(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Result<HttpReply, String> {
+    let request = ureq::http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("Content-Type", content_type)
+        .body(body.to_vec())
+        .map_err(|e| format!("{method} {url}: {e}"))?;
+    read_reply(agent.run(request), url)
+}
