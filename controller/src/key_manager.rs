@@ -201,7 +201,8 @@ pub async fn watch_keys(
         let event = match event {
             Ok(event) => event,
             Err(err) => {
-                tracing::warn!(error = %err, "key Secret watch failed; retrying");
+                // The API server restarting: the watch resumes or lists again by itself.
+                tracing::info!(error = %err, "key Secret watch failed; retrying");
                 continue;
             }
         };

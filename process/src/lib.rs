@@ -93,8 +93,15 @@ pub fn init_logging(level: &str, format: &str, info_to_stdout: bool) -> Result<(
     if format != "json" && format != "text" {
         return Err(ProcessError::LogFormat(format.to_string()));
     }
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},kube=warn,hyper=warn,tower=warn")));
+    // kube's client logs every failed request itself (`kube_client::client::builder`, at
+    // error) and every watch body cut short (`eof in poll`, at warn): an API server restart
+    // printed dozens of errors and warnings that our code also gets as results, retries and
+    // logs with context at the level they deserve. Its own errors still show.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "{level},kube=warn,kube_client=error,kube_client::client::builder=off,hyper=warn,tower=warn"
+        ))
+    });
     let writer = if info_to_stdout {
         BoxMakeWriter::new(
             std::io::stderr

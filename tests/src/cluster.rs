@@ -161,6 +161,23 @@ impl Cluster {
             "--endpoint-reconciler-type=none".into(),
             format!("--cert-dir={}", cert_dir.display()),
         ];
+        // SEALED_SECRETS_E2E_AUDIT=1: every request's metadata in <cluster folder>/audit.log
+        // (who wrote what, when), to find the writer of an object when a suite fails. Keep the
+        // folder with SEALED_SECRETS_E2E_KEEP=1.
+        let mut apiserver_args = apiserver_args;
+        if std::env::var_os("SEALED_SECRETS_E2E_AUDIT").is_some_and(|v| !v.is_empty()) {
+            let policy = self.root.join("audit-policy.yaml");
+            write_file(
+                &policy,
+                "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n",
+            )?;
+            apiserver_args.push(format!("--audit-policy-file={}", policy.display()));
+            apiserver_args.push(format!(
+                "--audit-log-path={}",
+                self.root.join("audit.log").display()
+            ));
+            apiserver_args.push("--audit-log-format=json".into());
+        }
         self.apiserver_command = Some((assets.kube_apiserver.clone(), apiserver_args.clone()));
         self.apiserver = Some(spawn_logged(
             &assets.kube_apiserver,
@@ -282,6 +299,11 @@ impl Cluster {
             "--leader-elect=false".into(),
             "--secure-port=0".into(),
             "--concurrent-gc-syncs=20".into(),
+            // SEALED_SECRETS_E2E_KCM_V=5: the garbage collector's decisions in its log.
+            format!(
+                "--v={}",
+                std::env::var("SEALED_SECRETS_E2E_KCM_V").unwrap_or_else(|_| "1".into())
+            ),
         ];
         let log = self.root.join("kube-controller-manager.log");
         match spawn_logged(&program, &args, &log, |_| {}) {

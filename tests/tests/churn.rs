@@ -214,6 +214,21 @@ fn wrong(
     None
 }
 
+/// A field of `/proc/<pid>/status` in MB (Linux), for the summary.
+fn proc_status_mb(pid: Option<u32>, field: &str) -> String {
+    let Some(pid) = pid else {
+        return "?".into();
+    };
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with(field))?;
+            let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(format!("{:.1} MB", kb / 1024.0))
+        })
+        .unwrap_or_else(|| "?".into())
+}
+
 fn metric_lines(controller: &Controller, prefix: &str) -> Vec<String> {
     controller
         .get_metrics("/metrics")
@@ -314,6 +329,7 @@ fn every_secret_converges_after_churn_and_an_api_server_crash() {
         },
     );
 
+    let rss_before = proc_status_mb(controller.pid(), "VmRSS:");
     // The churn.
     let mut random = Random(seed);
     let started = Instant::now();
@@ -395,6 +411,7 @@ fn every_secret_converges_after_churn_and_an_api_server_crash() {
         std::thread::sleep(Duration::from_millis(250));
     };
     let alive = controller.is_running();
+    let peak = proc_status_mb(controller.pid(), "VmHWM:");
     let log = controller.log();
     let warnings = log.lines().filter(|l| l.contains(" WARN ")).count();
     let errors = log.lines().filter(|l| l.contains(" ERROR ")).count();
@@ -408,7 +425,8 @@ fn every_secret_converges_after_churn_and_an_api_server_crash() {
         "churn summary: seed {seed}; {names_count} names; {churn_secs:.0} s of churn \
          ({applies} applies, {sealed_deletes} SealedSecret deletes, {secret_deletes} Secret deletes); \
          {crashes} API server crash(es); {right}/{names_count} right {}; controller {}; \
-         garbage collection {}; {warnings} WARN and {errors} ERROR log lines",
+         garbage collection {}; RSS {rss_before} before the churn, peak {peak}; \
+         {warnings} WARN and {errors} ERROR log lines",
         match converged {
             Some(t) => format!("after {:.1} s", t.as_secs_f64()),
             None => format!("after {} s (did not converge)", CONVERGE.as_secs()),
@@ -417,6 +435,13 @@ fn every_secret_converges_after_churn_and_an_api_server_crash() {
         if gc { "running" } else { "absent" },
     );
     eprintln!("churn metrics: {races:?} {unseal_errors:?}");
+    for line in log
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .take(20)
+    {
+        eprintln!("churn log: {line}");
+    }
     if gc && !cluster.controller_manager_running() {
         eprintln!(
             "churn: kube-controller-manager exited; its log's tail:\n{}",
