@@ -261,15 +261,22 @@ pub async fn run(args: Args) -> Result<()> {
             leadership.clone(),
         );
         async move {
-            leadership.won().await;
-            tokio::spawn(run_renewals(
-                client.clone(),
-                policy,
-                Arc::clone(&ring),
-                synced_rx.clone(),
-                manual_rx,
-                leadership.clone(),
-            ));
+            // Key renewal is the leader's alone.
+            {
+                let (client, ring, synced_rx, leadership) = (
+                    client.clone(),
+                    Arc::clone(&ring),
+                    synced_rx.clone(),
+                    leadership.clone(),
+                );
+                tokio::spawn(async move {
+                    leadership.won().await;
+                    run_renewals(client, policy, ring, synced_rx, manual_rx, leadership).await;
+                });
+            }
+            // The watches run on every replica, leader or not, once the keys are read: a standby
+            // keeps its caches warm and its backlog of what changed, and starts from them when
+            // it takes over (see `backlog`). Only the leader reconciles.
             let mut synced = synced_rx;
             let _ = synced.wait_for(|s| *s).await;
             // Workers stop on SIGTERM, and as soon as leadership is lost.

@@ -8,7 +8,7 @@ use sealed_secrets_core::sealed_secret::SealedSecret;
 use serde_json::Value;
 
 use crate::{
-    fixtures::{Expect, assert_quiet, sealed_db, serve, test_context, test_ring},
+    fixtures::{Expect, assert_quiet, sealed_db, serve, status_error, test_context, test_ring},
     reconciler::{ReconcileError, reconcile},
 };
 
@@ -42,11 +42,18 @@ async fn assert_over_budget_reported(prepare: impl FnOnce(&mut SealedSecret)) {
     let bodies = serve(
         &mut handle,
         vec![
+            Expect::new(
+                "GET",
+                "/api/v1/namespaces/shop/secrets/db",
+                404,
+                status_error(404, "NotFound", "not found"),
+            ),
             Expect::new("POST", EVENTS, 201, Value::Null),
             Expect::new("PUT", STATUS, 200, Value::Null),
         ],
     )
     .await;
+    let bodies = &bodies[1..];
     let err = task.await.unwrap().unwrap_err();
     assert!(matches!(err, ReconcileError::Unseal(_)));
     let limit = "spec.template.data has 2000 entries, more than the limit of 1024 per SealedSecret";
@@ -65,7 +72,7 @@ async fn assert_over_budget_reported(prepare: impl FnOnce(&mut SealedSecret)) {
             &Value::from(limit)
         )
     );
-    for body in &bodies {
+    for body in bodies {
         assert!(!body.to_string().contains("hunter2"), "{body}");
     }
     assert_quiet(&mut handle).await;

@@ -149,11 +149,14 @@ pub fn wipe_secret(secret: &mut Secret) {
 /// Decides the write for `desired` (from `unseal`) given the Secret currently in the cluster.
 /// `takeover` says a live read proved the existing Secret a leftover of a deleted predecessor
 /// ([`Ownership::Predecessor`], [`predecessor_is_gone`]): it is replaced as if it were ours.
+/// `stamp` puts the digest on the Secret as it would be written ([`crate::digest::stamp`]);
+/// the existing Secret is unchanged only when it already carries the same digest.
 pub fn plan_secret_write(
     existing: Option<&Secret>,
     mut desired: Secret,
     uid: &str,
     takeover: bool,
+    stamp: impl FnOnce(&mut Secret),
 ) -> SecretWrite {
     let Some(existing) = existing else {
         if desired.metadata.owner_references.is_none() {
@@ -165,6 +168,7 @@ pub fn plan_secret_write(
                 .get_or_insert_with(BTreeMap::new)
                 .insert(MANAGED_ANNOTATION.into(), "true".into());
         }
+        stamp(&mut desired);
         return SecretWrite::Create(desired);
     };
     if !takeover && !may_write(existing, uid) {
@@ -215,6 +219,7 @@ pub fn plan_secret_write(
         updated.immutable = Some(true);
     }
     wipe_secret(&mut desired);
+    stamp(&mut updated);
     if same_content(existing, &updated) {
         wipe_secret(&mut updated);
         SecretWrite::Unchanged
@@ -359,11 +364,12 @@ mod tests {
     fn creates_when_missing_and_marks_ownerless_secrets_managed() {
         let desired = secret(&[("k", "v")], &[], Some("u1"));
         assert_eq!(
-            plan_secret_write(None, desired.clone(), "u1", false),
+            plan_secret_write(None, desired.clone(), "u1", false, |_| {}),
             SecretWrite::Create(desired)
         );
         let ownerless = secret(&[("k", "v")], &[], None);
-        let SecretWrite::Create(created) = plan_secret_write(None, ownerless, "u1", false) else {
+        let SecretWrite::Create(created) = plan_secret_write(None, ownerless, "u1", false, |_| {})
+        else {
             panic!()
         };
         assert_eq!(
@@ -380,7 +386,8 @@ mod tests {
                 Some(&existing),
                 secret(&[("k", "v")], &[], Some("u1")),
                 "u1",
-                false
+                false,
+                |_| {}
             ),
             SecretWrite::Refuse(
                 "Resource \"db\" already exists and is not managed by SealedSecret".into()
@@ -434,11 +441,11 @@ mod tests {
         left.metadata.labels = Some([("old".to_string(), "label".to_string())].into());
         let desired = secret(&[("k", "new")], &[], Some("u1"));
         assert!(matches!(
-            plan_secret_write(Some(&left), desired.clone(), "u1", false),
+            plan_secret_write(Some(&left), desired.clone(), "u1", false, |_| {}),
             SecretWrite::Refuse(_)
         ));
         let SecretWrite::Update(taken) =
-            plan_secret_write(Some(&left), desired.clone(), "u1", true)
+            plan_secret_write(Some(&left), desired.clone(), "u1", true, |_| {})
         else {
             panic!("a proven leftover is updated")
         };
@@ -465,14 +472,14 @@ mod tests {
         let existing = secret(&[("k", "old"), ("extra", "x")], &[("a", "b")], Some("u1"));
         let desired = secret(&[("k", "new")], &[], Some("u1"));
         let SecretWrite::Update(updated) =
-            plan_secret_write(Some(&existing), desired.clone(), "u1", false)
+            plan_secret_write(Some(&existing), desired.clone(), "u1", false, |_| {})
         else {
             panic!()
         };
         assert_eq!(updated.data, desired.data, "replace drops extra items");
         assert_eq!(updated.metadata.annotations, None);
         assert_eq!(
-            plan_secret_write(Some(&updated), desired, "u1", false),
+            plan_secret_write(Some(&updated), desired, "u1", false, |_| {}),
             SecretWrite::Unchanged
         );
     }
@@ -482,7 +489,7 @@ mod tests {
         let managed = secret(&[("old", "x")], &[(MANAGED_ANNOTATION, "true")], None);
         let desired = secret(&[("k", "v")], &[], Some("u1"));
         let SecretWrite::Update(taken) =
-            plan_secret_write(Some(&managed), desired.clone(), "u1", false)
+            plan_secret_write(Some(&managed), desired.clone(), "u1", false, |_| {})
         else {
             panic!()
         };
@@ -497,7 +504,8 @@ mod tests {
             &[(PATCH_ANNOTATION, "true")],
             None,
         );
-        let SecretWrite::Update(merged) = plan_secret_write(Some(&patched), desired, "u1", false)
+        let SecretWrite::Update(merged) =
+            plan_secret_write(Some(&patched), desired, "u1", false, |_| {})
         else {
             panic!()
         };
@@ -520,7 +528,8 @@ mod tests {
         existing.type_ = Some("kubernetes.io/basic-auth".into());
         let mut desired = secret(&[("k", "v2")], &[], Some("u1"));
         desired.immutable = Some(true);
-        let SecretWrite::Update(updated) = plan_secret_write(Some(&existing), desired, "u1", false)
+        let SecretWrite::Update(updated) =
+            plan_secret_write(Some(&existing), desired, "u1", false, |_| {})
         else {
             panic!()
         };

@@ -29,6 +29,8 @@ use sealed_secrets_core::{
 };
 use zeroize::Zeroizing;
 
+use crate::digest::DigestKey;
+
 /// One registered sealing key.
 #[derive(Debug, Clone)]
 pub struct SealingKey {
@@ -42,6 +44,8 @@ pub struct SealingKey {
     pub order_time: jiff::Timestamp,
     /// Public key fingerprint, the registry's identity of the key.
     pub fingerprint: String,
+    /// The key of the digests on Secrets it opened (see [`crate::digest`]).
+    pub digest: DigestKey,
 }
 
 impl SealingKey {
@@ -50,6 +54,7 @@ impl SealingKey {
         Self {
             order_time: entry.order_time(order),
             secret_name: entry.name,
+            digest: DigestKey::new(&entry.key, &entry.fingerprint),
             fingerprint: entry.fingerprint,
             key: entry.key,
             cert_pem: entry.cert.pem,
@@ -234,6 +239,21 @@ impl KeyRing {
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(object.to_string(), fingerprint.to_string());
         }
+    }
+
+    /// The digest key of the ring's key with `fingerprint`, if the ring has it.
+    pub fn digest_key(&self, fingerprint: &str) -> Option<DigestKey> {
+        self.keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|k| k.fingerprint == fingerprint)
+            .map(|k| k.digest.clone())
+    }
+
+    /// Records that `object` was (proven) opened with `fingerprint`, as a decryption would.
+    pub fn note_opened(&self, object: &str, fingerprint: &str) {
+        self.record_success(Some(object), fingerprint);
     }
 
     /// The fingerprint of the key that last opened `object`, if known.

@@ -16,8 +16,10 @@
 
 pub mod app;
 pub mod args;
+pub mod backlog;
 pub mod decisions;
 pub mod dependants;
+pub mod digest;
 pub mod events;
 pub mod http;
 pub mod key_manager;

@@ -12,6 +12,9 @@
 //! | `http_requests_total` | counter | `path`, `code`, `method` |
 //! | `http_request_duration_seconds` | histogram | `path`, `method` |
 //! | `reconcile_races_total` | counter | `kind` (ours: see [`race`]) |
+//! | `decryptions_total` | counter | – (ours: SealedSecrets decrypted, one RSA operation per item) |
+//! | `unchanged_verified_total` | counter | – (ours: passes that proved the Secret current by its digest, without decrypting) |
+//! | `backlog_objects` | gauge | – (ours: objects waiting to be checked after a (re)list or a takeover) |
 //!
 //! Key lifecycle metrics (ours, without upstream's prefix; see `docs/keys.md`):
 //!
@@ -162,6 +165,9 @@ pub struct Metrics {
     unseal_errors: Family<UnsealErrorLabels, Counter>,
     condition_info: Family<ConditionLabels, Gauge>,
     races: Family<RaceLabels, Counter>,
+    decryptions: Counter,
+    unchanged_verified: Counter,
+    backlog: Gauge,
     /// `(namespace, name)` → the instance label of its live `condition_info` series, so a series
     /// can be removed (or relabelled) knowing only the object's key.
     condition_instances: Mutex<HashMap<(String, String), String>>,
@@ -247,6 +253,24 @@ impl Metrics {
             "Races with other writers that resolved themselves, by kind",
             races.clone(),
         );
+        let decryptions = Counter::default();
+        registry.register(
+            "decryptions",
+            "SealedSecrets decrypted (one RSA private-key operation per item)",
+            decryptions.clone(),
+        );
+        let unchanged_verified = Counter::default();
+        registry.register(
+            "unchanged_verified",
+            "Passes that proved a Secret current by its digest, without decrypting",
+            unchanged_verified.clone(),
+        );
+        let backlog = Gauge::default();
+        registry.register(
+            "backlog_objects",
+            "SealedSecrets waiting to be checked after a list, a relist or a leader takeover",
+            backlog.clone(),
+        );
         let http_requests = Family::default();
         registry.register(
             "http_requests",
@@ -266,6 +290,9 @@ impl Metrics {
             unseal_errors,
             condition_info,
             races,
+            decryptions,
+            unchanged_verified,
+            backlog,
             condition_instances: Mutex::new(HashMap::new()),
             http_requests,
             http_duration,
@@ -315,6 +342,21 @@ impl Metrics {
     /// `unseal_requests_total` +1 (every dequeued key, deletions included).
     pub fn unseal_request(&self) {
         self.unseal_requests.inc();
+    }
+
+    /// `decryptions_total` +1.
+    pub fn decryption(&self) {
+        self.decryptions.inc();
+    }
+
+    /// `unchanged_verified_total` +1.
+    pub fn verified_unchanged(&self) {
+        self.unchanged_verified.inc();
+    }
+
+    /// Sets `backlog_objects`.
+    pub fn set_backlog(&self, objects: usize) {
+        self.backlog.set(i64::try_from(objects).unwrap_or(i64::MAX));
     }
 
     /// `reconcile_races_total{kind}` +1. `kind` is one of [`race`]'s constants.
@@ -467,6 +509,10 @@ mod tests {
             (p("build_info"), strings(&["revision"])),
             (p("unseal_requests_total"), vec![]),
             (p("unseal_errors_total"), strings(&["namespace", "reason"])),
+            // Ours, beside upstream's.
+            (p("decryptions_total"), vec![]),
+            (p("unchanged_verified_total"), vec![]),
+            (p("backlog_objects"), vec![]),
             (
                 p("condition_info"),
                 strings(&[

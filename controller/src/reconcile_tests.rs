@@ -21,6 +21,16 @@ const STATUS: &str = "/apis/bitnami.com/v1alpha1/namespaces/shop/sealedsecrets/d
 const EVENTS: &str = "/api/v1/namespaces/shop/events";
 const SEALED: &str = "/apis/bitnami.com/v1alpha1/namespaces/shop/sealedsecrets/db";
 
+/// The read of the Secret, answered "not found".
+fn secret_absent() -> Expect {
+    Expect::new(
+        "GET",
+        SECRET,
+        404,
+        status_error(404, "NotFound", "secrets \"db\" not found"),
+    )
+}
+
 /// The live read of the SealedSecret's metadata, answered with `uid` (`None`: not found).
 fn live_sealed(uid: Option<&str>) -> Expect {
     match uid {
@@ -246,11 +256,13 @@ async fn decrypt_failure_records_event_and_status_and_leaves_the_secret_alone() 
     let bodies = serve(
         &mut handle,
         vec![
+            secret_absent(),
             Expect::new("POST", EVENTS, 201, Value::Null),
             Expect::new("PUT", STATUS, 200, Value::Null),
         ],
     )
     .await;
+    let bodies = &bodies[1..];
     let err = task.await.unwrap().unwrap_err();
     assert!(matches!(err, ReconcileError::Unseal(_)));
     assert_eq!(bodies[0]["reason"], "ErrUnsealFailed");
@@ -316,19 +328,90 @@ async fn unchanged_secret_and_status_mean_no_writes() {
         Default::default(),
     )
     .unwrap();
-    let task = tokio::spawn(reconcile(Arc::new(sealed), ctx));
+    let mut written = desired.clone();
+    let key = ring.latest().unwrap();
+    crate::digest::stamp(&key.digest, &sealed, &mut written);
+    let task = tokio::spawn(reconcile(Arc::new(sealed.clone()), Arc::clone(&ctx)));
     serve(
         &mut handle,
         vec![Expect::new(
             "GET",
             SECRET,
             200,
-            serde_json::to_value(&desired).unwrap(),
+            serde_json::to_value(&written).unwrap(),
         )],
     )
     .await;
     task.await.unwrap().unwrap();
     assert_quiet(&mut handle).await;
+    // Proven by its digest: nothing was decrypted.
+    let text = ctx.metrics.encode();
+    assert!(
+        text.contains("sealed_secrets_controller_decryptions_total 0\n"),
+        "{text}"
+    );
+    assert!(text.contains("sealed_secrets_controller_unchanged_verified_total 1\n"));
+
+    // The same Secret without its digest (written by upstream or an older version) is
+    // decrypted and rewritten once, with the digest.
+    let task = tokio::spawn(reconcile(Arc::new(sealed.clone()), Arc::clone(&ctx)));
+    let bodies = serve(
+        &mut handle,
+        vec![
+            Expect::new("GET", SECRET, 200, serde_json::to_value(&desired).unwrap()),
+            Expect::new("PUT", SECRET, 200, Value::Null),
+            Expect::new("POST", EVENTS, 201, Value::Null),
+        ],
+    )
+    .await;
+    task.await.unwrap().unwrap();
+    let rewritten: k8s_openapi::api::core::v1::Secret =
+        serde_json::from_value(bodies[1].clone()).unwrap();
+    assert!(crate::digest::verify(&key.digest, &sealed, &rewritten));
+    assert_eq!(rewritten.data, desired.data);
+    assert!(
+        ctx.metrics
+            .encode()
+            .contains("sealed_secrets_controller_decryptions_total 1\n")
+    );
+}
+
+#[tokio::test]
+async fn a_hand_edited_secret_is_decrypted_again_and_put_back() {
+    let ring = test_ring();
+    let sealed = sealed_db(&ring);
+    let (ctx, mut handle) = test_context(Arc::clone(&ring));
+    let mut written = sealed_secrets_core::unseal::unseal(
+        &sealed,
+        &ring.decrypter_for(None, None),
+        Default::default(),
+    )
+    .unwrap();
+    crate::digest::stamp(&ring.latest().unwrap().digest, &sealed, &mut written);
+    written.metadata.resource_version = Some("42".into());
+    // Someone changed the password by hand; the digest annotation stayed.
+    written.data.as_mut().unwrap().insert(
+        "password".into(),
+        k8s_openapi::ByteString(b"changed".to_vec()),
+    );
+    let task = tokio::spawn(reconcile(Arc::new(sealed), Arc::clone(&ctx)));
+    let bodies = serve(
+        &mut handle,
+        vec![
+            Expect::new("GET", SECRET, 200, serde_json::to_value(&written).unwrap()),
+            Expect::new("PUT", SECRET, 200, Value::Null),
+            Expect::new("PUT", STATUS, 200, Value::Null),
+            Expect::new("POST", EVENTS, 201, Value::Null),
+        ],
+    )
+    .await;
+    task.await.unwrap().unwrap();
+    assert_eq!(decoded(&bodies[1], "password"), "hunter2");
+    assert!(
+        ctx.metrics
+            .encode()
+            .contains("sealed_secrets_controller_decryptions_total 1\n")
+    );
 }
 
 #[tokio::test]
@@ -419,6 +502,7 @@ async fn objects_that_cannot_be_unsealed_are_remembered_for_the_next_key() {
     serve(
         &mut handle,
         vec![
+            secret_absent(),
             Expect::new("POST", EVENTS, 201, Value::Null),
             Expect::new("PUT", STATUS, 200, Value::Null),
         ],
@@ -474,9 +558,11 @@ async fn nothing_is_written_without_leadership() {
             .expect("sole owner")
             .with_leadership(crate::leader::Leadership::elected()),
     );
-    let err = reconcile(sealed, ctx).await.unwrap_err();
+    let err = reconcile(sealed, Arc::clone(&ctx)).await.unwrap_err();
     assert!(matches!(err, ReconcileError::NotLeader));
     assert_quiet(&mut handle).await;
+    // A standby keeps it for when it leads.
+    assert_eq!(ctx.backlog.len(), 1);
 }
 
 fn race_count(ctx: &crate::reconciler::Context, kind: &str) -> u64 {

@@ -44,12 +44,14 @@ use sealed_secrets_core::{
 };
 
 use crate::{
+    backlog::Backlog,
     decisions::{
         MANAGED_ANNOTATION, Ownership, SecretWrite, condition_gauge, immutable_message,
         is_controlled_by, may_write, next_status, ownership, plan_secret_write,
         predecessor_is_gone, wipe_secret, write_needs_live_owner,
     },
     dependants::Dependants,
+    digest,
     events::{
         EventPublisher, EventType, MESSAGE_UNSEALED, REASON_UNSEAL_FAILED, REASON_UNSEALED,
         REASON_UPDATE_FAILED,
@@ -122,6 +124,8 @@ pub struct Context {
     unseal_failed: Mutex<HashSet<ObjectRef<SealedSecret>>>,
     /// Which key each SealedSecret depends on (from its status).
     dependants: Mutex<Dependants>,
+    /// Objects to check as workers free up (after a list, or deferred while standing by).
+    pub backlog: Arc<Backlog>,
 }
 
 impl Context {
@@ -137,12 +141,13 @@ impl Context {
             watch_client: client.clone(),
             client,
             keys,
-            metrics,
-            options,
+            metrics: Arc::clone(&metrics),
             leadership: Leadership::always(),
             retries: Mutex::default(),
             unseal_failed: Mutex::default(),
             dependants: Mutex::default(),
+            backlog: Arc::new(Backlog::new(usize::from(options.workers.max(1)), metrics)),
+            options,
         }
     }
 
@@ -311,14 +316,45 @@ async fn unseal_and_write(
     {
         ctx.keys.seed_hint(&key, fingerprint);
     }
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let update_failed = |err: kube::Error| async move {
+        ctx.event(
+            sealed,
+            EventType::Warning,
+            REASON_UPDATE_FAILED,
+            &err.to_string(),
+        )
+        .await;
+        ReconcileError::Api(err)
+    };
+    let existing = match secrets.get_opt(&name).await {
+        Ok(existing) => existing.map(Wiped::new),
+        Err(err) => return Err(update_failed(err).await),
+    };
+    // The Secret this controller wrote for exactly this object, untouched since: nothing to
+    // decrypt (see `digest`).
+    if let Some(fingerprint) = existing
+        .as_ref()
+        .and_then(|e| proven_current(&ctx.keys, sealed, &e.0))
+    {
+        ctx.keys.note_opened(&key, &fingerprint);
+        ctx.metrics.verified_unchanged();
+        return Ok(Written::No);
+    }
     // Over budget when it arrived: the cache holds it without its payload (see `shed`).
     let unsealed = match crate::shed::over_budget(sealed) {
         Some(err) => Err(UnsealError::OverBudget(err)),
         None => {
             let (object, keys) = (Arc::clone(sealed), Arc::clone(&ctx.keys));
             let created = sealed.metadata.creation_timestamp.as_ref().map(|t| t.0);
+            let object_key = key.clone();
+            ctx.metrics.decryption();
             tokio::task::spawn_blocking(move || {
-                unseal(&object, &keys.decrypter_for(Some(&key), created), options)
+                unseal(
+                    &object,
+                    &keys.decrypter_for(Some(&object_key), created),
+                    options,
+                )
             })
             .await
             .map_err(ReconcileError::Task)?
@@ -338,22 +374,12 @@ async fn unseal_and_write(
         }
     };
     let mut desired = Wiped::new(desired);
+    // The key that opened it keys the digest of what is written.
+    let digest_key = ctx
+        .keys
+        .hint_for(&key)
+        .and_then(|fingerprint| ctx.keys.digest_key(&fingerprint));
 
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let update_failed = |err: kube::Error| async move {
-        ctx.event(
-            sealed,
-            EventType::Warning,
-            REASON_UPDATE_FAILED,
-            &err.to_string(),
-        )
-        .await;
-        ReconcileError::Api(err)
-    };
-    let existing = match secrets.get_opt(&name).await {
-        Ok(existing) => existing.map(Wiped::new),
-        Err(err) => return Err(update_failed(err).await),
-    };
     ensure_leader(ctx)?;
     let uid = sealed.uid().unwrap_or_default();
     let mut owner = LiveOwner::new(ctx, &namespace, &name, &uid);
@@ -381,6 +407,11 @@ async fn unseal_and_write(
         std::mem::take(&mut desired.0),
         &uid,
         takeover,
+        |secret| {
+            if let Some(digest_key) = &digest_key {
+                digest::stamp(digest_key, sealed, secret);
+            }
+        },
     );
     let plan = WipedPlan(plan);
     let writes = matches!(plan.0, SecretWrite::Create(_) | SecretWrite::Update(_));
@@ -429,6 +460,17 @@ async fn unseal_and_write(
         }
     }
     Ok(Written::Yes)
+}
+
+/// The fingerprint of the key whose digest on `secret` proves it current for `sealed`
+/// (controlled by this very object, stamped by a key of the ring, content untouched).
+fn proven_current(keys: &KeyRing, sealed: &SealedSecret, secret: &Secret) -> Option<String> {
+    if !may_write(secret, sealed.uid().as_deref().unwrap_or_default()) {
+        return None;
+    }
+    let fingerprint = digest::stamped_fingerprint(secret)?;
+    let digest_key = keys.digest_key(fingerprint)?;
+    digest::verify(&digest_key, sealed, secret).then(|| fingerprint.to_string())
 }
 
 /// The live answer to "does the API server hold this SealedSecret (this uid) now?", read at
@@ -626,7 +668,26 @@ pub async fn reconcile(
     sealed: Arc<SealedSecret>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
-    ensure_leader(&ctx)?;
+    let object = ObjectRef::from_obj(sealed.as_ref());
+    if !ctx.leadership.holds() {
+        // A standby keeps what it was asked about for when it leads (see `backlog`).
+        ctx.backlog.push(object);
+        return Err(ReconcileError::NotLeader);
+    }
+    let outcome = reconcile_leading(&sealed, &ctx).await;
+    if matches!(outcome, Err(ReconcileError::NotLeader)) {
+        ctx.backlog.push(object);
+    } else {
+        ctx.backlog.checked(&object);
+    }
+    outcome
+}
+
+async fn reconcile_leading(
+    sealed: &Arc<SealedSecret>,
+    ctx: &Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let (sealed, ctx) = (Arc::clone(sealed), Arc::clone(ctx));
     ctx.metrics.unseal_request();
     let namespace = sealed.namespace().unwrap_or_default();
     let name = sealed.name_any();
@@ -696,8 +757,9 @@ pub fn error_policy(sealed: Arc<SealedSecret>, err: &ReconcileError, ctx: Arc<Co
             tracing::warn!(%namespace, %name, "the target Secret is immutable; not retrying");
             return Action::await_change();
         }
+        // Kept in the backlog for when this replica leads.
         ReconcileError::NotLeader => {
-            tracing::info!(%namespace, %name, "not the leader; leaving it to the next one");
+            tracing::debug!(%namespace, %name, "not the leader; kept for when it leads");
             return Action::await_change();
         }
         // Logged by `reconcile`; the watch's delete event finishes the job.
@@ -992,7 +1054,10 @@ pub async fn run(
         writer,
         watcher(sealed_api, watch_config.clone())
             .default_backoff()
-            .modify(crate::shed::shed_over_budget),
+            .modify(|sealed| {
+                crate::shed::shed_over_budget(sealed);
+                crate::shed::slim(sealed);
+            }),
     )
     .inspect(move |event| {
         if let Ok(event) = event {
@@ -1006,8 +1071,26 @@ pub async fn run(
             }
         }
     })
-    .applied_objects()
+    // What a (re)list delivers goes to the backlog, released as workers free up; what the
+    // watch reports afterwards is reconciled at once, ahead of it (see `backlog`).
+    .filter_map({
+        let backlog = Arc::clone(&ctx.backlog);
+        move |event| {
+            let next = match event {
+                Ok(watcher::Event::Apply(sealed)) => Some(Ok(sealed)),
+                Ok(watcher::Event::InitApply(sealed)) => {
+                    backlog.push(ObjectRef::from_obj(&sealed));
+                    None
+                }
+                Ok(_) => None,
+                Err(err) => Some(Err(err)),
+            };
+            std::future::ready(next)
+        }
+    })
     .predicate_filter(trigger_hash, Default::default());
+    let leadership = ctx.leadership.clone();
+    let backlog = Arc::clone(&ctx.backlog).releases(reader.clone(), move || leadership.holds());
 
     // A key added, changed or removed: try again every object that could not be unsealed.
     let failed_again = futures::stream::unfold(
@@ -1028,7 +1111,8 @@ pub async fn run(
 
     let mut controller = Controller::for_stream(sealed_stream, reader)
         .with_config(ControllerConfig::default().concurrency(ctx.options.workers.max(1)))
-        .reconcile_on(failed_again);
+        .reconcile_on(failed_again)
+        .reconcile_on(backlog);
     if !ctx.options.skip_recreate {
         let self_heal = ctx.options.self_heal;
         let mut secret_gaps = RelistGaps::default();
@@ -1185,6 +1269,48 @@ mod tests {
                     ..Gone::of(&sealed("b", "2"))
                 }
             ]
+        );
+    }
+
+    #[test]
+    fn a_relist_tombstone_of_a_sealed_secret_and_of_its_secret() {
+        // The churn's first kind, seen through a watch gap: `db` (uid 1) and its Secret are
+        // deleted, `db` is created again (uid 2), and garbage collection has not yet removed
+        // the old Secret when the watches list again. Neither relist is an event of its own
+        // (client-go would hand out DeletedFinalStateUnknown tombstones); both are found.
+        let mut sealed_gaps = RelistGaps::default();
+        let mut secret_gaps = RelistGaps::default();
+        let relist_sealed = |gaps: &mut RelistGaps<Gone>, objects: Vec<SealedSecret>| {
+            let mut gone = sealed_event_gone(gaps, &watcher::Event::Init);
+            for object in objects {
+                gone.extend(sealed_event_gone(gaps, &watcher::Event::InitApply(object)));
+            }
+            gone.extend(sealed_event_gone(gaps, &watcher::Event::InitDone));
+            gone
+        };
+        assert!(relist_sealed(&mut sealed_gaps, vec![sealed("db", "1")]).is_empty());
+        relist_secrets(&mut secret_gaps, &[owned_secret("db", "db", "5")], false);
+        // After the gap: a new `db`; the Secret was deleted by hand and written again (by a
+        // pass on the old object) with another resourceVersion, or is gone altogether.
+        assert_eq!(
+            relist_sealed(&mut sealed_gaps, vec![sealed("db", "2")]),
+            [Gone {
+                replaced: true,
+                ..Gone::of(&sealed("db", "1"))
+            }],
+            "the old uid is reported replaced: metrics and key hint stay for the new one"
+        );
+        assert_eq!(
+            relist_secrets(&mut secret_gaps, &[], false),
+            ["db"],
+            "a Secret that vanished during the gap wakes the SealedSecret of its name"
+        );
+        // The same gap without the new object: the SealedSecret is gone for good.
+        let mut sealed_gaps = RelistGaps::default();
+        relist_sealed(&mut sealed_gaps, vec![sealed("db", "1")]);
+        assert_eq!(
+            relist_sealed(&mut sealed_gaps, vec![]),
+            [Gone::of(&sealed("db", "1"))]
         );
     }
 

@@ -45,6 +45,23 @@ pub fn shed_over_budget(sealed: &mut SealedSecret) {
         .insert(OVER_BUDGET.to_string(), verdict);
 }
 
+/// What `kubectl apply` keeps on every object it applies: a second copy of the whole object.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops what the controller never reads before the watch cache keeps an object: its
+/// `managedFields` and `kubectl apply`'s copy of the whole object in an annotation. Together
+/// they are most of a SealedSecret's size (the copy repeats every ciphertext), and the cache
+/// holds every SealedSecret of the cluster for as long as it exists.
+pub fn slim(sealed: &mut SealedSecret) {
+    sealed.metadata.managed_fields = None;
+    if let Some(annotations) = sealed.metadata.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+        if annotations.is_empty() {
+            sealed.metadata.annotations = None;
+        }
+    }
+}
+
 /// The budget verdict of an object [`shed_over_budget`] slimmed, if it was.
 pub fn over_budget(sealed: &SealedSecret) -> Option<BudgetError> {
     let verdict = sealed.metadata.annotations.as_ref()?.get(OVER_BUDGET)?;
@@ -75,6 +92,36 @@ mod tests {
                 .collect(),
         );
         sealed
+    }
+
+    #[test]
+    fn slimming_drops_only_what_the_controller_never_reads() {
+        let mut object = sealed(3, 100);
+        let scope = "sealedsecrets.bitnami.com/namespace-wide";
+        object.metadata.annotations = Some(
+            [
+                (
+                    LAST_APPLIED.to_string(),
+                    "{\"a whole copy\": 1}".to_string(),
+                ),
+                (scope.to_string(), "true".to_string()),
+            ]
+            .into(),
+        );
+        object.metadata.managed_fields = Some(vec![Default::default()]);
+        let spec = serde_json::to_value(&object.spec).unwrap();
+        slim(&mut object);
+        assert_eq!(object.metadata.managed_fields, None);
+        assert_eq!(
+            object.metadata.annotations,
+            Some([(scope.to_string(), "true".to_string())].into())
+        );
+        assert_eq!(serde_json::to_value(&object.spec).unwrap(), spec);
+        let mut only_copy = sealed(1, 1);
+        only_copy.metadata.annotations =
+            Some([(LAST_APPLIED.to_string(), "{}".to_string())].into());
+        slim(&mut only_copy);
+        assert_eq!(only_copy.metadata.annotations, None);
     }
 
     #[test]

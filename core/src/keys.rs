@@ -239,6 +239,18 @@ impl PrivateKey {
         self.public.fingerprint()
     }
 
+    /// A 32-byte secret derived from this private key for `purpose` (HMAC-SHA256 keyed with
+    /// the key's PKCS#8 DER): whoever holds the private key can compute it, nobody else can,
+    /// and different purposes give unrelated secrets. The controller keys its digests of
+    /// unsealed Secrets with it.
+    pub fn derive_secret(&self, purpose: &[u8]) -> Zeroizing<[u8; 32]> {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.der_pkcs8);
+        let tag = aws_lc_rs::hmac::sign(&key, purpose);
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+
     /// PEM `RSA PRIVATE KEY` (PKCS#1), the format upstream writes into `tls.key`.
     pub fn to_pkcs1_pem(&self) -> Result<Zeroizing<String>, KeyError> {
         let pkcs1 = der::pkcs8_to_pkcs1(&self.der_pkcs8)
@@ -429,6 +441,18 @@ mod tests {
         let again = PrivateKey::from_pem(pem.as_bytes()).unwrap();
         assert_eq!(again.public_key(), key.public_key());
         assert_eq!(again.fingerprint(), key.fingerprint());
+    }
+
+    #[test]
+    fn derived_secrets_depend_on_the_key_and_the_purpose() {
+        let (a, b) = (test_keys::rsa2048_a(), test_keys::rsa2048_b());
+        let one = a.derive_secret(b"purpose one");
+        assert_eq!(*one, *a.derive_secret(b"purpose one"), "deterministic");
+        assert_ne!(*one, *a.derive_secret(b"purpose two"));
+        assert_ne!(*one, *b.derive_secret(b"purpose one"));
+        // The same key read again (PKCS#1 round trip) derives the same secret.
+        let again = PrivateKey::from_pem(a.to_pkcs1_pem().unwrap().as_bytes()).unwrap();
+        assert_eq!(*one, *again.derive_secret(b"purpose one"));
     }
 
     #[test]

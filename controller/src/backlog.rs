@@ -1,0 +1,381 @@
+//! The backlog: SealedSecrets to check after a list, a relist or a leader takeover.
+//!
+//! At start every SealedSecret of the cluster arrives at once, and almost none of them needs
+//! anything (their Secrets are current, which [`crate::digest`] proves without decrypting). Fed
+//! straight to the work queue, they would all be scheduled before a SealedSecret created a
+//! second later, which then waits for the whole list: 70 s at 10,000 objects before this
+//! module. So the objects of a list go here instead, and are released to the work queue only
+//! as workers free up: at most `width` of them are scheduled or running at any time. Anything
+//! the watches report afterwards (a new or changed SealedSecret, a deleted Secret) goes to the
+//! work queue directly and is therefore at most `width` objects behind: that is the priority,
+//! in one work queue and one reconcile path.
+//!
+//! A standby replica keeps its watches running and puts every object it is asked about here
+//! instead of reconciling it; on taking over the Lease the backlog is released, so a failover
+//! starts from warm caches instead of a fresh list. The release waits for leadership and for
+//! the key ring.
+//!
+//! Progress is visible: the `backlog_objects` gauge, and a log line when a backlog starts,
+//! every 10 s while it drains (objects left, rate), and when it is done.
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use kube::runtime::reflector::{ObjectRef, Store};
+use sealed_secrets_core::sealed_secret::SealedSecret;
+use tokio::sync::Notify;
+
+use crate::metrics::Metrics;
+
+/// After this long, a released object whose pass never reported back (it was deleted before
+/// the work queue got to it) no longer holds its slot.
+const SLOT_EXPIRY: Duration = Duration::from_secs(5);
+/// How often a draining backlog logs its progress.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+type Ref = ObjectRef<SealedSecret>;
+
+/// What the backlog holds: queued objects, released ones, and progress.
+#[derive(Debug, Default)]
+pub struct Queue {
+    order: VecDeque<Ref>,
+    queued: HashSet<Ref>,
+    released: HashMap<Ref, Instant>,
+    progress: Option<Progress>,
+}
+
+/// One draining backlog, from its first object to empty.
+#[derive(Debug, Clone, Copy)]
+struct Progress {
+    started: Instant,
+    checked: usize,
+    last_report: Instant,
+    checked_at_report: usize,
+}
+
+/// What a change of the queue should tell the operator.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Report {
+    /// A backlog began with this many objects.
+    Started {
+        /// Objects queued.
+        objects: usize,
+    },
+    /// Progress: objects left and the rate since the last report.
+    Draining {
+        /// Queued or released, not yet checked.
+        left: usize,
+        /// Checked per second since the last report.
+        per_second: f64,
+    },
+    /// The backlog is empty.
+    Done {
+        /// Objects checked since it started.
+        checked: usize,
+        /// How long it took.
+        took: Duration,
+    },
+}
+
+impl Queue {
+    /// Queues `object` unless it is queued already; reports a start.
+    pub fn push(&mut self, object: Ref, now: Instant) -> Option<Report> {
+        if self.released.contains_key(&object) || !self.queued.insert(object.clone()) {
+            return None;
+        }
+        self.order.push_back(object);
+        if self.progress.is_none() {
+            self.progress = Some(Progress {
+                started: now,
+                checked: 0,
+                last_report: now,
+                checked_at_report: 0,
+            });
+            return Some(Report::Started { objects: 1 });
+        }
+        None
+    }
+
+    /// Objects queued or released and not yet checked.
+    pub fn len(&self) -> usize {
+        self.queued.len() + self.released.len()
+    }
+
+    /// Whether nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The next object to release, if fewer than `width` released ones are unchecked (slots
+    /// older than [`SLOT_EXPIRY`] are freed first). `exists` says whether the watch cache still
+    /// has an object; one it has not is dropped (deleted since it was queued).
+    pub fn release(
+        &mut self,
+        width: usize,
+        now: Instant,
+        exists: impl Fn(&Ref) -> bool,
+    ) -> Option<Ref> {
+        let expired: Vec<Ref> = self
+            .released
+            .iter()
+            .filter(|(_, at)| now.duration_since(**at) >= SLOT_EXPIRY)
+            .map(|(r, _)| r.clone())
+            .collect();
+        for object in expired {
+            self.released.remove(&object);
+        }
+        while self.released.len() < width.max(1) {
+            let object = self.order.pop_front()?;
+            if !self.queued.remove(&object) {
+                continue; // checked meanwhile through another trigger
+            }
+            if !exists(&object) {
+                self.count_checked(now);
+                continue;
+            }
+            self.released.insert(object.clone(), now);
+            return Some(object);
+        }
+        None
+    }
+
+    /// `object` was checked (by any trigger): it leaves the queue and frees its slot. Returns
+    /// what to report.
+    pub fn checked(&mut self, object: &Ref, now: Instant) -> Option<Report> {
+        let was_waiting = self.queued.remove(object) | self.released.remove(object).is_some();
+        if !was_waiting {
+            return None;
+        }
+        self.count_checked(now);
+        self.report(now)
+    }
+
+    fn count_checked(&mut self, _now: Instant) {
+        if let Some(progress) = self.progress.as_mut() {
+            progress.checked += 1;
+        }
+    }
+
+    /// What to report now: done when empty, progress every [`REPORT_EVERY`].
+    pub fn report(&mut self, now: Instant) -> Option<Report> {
+        let progress = self.progress.as_mut()?;
+        if self.queued.is_empty() && self.released.is_empty() {
+            let done = Report::Done {
+                checked: progress.checked,
+                took: now.duration_since(progress.started),
+            };
+            self.progress = None;
+            self.order.clear();
+            return Some(done);
+        }
+        let since = now.duration_since(progress.last_report);
+        if since < REPORT_EVERY {
+            return None;
+        }
+        let per_second =
+            (progress.checked - progress.checked_at_report) as f64 / since.as_secs_f64();
+        progress.last_report = now;
+        progress.checked_at_report = progress.checked;
+        Some(Report::Draining {
+            left: self.queued.len() + self.released.len(),
+            per_second,
+        })
+    }
+}
+
+/// The shared backlog of one controller.
+#[derive(Debug)]
+pub struct Backlog {
+    queue: Mutex<Queue>,
+    wake: Notify,
+    metrics: Arc<Metrics>,
+    width: usize,
+}
+
+impl Backlog {
+    /// A backlog that releases at most `width` objects at a time.
+    pub fn new(width: usize, metrics: Arc<Metrics>) -> Self {
+        Self {
+            queue: Mutex::default(),
+            wake: Notify::new(),
+            metrics,
+            width: width.max(1),
+        }
+    }
+
+    fn with_queue<T>(&self, f: impl FnOnce(&mut Queue) -> T) -> T {
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let out = f(&mut queue);
+        self.metrics.set_backlog(queue.len());
+        out
+    }
+
+    /// Queues `object` to be checked when a worker is free (and this replica leads).
+    pub fn push(&self, object: Ref) {
+        let started = self.with_queue(|q| q.push(object, Instant::now()));
+        if started.is_some() {
+            tracing::info!("backlog started: SealedSecrets are checked as workers free up");
+        }
+        self.wake.notify_one();
+    }
+
+    /// `object` was checked (whatever triggered it).
+    pub fn checked(&self, object: &Ref) {
+        let report = self.with_queue(|q| q.checked(object, Instant::now()));
+        log(report);
+        self.wake.notify_one();
+    }
+
+    /// Objects waiting.
+    pub fn len(&self) -> usize {
+        self.with_queue(|q| q.len())
+    }
+
+    /// Whether nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The objects to hand to the work queue, one at a time as slots free up, while `may_run`
+    /// says so (this replica leads and has its keys); skips objects `store` no longer has.
+    pub fn releases(
+        self: Arc<Self>,
+        store: Store<SealedSecret>,
+        may_run: impl Fn() -> bool + Send + 'static,
+    ) -> impl futures::Stream<Item = Ref> + Send {
+        futures::stream::unfold(
+            (self, store, may_run),
+            |(backlog, store, may_run)| async move {
+                loop {
+                    if may_run() {
+                        let next = backlog.with_queue(|q| {
+                            q.release(backlog.width, Instant::now(), |r| store.get(r).is_some())
+                        });
+                        if let Some(object) = next {
+                            return Some((object, (backlog, store, may_run)));
+                        }
+                        let report = backlog.with_queue(|q| q.report(Instant::now()));
+                        log(report);
+                    }
+                    // Woken by a push or a finished check; the timeout frees expired slots and
+                    // notices leadership.
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(1), backlog.wake.notified()).await;
+                }
+            },
+        )
+    }
+}
+
+fn log(report: Option<Report>) {
+    match report {
+        Some(Report::Started { .. }) | None => {}
+        Some(Report::Draining { left, per_second }) => {
+            tracing::info!(
+                left,
+                per_second = format!("{per_second:.0}"),
+                "backlog: SealedSecrets left to check"
+            )
+        }
+        Some(Report::Done { checked, took }) => {
+            tracing::info!(checked, took = ?took, "backlog done: every SealedSecret checked")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(name: &str) -> Ref {
+        ObjectRef::new(name).within("shop")
+    }
+
+    #[test]
+    fn releases_at_most_width_objects_at_a_time_in_order() {
+        let now = Instant::now();
+        let mut q = Queue::default();
+        assert_eq!(q.push(r("a"), now), Some(Report::Started { objects: 1 }));
+        for name in ["b", "c", "a"] {
+            assert_eq!(q.push(r(name), now), None);
+        }
+        assert_eq!(q.len(), 3, "a is queued once");
+        let all = |_: &Ref| true;
+        assert_eq!(q.release(2, now, all), Some(r("a")));
+        assert_eq!(q.release(2, now, all), Some(r("b")));
+        assert_eq!(q.release(2, now, all), None, "two slots taken");
+        assert_eq!(q.checked(&r("a"), now), None);
+        assert_eq!(q.release(2, now, all), Some(r("c")));
+        assert_eq!(q.len(), 2);
+    }
+
+    #[test]
+    fn an_object_checked_through_another_trigger_is_not_released_again() {
+        let now = Instant::now();
+        let mut q = Queue::default();
+        q.push(r("a"), now);
+        q.push(r("b"), now);
+        // A watch event reconciled `a` before the backlog got to it.
+        q.checked(&r("a"), now);
+        assert_eq!(q.release(4, now, |_| true), Some(r("b")));
+        assert_eq!(q.release(4, now, |_| true), None);
+    }
+
+    #[test]
+    fn deleted_objects_are_skipped_and_lost_slots_expire() {
+        let now = Instant::now();
+        let mut q = Queue::default();
+        for name in ["gone", "a", "b"] {
+            q.push(r(name), now);
+        }
+        assert_eq!(q.release(1, now, |o| o.name != "gone"), Some(r("a")));
+        // `a` was deleted after its release: its pass never reports back.
+        assert_eq!(q.release(1, now + Duration::from_secs(1), |_| true), None);
+        assert_eq!(
+            q.release(1, now + SLOT_EXPIRY, |_| true),
+            Some(r("b")),
+            "the slot is freed after the expiry"
+        );
+    }
+
+    #[test]
+    fn progress_is_reported_while_draining_and_when_done() {
+        let t0 = Instant::now();
+        let mut q = Queue::default();
+        for i in 0..30 {
+            q.push(r(&format!("s{i}")), t0);
+        }
+        for i in 0..20 {
+            let object = q.release(30, t0, |_| true).unwrap();
+            assert_eq!(object, r(&format!("s{i}")));
+            assert_eq!(q.checked(&object, t0 + Duration::from_secs(1)), None);
+        }
+        assert_eq!(
+            q.report(t0 + REPORT_EVERY),
+            Some(Report::Draining {
+                left: 10,
+                per_second: 2.0
+            })
+        );
+        for i in 20..30 {
+            let object = q.release(30, t0, |_| true).unwrap();
+            let report = q.checked(&object, t0 + Duration::from_secs(12));
+            if i < 29 {
+                assert_eq!(report, None);
+            } else {
+                assert_eq!(
+                    report,
+                    Some(Report::Done {
+                        checked: 30,
+                        took: Duration::from_secs(12)
+                    })
+                );
+            }
+        }
+        assert!(q.is_empty());
+        assert_eq!(q.report(t0 + Duration::from_secs(30)), None);
+    }
+}
