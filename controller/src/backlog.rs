@@ -186,7 +186,8 @@ impl Queue {
     }
 }
 
-/// The shared backlog of one controller.
+/// The backlog of one watched scope (all namespaces, or one of `--additional-namespaces`):
+/// its release stream checks objects against that scope's watch cache.
 #[derive(Debug)]
 pub struct Backlog {
     queue: Mutex<Queue>,
@@ -208,8 +209,10 @@ impl Backlog {
 
     fn with_queue<T>(&self, f: impl FnOnce(&mut Queue) -> T) -> T {
         let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let before = queue.len();
         let out = f(&mut queue);
-        self.metrics.set_backlog(queue.len());
+        // One gauge for every scope's backlog: each adds what it changed.
+        self.metrics.add_backlog(queue.len() as i64 - before as i64);
         out
     }
 

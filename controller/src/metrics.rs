@@ -354,9 +354,9 @@ impl Metrics {
         self.unchanged_verified.inc();
     }
 
-    /// Sets `backlog_objects`.
-    pub fn set_backlog(&self, objects: usize) {
-        self.backlog.set(i64::try_from(objects).unwrap_or(i64::MAX));
+    /// Adds `delta` to `backlog_objects` (each watched scope has a backlog of its own).
+    pub fn add_backlog(&self, delta: i64) {
+        self.backlog.inc_by(delta);
     }
 
     /// `reconcile_races_total{kind}` +1. `kind` is one of [`race`]'s constants.

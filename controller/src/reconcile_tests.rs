@@ -562,7 +562,7 @@ async fn nothing_is_written_without_leadership() {
     assert!(matches!(err, ReconcileError::NotLeader));
     assert_quiet(&mut handle).await;
     // A standby keeps it for when it leads.
-    assert_eq!(ctx.backlog.len(), 1);
+    assert_eq!(ctx.backlog("shop").len(), 1);
 }
 
 fn race_count(ctx: &crate::reconciler::Context, kind: &str) -> u64 {

@@ -48,7 +48,7 @@ use crate::{
     decisions::{
         MANAGED_ANNOTATION, Ownership, SecretWrite, condition_gauge, immutable_message,
         is_controlled_by, may_write, next_status, ownership, plan_secret_write,
-        predecessor_is_gone, wipe_secret, write_needs_live_owner,
+        predecessor_is_gone, status_is_current, wipe_secret, write_needs_live_owner,
     },
     dependants::Dependants,
     digest,
@@ -124,8 +124,9 @@ pub struct Context {
     unseal_failed: Mutex<HashSet<ObjectRef<SealedSecret>>>,
     /// Which key each SealedSecret depends on (from its status).
     dependants: Mutex<Dependants>,
-    /// Objects to check as workers free up (after a list, or deferred while standing by).
-    pub backlog: Arc<Backlog>,
+    /// Objects to check as workers free up (after a list, or deferred while standing by), one
+    /// backlog per watched scope (`None`: all namespaces).
+    backlogs: Mutex<HashMap<Option<String>, Arc<Backlog>>>,
 }
 
 impl Context {
@@ -146,7 +147,7 @@ impl Context {
             retries: Mutex::default(),
             unseal_failed: Mutex::default(),
             dependants: Mutex::default(),
-            backlog: Arc::new(Backlog::new(usize::from(options.workers.max(1)), metrics)),
+            backlogs: Mutex::default(),
             options,
         }
     }
@@ -168,6 +169,41 @@ impl Context {
         if changed {
             self.metrics.set_dependants(dependants.counts());
         }
+    }
+
+    /// The backlog of the scope watching `namespace` (made for `scope` by [`run`]; one for all
+    /// namespaces serves every namespace).
+    pub fn backlog(&self, namespace: &str) -> Arc<Backlog> {
+        let mut backlogs = self.backlogs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(backlog) = backlogs
+            .get(&Some(namespace.to_string()))
+            .or_else(|| backlogs.get(&None))
+        {
+            return Arc::clone(backlog);
+        }
+        // Not watched through `run` (direct calls in tests): a backlog of its own scope.
+        Arc::clone(
+            backlogs
+                .entry(Some(namespace.to_string()))
+                .or_insert_with(|| self.new_backlog()),
+        )
+    }
+
+    fn new_backlog(&self) -> Arc<Backlog> {
+        Arc::new(Backlog::new(
+            usize::from(self.options.workers.max(1)),
+            Arc::clone(&self.metrics),
+        ))
+    }
+
+    /// Makes (or returns) the backlog of `scope`.
+    fn backlog_of_scope(&self, scope: Option<&str>) -> Arc<Backlog> {
+        let mut backlogs = self.backlogs.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(
+            backlogs
+                .entry(scope.map(str::to_string))
+                .or_insert_with(|| self.new_backlog()),
+        )
     }
 
     /// Writes only while `leadership` holds.
@@ -669,16 +705,17 @@ pub async fn reconcile(
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
     let object = ObjectRef::from_obj(sealed.as_ref());
+    let backlog = ctx.backlog(object.namespace.as_deref().unwrap_or_default());
     if !ctx.leadership.holds() {
         // A standby keeps what it was asked about for when it leads (see `backlog`).
-        ctx.backlog.push(object);
+        backlog.push(object);
         return Err(ReconcileError::NotLeader);
     }
     let outcome = reconcile_leading(&sealed, &ctx).await;
     if matches!(outcome, Err(ReconcileError::NotLeader)) {
-        ctx.backlog.push(object);
+        backlog.push(object);
     } else {
-        ctx.backlog.checked(&object);
+        backlog.checked(&object);
     }
     outcome
 }
@@ -1050,6 +1087,7 @@ pub async fn run(
     });
     let mut sealed_gaps = RelistGaps::default();
     let deps_ctx = Arc::clone(&ctx);
+    let backlog = ctx.backlog_of_scope(namespace.as_deref());
     let sealed_stream = reflector::reflector(
         writer,
         watcher(sealed_api, watch_config.clone())
@@ -1074,10 +1112,14 @@ pub async fn run(
     // What a (re)list delivers goes to the backlog, released as workers free up; what the
     // watch reports afterwards is reconciled at once, ahead of it (see `backlog`).
     .filter_map({
-        let backlog = Arc::clone(&ctx.backlog);
+        let backlog = Arc::clone(&backlog);
         move |event| {
             let next = match event {
                 Ok(watcher::Event::Apply(sealed)) => Some(Ok(sealed)),
+                // New, changed while we were away, or failing: at once.
+                Ok(watcher::Event::InitApply(sealed)) if !status_is_current(&sealed) => {
+                    Some(Ok(sealed))
+                }
                 Ok(watcher::Event::InitApply(sealed)) => {
                     backlog.push(ObjectRef::from_obj(&sealed));
                     None
@@ -1090,7 +1132,7 @@ pub async fn run(
     })
     .predicate_filter(trigger_hash, Default::default());
     let leadership = ctx.leadership.clone();
-    let backlog = Arc::clone(&ctx.backlog).releases(reader.clone(), move || leadership.holds());
+    let backlog = backlog.releases(reader.clone(), move || leadership.holds());
 
     // A key added, changed or removed: try again every object that could not be unsealed.
     let failed_again = futures::stream::unfold(

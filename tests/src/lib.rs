@@ -24,6 +24,7 @@
 //! | `pki` | the cluster's CA, certificates, keys and admin kubeconfig |
 //! | `cluster` | etcd + kube-apiserver: start, stop, restart the apiserver, compact etcd |
 //! | `kubectl` | kubectl against a cluster: apply, namespaces, CRDs, key Secrets |
+//! | [`api`] | the REST interface straight: server-side apply, delete, list, kubeseal on a stream |
 //! | `objects` | CRD and label names, readers of YAML, Secret data and PEM |
 //! | `binaries` | our executables (built once) and running `kubeseal` |
 //! | `controller` | our controller as a child process against a cluster |
@@ -36,6 +37,7 @@
 // does not take the workspace lints: it needs `unsafe` for kill(2).)
 #![deny(missing_docs)]
 
+pub mod api;
 mod assets;
 mod binaries;
 mod cluster;

@@ -17,8 +17,11 @@ use std::{
 use serde_json::{Value, json};
 
 use sealed_secrets_e2e::{
-    Assets, Binaries, Cluster, Controller, SEALED_SECRET_CRD, create_namespace, kubeseal,
-    private_cluster, sealing::sealing_cert, secret_data, unique_name, wait_for,
+    Assets, Binaries, Cluster, Controller, SEALED_SECRET_CRD,
+    api::{apply_object, delete_object, list_by_name, seal_all, sealed_secrets_path, secrets_path},
+    create_namespace, private_cluster,
+    sealing::sealing_cert,
+    secret_data, unique_name, wait_for,
 };
 
 /// How long after the churn every object must have converged.
@@ -56,110 +59,67 @@ fn value_of(name: &str, version: usize) -> String {
     format!("{name}-version-{version}")
 }
 
-/// Seals both versions of every name in one kubeseal run (a stream of documents).
-fn seal_all(
+/// Seals both versions of every name in one kubeseal run.
+fn seal_versions(
     cluster: &Cluster,
     cert: &std::path::Path,
     namespace: &str,
     names: &[String],
 ) -> Vec<[Value; 2]> {
-    let mut input = String::new();
-    for name in names {
-        for version in 0..2 {
-            let secret = json!({
-                "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-                "metadata": {"name": name, "namespace": namespace},
-                "stringData": {"value": value_of(name, version)},
-            });
-            input.push_str("---\n");
-            input.push_str(&secret.to_string());
-            input.push('\n');
-        }
-    }
-    let cert = cert.display().to_string();
-    let out = kubeseal(cluster, &["--cert", &cert, "-o", "json"], input.as_bytes())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let sealed: Vec<Value> = serde_json::Deserializer::from_str(&out)
-        .into_iter::<Value>()
-        .collect::<Result<_, _>>()
-        .unwrap_or_else(|e| panic!("kubeseal's output is not a JSON stream: {e}"));
-    assert_eq!(sealed.len(), names.len() * 2, "one SealedSecret per Secret");
-    sealed
+    let secrets: Vec<Value> = names
+        .iter()
+        .flat_map(|name| {
+            (0..2).map(move |version| {
+                json!({
+                    "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                    "metadata": {"name": name, "namespace": namespace},
+                    "stringData": {"value": value_of(name, version)},
+                })
+            })
+        })
+        .collect();
+    seal_all(cluster, cert, &secrets)
         .chunks(2)
         .map(|pair| [pair[0].clone(), pair[1].clone()])
         .collect()
 }
 
-/// The churn's side of the API: apply (server-side, forced), delete, each retried while the
-/// API server is away (bounded).
+/// Objects of one kind by name.
+type ByName = BTreeMap<String, Value>;
+
+/// The churn's side of the API.
 struct Churner<'a> {
     cluster: &'a Cluster,
     namespace: &'a str,
 }
 
 impl Churner<'_> {
-    fn send(&self, method: &str, path: &str, content_type: &str, body: &[u8]) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let last = match self.cluster.request(method, path, content_type, body) {
-                Ok(reply) if reply.status < 300 || reply.status == 404 => return,
-                Ok(reply) => format!("HTTP {}: {}", reply.status, reply.text()),
-                Err(err) => err,
-            };
-            assert!(
-                Instant::now() < deadline,
-                "{method} {path} kept failing for 60 s; last: {last}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
     fn apply(&self, name: &str, sealed: &Value) {
-        let path = format!(
-            "/apis/bitnami.com/v1alpha1/namespaces/{}/sealedsecrets/{name}?fieldManager=churn&force=true",
-            self.namespace
-        );
-        let mut object = sealed.clone();
-        if let Some(meta) = object["metadata"].as_object_mut() {
-            meta.remove("creationTimestamp");
-        }
-        self.send(
-            "PATCH",
-            &path,
-            "application/apply-patch+yaml",
-            object.to_string().as_bytes(),
+        apply_object(
+            self.cluster,
+            &sealed_secrets_path(self.namespace, Some(name)),
+            sealed,
         );
     }
 
     fn delete_sealed(&self, name: &str) {
-        let path = format!(
-            "/apis/bitnami.com/v1alpha1/namespaces/{}/sealedsecrets/{name}",
-            self.namespace
+        delete_object(
+            self.cluster,
+            &sealed_secrets_path(self.namespace, Some(name)),
         );
-        self.send("DELETE", &path, "application/json", b"");
     }
 
     fn delete_secret(&self, name: &str) {
-        let path = format!("/api/v1/namespaces/{}/secrets/{name}", self.namespace);
-        self.send("DELETE", &path, "application/json", b"");
+        delete_object(self.cluster, &secrets_path(self.namespace, Some(name)));
     }
 
-    fn list(&self, path: &str) -> Result<Vec<Value>, String> {
-        let reply = self.cluster.get(path)?;
-        if reply.status != 200 {
-            return Err(format!("GET {path}: HTTP {}", reply.status));
-        }
-        let list: Value =
-            serde_json::from_slice(&reply.body).map_err(|e| format!("GET {path}: {e}"))?;
-        Ok(list["items"].as_array().cloned().unwrap_or_default())
+    /// (Secrets, SealedSecrets) by name.
+    fn list(&self) -> Result<(ByName, ByName), String> {
+        Ok((
+            list_by_name(self.cluster, &secrets_path(self.namespace, None))?,
+            list_by_name(self.cluster, &sealed_secrets_path(self.namespace, None))?,
+        ))
     }
-}
-
-fn by_name(items: Vec<Value>) -> BTreeMap<String, Value> {
-    items
-        .into_iter()
-        .filter_map(|item| Some((item["metadata"]["name"].as_str()?.to_string(), item)))
-        .collect()
 }
 
 /// What is wrong with `name` now, given the version it should have (`None`: deleted).
@@ -272,7 +232,7 @@ fn every_secret_converges_after_churn_and_an_api_server_crash() {
     let _ = Binaries::get();
 
     let names: Vec<String> = (0..names_count).map(|i| format!("s{i}")).collect();
-    let versions = seal_all(&cluster, &cert, &namespace, &names);
+    let versions = seal_versions(&cluster, &cert, &namespace, &names);
     let churner = Churner {
         cluster: &cluster,
         namespace: &namespace,
@@ -280,11 +240,9 @@ fn every_secret_converges_after_churn_and_an_api_server_crash() {
     // Garbage collection works before the churn (it starts a few seconds after the process).
     if gc {
         churner.apply(&names[0], &versions[0][0]);
-        let sealed_path =
-            format!("/apis/bitnami.com/v1alpha1/namespaces/{namespace}/sealedsecrets");
-        let secrets_path = format!("/api/v1/namespaces/{namespace}/secrets");
         wait_for("the first Secret", Duration::from_secs(60), || {
-            by_name(churner.list(&secrets_path)?)
+            let (secrets, _) = churner.list()?;
+            secrets
                 .contains_key(&names[0])
                 .then_some(())
                 .ok_or_else(|| "not yet".to_string())
@@ -294,8 +252,7 @@ fn every_secret_converges_after_churn_and_an_api_server_crash() {
             "garbage collection of the first Secret",
             Duration::from_secs(60),
             || {
-                let secrets = by_name(churner.list(&secrets_path)?);
-                let sealed = by_name(churner.list(&sealed_path)?);
+                let (secrets, sealed) = churner.list()?;
                 (!secrets.contains_key(&names[0]) && !sealed.contains_key(&names[0]))
                     .then_some(())
                     .ok_or_else(|| "Secret still there".to_string())
@@ -308,14 +265,11 @@ fn every_secret_converges_after_churn_and_an_api_server_crash() {
     for (name, pair) in names.iter().zip(&versions) {
         churner.apply(name, &pair[0]);
     }
-    let secrets_path = format!("/api/v1/namespaces/{namespace}/secrets");
-    let sealed_path = format!("/apis/bitnami.com/v1alpha1/namespaces/{namespace}/sealedsecrets");
     wait_for(
         "every Secret at version 0",
         Duration::from_secs(120),
         || {
-            let secrets = by_name(churner.list(&secrets_path)?);
-            let sealed = by_name(churner.list(&sealed_path)?);
+            let (secrets, sealed) = churner.list()?;
             let wrong: Vec<String> = names
                 .iter()
                 .zip(&expected)
@@ -389,10 +343,7 @@ fn every_secret_converges_after_churn_and_an_api_server_crash() {
     let converge_started = Instant::now();
     let mut last_wrong: Vec<String>;
     let converged = loop {
-        let listed = churner
-            .list(&secrets_path)
-            .and_then(|s| Ok((by_name(s), by_name(churner.list(&sealed_path)?))));
-        match listed {
+        match churner.list() {
             Ok((secrets, sealed)) => {
                 last_wrong = names
                     .iter()

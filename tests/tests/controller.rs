@@ -97,7 +97,11 @@ fn vectors(dir: &Path) -> Vec<Vector> {
     out
 }
 
-/// Compares a live Secret with upstream's: decoded data, type, immutable, labels, annotations.
+/// The controller's digest annotation on the Secrets it writes.
+const DIGEST_ANNOTATION: &str = "sealed-secrets-rs.io/unsealed-digest";
+
+/// Compares a live Secret with upstream's: decoded data, type, immutable, labels, annotations
+/// (besides [`DIGEST_ANNOTATION`]).
 fn check_like_upstream(expected: &Value, live: &Value) -> Result<(), String> {
     let name = live["metadata"]["name"].as_str().unwrap_or_default();
     let (want, got) = (secret_data(expected)?, secret_data(live)?);
@@ -126,10 +130,19 @@ fn check_like_upstream(expected: &Value, live: &Value) -> Result<(), String> {
         ));
     }
     for field in ["labels", "annotations"] {
-        let (want, got) = (
+        let (want, mut got) = (
             map_of(&expected["metadata"][field]),
             map_of(&live["metadata"][field]),
         );
+        // Ours alone, on every Secret we write: the digest that lets a restart skip decrypting
+        // it (docs/controller.md). It must be well-formed and name the key that opened it.
+        if let Some(digest) = got.remove(DIGEST_ANNOTATION)
+            && !digest.starts_with("v1:SHA256:")
+        {
+            return Err(format!(
+                "Secret {name}: malformed {DIGEST_ANNOTATION}: {digest}"
+            ));
+        }
         if want != got {
             return Err(format!("Secret {name}: {field} {got:?} != {want:?}"));
         }
