@@ -12,16 +12,9 @@
 # Usage: bench/churn.sh   (env: CHURN_NAMES, CHURN_SECONDS, CHURN_RESTARTS, CHURN_SEED;
 #                          SEALED_SECRETS_E2E_AUDIT=1 SEALED_SECRETS_E2E_KEEP=1 keep an audit
 #                          log of every write in the cluster folder)
-set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-
-cargo build --release --quiet -p sealed-secrets-controller --bin controller \
-  -p sealed-secrets-cli --bin kubeseal -p sealed-secrets-gitops --bin gitops-controller
-export SEALED_SECRETS_BIN_DIR="$CARGO_TARGET_DIR/release"
 export SEALED_SECRETS_CHURN_NAMES="${CHURN_NAMES:-300}"
 export SEALED_SECRETS_CHURN_SECONDS="${CHURN_SECONDS:-300}"
 export SEALED_SECRETS_CHURN_RESTARTS="${CHURN_RESTARTS:-2}"
 export SEALED_SECRETS_CHURN_SEED="${CHURN_SEED:-20261206}"
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
-cargo test --quiet -p sealed-secrets-e2e --test churn -- --nocapture 2>&1 | grep -E '^(churn|test result)'
+source "$(dirname "$0")/e2e-release.sh"
+run_suite churn churn

@@ -11,13 +11,6 @@
 #
 # Usage: bench/restart.sh [OBJECTS]   (default 10000; 100000 works the same way, given time:
 #                                     the first unseal costs three RSA-4096 operations each)
-set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-
-cargo build --release --quiet -p sealed-secrets-controller --bin controller \
-  -p sealed-secrets-cli --bin kubeseal -p sealed-secrets-gitops --bin gitops-controller
-export SEALED_SECRETS_BIN_DIR="$CARGO_TARGET_DIR/release"
 export SEALED_SECRETS_RESTART_OBJECTS="${1:-10000}"
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
-cargo test --quiet -p sealed-secrets-e2e --test restart -- --nocapture 2>&1 | grep -E '^(restart|test result)'
+source "$(dirname "$0")/e2e-release.sh"
+run_suite restart restart

@@ -273,6 +273,63 @@ impl Backlog {
     }
 }
 
+/// Where an object delivered by a list goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// To the work queue at once: new, changed while away, or failing.
+    Now,
+    /// To the backlog: its status says it was handled as it stands.
+    Backlog,
+    /// Nowhere: this process has seen it exactly so before (a relist after a watch gap).
+    Skip,
+}
+
+/// Routes what a list (the first one, or a relist after a watch gap) delivers. A relist
+/// repeats every object; those this process already saw with the same trigger hash (spec,
+/// labels, annotations, uid) are skipped, so an API server restart costs nothing for objects
+/// that did not change (a Secret deleted during the gap is found by the Secret watch's own
+/// relist). Objects the list no longer has are forgotten when it ends.
+#[derive(Debug, Default)]
+pub struct ListRouter {
+    seen: HashMap<Ref, u64>,
+    listed: HashSet<Ref>,
+}
+
+impl ListRouter {
+    /// A list begins.
+    pub fn list_started(&mut self) {
+        self.listed.clear();
+    }
+
+    /// An object of the list, with its trigger hash and whether its status is current.
+    pub fn listed(&mut self, object: Ref, hash: u64, status_current: bool) -> Route {
+        self.listed.insert(object.clone());
+        if self.seen.insert(object, hash) == Some(hash) {
+            Route::Skip
+        } else if status_current {
+            Route::Backlog
+        } else {
+            Route::Now
+        }
+    }
+
+    /// An object the watch reported changed (it is reconciled by the watch's own trigger).
+    pub fn changed(&mut self, object: Ref, hash: u64) {
+        self.seen.insert(object, hash);
+    }
+
+    /// An object the watch reported deleted.
+    pub fn deleted(&mut self, object: &Ref) {
+        self.seen.remove(object);
+    }
+
+    /// The list is complete: what it did not deliver is gone.
+    pub fn list_done(&mut self) {
+        let listed = std::mem::take(&mut self.listed);
+        self.seen.retain(|object, _| listed.contains(object));
+    }
+}
+
 fn log(report: Option<Report>) {
     match report {
         Some(Report::Started { .. }) | None => {}
@@ -295,6 +352,34 @@ mod tests {
 
     fn r(name: &str) -> Ref {
         ObjectRef::new(name).within("shop")
+    }
+
+    #[test]
+    fn a_relist_skips_what_this_process_saw_unchanged() {
+        let mut router = ListRouter::default();
+        router.list_started();
+        assert_eq!(router.listed(r("a"), 1, true), Route::Backlog);
+        assert_eq!(router.listed(r("b"), 2, false), Route::Now);
+        assert_eq!(router.listed(r("c"), 3, true), Route::Backlog);
+        router.list_done();
+        router.changed(r("c"), 33);
+        router.deleted(&r("b"));
+        // A relist after a watch gap: `a` unchanged, `b` back (deleted and created again),
+        // `c` as last seen through the watch, `d` new.
+        router.list_started();
+        assert_eq!(router.listed(r("a"), 1, true), Route::Skip);
+        assert_eq!(router.listed(r("b"), 2, true), Route::Backlog);
+        assert_eq!(router.listed(r("c"), 33, true), Route::Skip);
+        assert_eq!(router.listed(r("d"), 4, false), Route::Now);
+        router.list_done();
+        // `a` was deleted during the next gap: forgotten, so its return is not skipped.
+        router.list_started();
+        for (name, hash) in [("b", 2), ("c", 33), ("d", 4)] {
+            assert_eq!(router.listed(r(name), hash, true), Route::Skip);
+        }
+        router.list_done();
+        router.list_started();
+        assert_eq!(router.listed(r("a"), 1, true), Route::Backlog);
     }
 
     #[test]

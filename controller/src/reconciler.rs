@@ -44,7 +44,7 @@ use sealed_secrets_core::{
 };
 
 use crate::{
-    backlog::Backlog,
+    backlog::{Backlog, ListRouter, Route},
     decisions::{
         MANAGED_ANNOTATION, Ownership, SecretWrite, condition_gauge, immutable_message,
         is_controlled_by, may_write, next_status, ownership, plan_secret_write,
@@ -1113,18 +1113,49 @@ pub async fn run(
     // watch reports afterwards is reconciled at once, ahead of it (see `backlog`).
     .filter_map({
         let backlog = Arc::clone(&backlog);
+        let mut router = ListRouter::default();
+        let mut listed: Vec<ObjectRef<SealedSecret>> = Vec::new();
         move |event| {
+            let hash = |sealed: &SealedSecret| {
+                let mut hasher = DefaultHasher::new();
+                trigger_hash(sealed).hash(&mut hasher);
+                sealed.meta().uid.hash(&mut hasher);
+                hasher.finish()
+            };
             let next = match event {
-                Ok(watcher::Event::Apply(sealed)) => Some(Ok(sealed)),
-                // New, changed while we were away, or failing: at once.
-                Ok(watcher::Event::InitApply(sealed)) if !status_is_current(&sealed) => {
+                Ok(watcher::Event::Apply(sealed)) => {
+                    router.changed(ObjectRef::from_obj(&sealed), hash(&sealed));
                     Some(Ok(sealed))
                 }
                 Ok(watcher::Event::InitApply(sealed)) => {
-                    backlog.push(ObjectRef::from_obj(&sealed));
+                    let object = ObjectRef::from_obj(&sealed);
+                    match router.listed(object.clone(), hash(&sealed), status_is_current(&sealed)) {
+                        Route::Now => Some(Ok(sealed)),
+                        // Released once the list is complete: the watch cache holds the
+                        // listed objects only from then on.
+                        Route::Backlog => {
+                            listed.push(object);
+                            None
+                        }
+                        Route::Skip => None,
+                    }
+                }
+                Ok(watcher::Event::Delete(sealed)) => {
+                    router.deleted(&ObjectRef::from_obj(&sealed));
                     None
                 }
-                Ok(_) => None,
+                Ok(watcher::Event::Init) => {
+                    router.list_started();
+                    listed.clear();
+                    None
+                }
+                Ok(watcher::Event::InitDone) => {
+                    router.list_done();
+                    for object in listed.drain(..) {
+                        backlog.push(object);
+                    }
+                    None
+                }
                 Err(err) => Some(Err(err)),
             };
             std::future::ready(next)
