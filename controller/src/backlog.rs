@@ -99,6 +99,26 @@ impl Queue {
         None
     }
 
+    /// Queues `object` ahead of everything queued (something asked for it while this replica
+    /// could not act: a standby's watch event).
+    pub fn push_front(&mut self, object: Ref, now: Instant) -> Option<Report> {
+        if self.released.contains_key(&object) {
+            return None;
+        }
+        // A copy further back, if any, is skipped when reached (no longer in `queued`).
+        let report = if self.queued.contains(&object) {
+            None
+        } else {
+            self.push(object.clone(), now)
+        };
+        self.queued.insert(object.clone());
+        self.order.push_front(object);
+        if let Some(back) = self.order.iter().skip(1).position(|o| *o == self.order[0]) {
+            self.order.remove(back + 1);
+        }
+        report
+    }
+
     /// Objects queued or released and not yet checked.
     pub fn len(&self) -> usize {
         self.queued.len() + self.released.len()
@@ -219,6 +239,15 @@ impl Backlog {
     /// Queues `object` to be checked when a worker is free (and this replica leads).
     pub fn push(&self, object: Ref) {
         let started = self.with_queue(|q| q.push(object, Instant::now()));
+        if started.is_some() {
+            tracing::info!("backlog started: SealedSecrets are checked as workers free up");
+        }
+        self.wake.notify_one();
+    }
+
+    /// Queues `object` ahead of the others (see [`Queue::push_front`]).
+    pub fn push_urgent(&self, object: Ref) {
+        let started = self.with_queue(|q| q.push_front(object, Instant::now()));
         if started.is_some() {
             tracing::info!("backlog started: SealedSecrets are checked as workers free up");
         }
@@ -398,6 +427,20 @@ mod tests {
         assert_eq!(q.checked(&r("a"), now), None);
         assert_eq!(q.release(2, now, all), Some(r("c")));
         assert_eq!(q.len(), 2);
+    }
+
+    #[test]
+    fn what_a_standby_was_asked_about_goes_first() {
+        let now = Instant::now();
+        let mut q = Queue::default();
+        for name in ["a", "b", "c"] {
+            q.push(r(name), now);
+        }
+        q.push_front(r("new"), now);
+        q.push_front(r("c"), now);
+        assert_eq!(q.len(), 4);
+        let order: Vec<Ref> = std::iter::from_fn(|| q.release(10, now, |_| true)).collect();
+        assert_eq!(order, [r("c"), r("new"), r("a"), r("b")]);
     }
 
     #[test]

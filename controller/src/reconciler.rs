@@ -707,8 +707,9 @@ pub async fn reconcile(
     let object = ObjectRef::from_obj(sealed.as_ref());
     let backlog = ctx.backlog(object.namespace.as_deref().unwrap_or_default());
     if !ctx.leadership.holds() {
-        // A standby keeps what it was asked about for when it leads (see `backlog`).
-        backlog.push(object);
+        // A standby keeps what it was asked about (new or changed objects, deleted Secrets)
+        // for when it leads, ahead of its list (see `backlog`).
+        backlog.push_urgent(object);
         return Err(ReconcileError::NotLeader);
     }
     let outcome = reconcile_leading(&sealed, &ctx).await;

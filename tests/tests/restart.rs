@@ -19,12 +19,77 @@ use std::{
 use serde_json::{Value, json};
 
 use sealed_secrets_e2e::{
-    Assets, Controller, SEALED_SECRET_CRD,
+    Assets, Cluster, Controller, SEALED_SECRET_CRD,
     api::{apply_object, list_by_name, seal_all, sealed_secrets_path, secrets_path},
     create_namespace, private_cluster,
-    sealing::sealing_cert,
+    sealing::{lease_holder, sealing_cert, wait_for_cert},
     secret_data, unique_name,
 };
+
+/// One test at a time: each runs a control plane of its own and the figures they print should
+/// not be skewed by the other.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn object_count() -> usize {
+    std::env::var("SEALED_SECRETS_RESTART_OBJECTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300)
+}
+
+/// Applies the first `names.len()` of `sealed` under `names` and waits (through `controller`'s
+/// log on failure) until every one is unsealed and Synced; returns the Secrets by name.
+fn apply_and_wait(
+    cluster: &Cluster,
+    controller: &Controller,
+    namespace: &str,
+    names: &[String],
+    sealed: &[Value],
+) -> BTreeMap<String, Value> {
+    let started = Instant::now();
+    for (name, object) in names.iter().zip(sealed) {
+        apply_object(cluster, &sealed_secrets_path(namespace, Some(name)), object);
+    }
+    let (secrets_at, sealed_at) = (
+        secrets_path(namespace, None),
+        sealed_secrets_path(namespace, None),
+    );
+    let secrets = controller.wait_for(
+        "every Secret unsealed",
+        wait_scaled(180, names.len() / 20),
+        || {
+            let secrets = list_by_name(cluster, &secrets_at)?;
+            let objects = list_by_name(cluster, &sealed_at)?;
+            let missing = names
+                .iter()
+                .filter(|n| {
+                    let unsealed = secrets.get(*n).is_some_and(|s| holds(s, n, "v1"));
+                    let synced = objects
+                        .get(*n)
+                        .is_some_and(|o| sealed_secrets_e2e::sealing::check_synced(o).is_ok());
+                    !(unsealed && synced)
+                })
+                .count();
+            if missing == 0 {
+                Ok(secrets)
+            } else {
+                Err(format!("{missing} not unsealed and synced yet"))
+            }
+        },
+    );
+    eprintln!(
+        "restart: {} SealedSecrets of 3 items unsealed in {:.1} s (CPU {:?} s, peak RSS {:?} MB)",
+        names.len(),
+        started.elapsed().as_secs_f64(),
+        cpu_seconds(controller.pid()),
+        peak_rss_mb(controller.pid()),
+    );
+    secrets
+}
 
 fn items(name: &str, tag: &str) -> Value {
     json!({
@@ -100,10 +165,8 @@ fn a_restart_rewrites_and_decrypts_nothing_unchanged_and_serves_changes_first() 
     ) else {
         return;
     };
-    let count: usize = std::env::var("SEALED_SECRETS_RESTART_OBJECTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
+    let _serial = serial();
+    let count = object_count();
     let namespace = unique_name("restart");
     let key_namespace = unique_name("restart-keys");
     create_namespace(&cluster, &namespace);
@@ -119,45 +182,8 @@ fn a_restart_rewrites_and_decrypts_nothing_unchanged_and_serves_changes_first() 
     plain.push(secret(&namespace, "while-away", "v1"));
     plain.push(secret(&namespace, "after-start", "v1"));
     let sealed = seal_all(&cluster, &cert, &plain);
-    let started = Instant::now();
-    for (name, object) in names.iter().zip(&sealed) {
-        apply_object(
-            &cluster,
-            &sealed_secrets_path(&namespace, Some(name)),
-            object,
-        );
-    }
+    let before = apply_and_wait(&cluster, &first, &namespace, &names, &sealed);
     let secrets_at = secrets_path(&namespace, None);
-    let sealed_at = sealed_secrets_path(&namespace, None);
-    let before: BTreeMap<String, Value> = first.wait_for(
-        "every Secret unsealed",
-        wait_scaled(180, count / 20),
-        || {
-            let secrets = list_by_name(&cluster, &secrets_at)?;
-            let objects = list_by_name(&cluster, &sealed_at)?;
-            let missing = names
-                .iter()
-                .filter(|n| {
-                    let unsealed = secrets.get(*n).is_some_and(|s| holds(s, n, "v1"));
-                    let synced = objects
-                        .get(*n)
-                        .is_some_and(|o| sealed_secrets_e2e::sealing::check_synced(o).is_ok());
-                    !(unsealed && synced)
-                })
-                .count();
-            if missing == 0 {
-                Ok(secrets)
-            } else {
-                Err(format!("{missing} not unsealed and synced yet"))
-            }
-        },
-    );
-    eprintln!(
-        "restart: {count} SealedSecrets of 3 items unsealed in {:.1} s (CPU {:?} s, peak RSS {:?} MB)",
-        started.elapsed().as_secs_f64(),
-        cpu_seconds(first.pid()),
-        peak_rss_mb(first.pid()),
-    );
     first.stop();
 
     // While the controller is away.
@@ -279,4 +305,130 @@ fn a_restart_rewrites_and_decrypts_nothing_unchanged_and_serves_changes_first() 
         );
     }
     assert!(log.contains("backlog started"), "progress is logged");
+}
+
+#[test]
+fn a_standby_takes_over_warm_and_serves_a_new_sealed_secret_first() {
+    let Some(cluster) = private_cluster(
+        Assets::from_env(),
+        &[("bitnami.com_sealedsecrets.yaml", SEALED_SECRET_CRD)],
+    ) else {
+        return;
+    };
+    let _serial = serial();
+    let count = object_count();
+    let namespace = unique_name("failover");
+    let key_namespace = unique_name("failover-keys");
+    create_namespace(&cluster, &namespace);
+    create_namespace(&cluster, &key_namespace);
+    let replica = |id: &str| {
+        Controller::start_named(
+            &cluster,
+            id,
+            &key_namespace,
+            &["--leader-elect=true", &format!("--leader-elect-id={id}")],
+        )
+    };
+    let mut replicas = [replica("replica-a"), replica("replica-b")];
+    let holder = replicas[0].wait_for("a leader", Duration::from_secs(60), || {
+        let holder = lease_holder(&cluster, &key_namespace)?;
+        replicas
+            .iter()
+            .position(|r| r.name() == holder)
+            .ok_or_else(|| format!("holder {holder:?}"))
+    });
+    let cert_pem = sealing_cert(&replicas[holder]);
+    wait_for_cert(&replicas[1 - holder], &cert_pem);
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(&cert, &cert_pem).expect("cannot write cert.pem");
+
+    let names: Vec<String> = (0..count).map(|i| format!("s{i}")).collect();
+    let mut plain: Vec<Value> = names.iter().map(|n| secret(&namespace, n, "v1")).collect();
+    plain.push(secret(&namespace, "after-failover", "v1"));
+    let sealed = seal_all(&cluster, &cert, &plain);
+    let before = apply_and_wait(&cluster, &replicas[holder], &namespace, &names, &sealed);
+
+    let survivor = 1 - holder;
+    let survivor_name = replicas[survivor].name().to_string();
+    replicas[holder].kill();
+    let killed = Instant::now();
+    let killed_at = jiff::Timestamp::now();
+    apply_object(
+        &cluster,
+        &sealed_secrets_path(&namespace, Some("after-failover")),
+        &sealed[count],
+    );
+    let survivor_ref = &replicas[survivor];
+    let secrets_at = secrets_path(&namespace, None);
+    let unsealed = survivor_ref.wait_for(
+        "the survivor to unseal the new SealedSecret",
+        Duration::from_secs(90),
+        || {
+            list_by_name(&cluster, &secrets_at)?
+                .get("after-failover")
+                .filter(|s| holds(s, "after-failover", "v1"))
+                .map(|_| killed.elapsed())
+                .ok_or_else(|| "not yet".to_string())
+        },
+    );
+    let took_over = log_time_after(&survivor_ref.log(), "became leader");
+    let backlog_done = survivor_ref.wait_for(
+        "the survivor's backlog to drain",
+        wait_scaled(60, count / 100),
+        || {
+            (metric(survivor_ref, "sealed_secrets_controller_backlog_objects") == Some(0.0)
+                && survivor_ref.log().contains("backlog done"))
+            .then(|| killed.elapsed())
+            .ok_or_else(|| "backlog not done".to_string())
+        },
+    );
+    let log = survivor_ref.log();
+    let decryptions = metric(survivor_ref, "sealed_secrets_controller_decryptions_total");
+    let after = list_by_name(&cluster, &secrets_at).expect("list Secrets");
+    let rewritten = names
+        .iter()
+        .filter(|n| {
+            after[*n]["metadata"]["resourceVersion"] != before[*n]["metadata"]["resourceVersion"]
+        })
+        .count();
+    eprintln!(
+        "failover summary: {count} SealedSecrets; leader SIGKILLed; the new SealedSecret unsealed \
+         {:.2} s after the kill{}; backlog drained {:.2} s after the kill; {rewritten} Secrets \
+         rewritten; decryptions {decryptions:?}; survivor CPU {:?} s, peak RSS {:?} MB",
+        unsealed.as_secs_f64(),
+        took_over
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map_or(String::new(), |t| format!(
+                ", {:.2} s after the survivor took the Lease over ({:.2} s after the kill)",
+                unsealed.as_secs_f64() - t.duration_since(killed_at).as_secs_f64(),
+                t.duration_since(killed_at).as_secs_f64()
+            )),
+        backlog_done.as_secs_f64(),
+        cpu_seconds(survivor_ref.pid()),
+        peak_rss_mb(survivor_ref.pid()),
+    );
+    assert!(
+        lease_holder(&cluster, &key_namespace).is_ok_and(|h| h == survivor_name),
+        "the survivor holds the Lease"
+    );
+    assert_eq!(rewritten, 0, "Secrets rewritten by the takeover");
+    assert!(
+        decryptions.is_some_and(|d| (1.0..=2.0).contains(&d)),
+        "only the new SealedSecret is decrypted: {decryptions:?}"
+    );
+    let done = log_position(&log, &["backlog done"]).expect("a backlog-done line");
+    let handled = log_position(&log, &["Updating", "name=after-failover"]).expect("its pass");
+    assert!(
+        handled < done,
+        "the new SealedSecret waited for the backlog:\n{log}"
+    );
+}
+
+/// The timestamp of the first log line containing `text`.
+fn log_time_after(log: &str, text: &str) -> Option<String> {
+    log.lines()
+        .find(|l| l.contains(text))
+        .and_then(|l| l.split_whitespace().next())
+        .map(str::to_string)
 }
