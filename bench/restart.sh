@@ -13,4 +13,4 @@
 #                                     the first unseal costs three RSA-4096 operations each)
 export SEALED_SECRETS_RESTART_OBJECTS="${1:-10000}"
 source "$(dirname "$0")/e2e-release.sh"
-run_suite restart restart
+run_suite restart "restart|failover"

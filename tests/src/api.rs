@@ -80,9 +80,20 @@ pub fn list_by_name(cluster: &Cluster, path: &str) -> Result<BTreeMap<String, Va
         .collect())
 }
 
-/// Seals every Secret of `secrets` with OUR kubeseal and `--cert <cert>` in one run (a stream
-/// of documents); returns the SealedSecrets in the same order.
+/// Documents per kubeseal run: kubeseal reads at most 1,024 documents from one input today
+/// (issue 22 raises that limit).
+const DOCUMENTS_PER_RUN: usize = 1000;
+
+/// Seals every Secret of `secrets` with OUR kubeseal and `--cert <cert>`, a stream of up to
+/// [`DOCUMENTS_PER_RUN`] documents per run; returns the SealedSecrets in the same order.
 pub fn seal_all(cluster: &Cluster, cert: &Path, secrets: &[Value]) -> Vec<Value> {
+    secrets
+        .chunks(DOCUMENTS_PER_RUN)
+        .flat_map(|chunk| seal_stream(cluster, cert, chunk))
+        .collect()
+}
+
+fn seal_stream(cluster: &Cluster, cert: &Path, secrets: &[Value]) -> Vec<Value> {
     let mut input = String::new();
     for secret in secrets {
         input.push_str("---\n");
