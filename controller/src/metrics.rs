@@ -21,7 +21,7 @@
 //! | Metric | Type | Labels |
 //! |---|---|---|
 //! | `sealed_secrets_key_info` | gauge (1) | `fingerprint`, `state` (`sealing`, `active`, `retired`) |
-//! | `sealed_secrets_key_dependants` | gauge | `fingerprint`: SealedSecrets whose `status.keyFingerprint` is it (leader only) |
+//! | `sealed_secrets_key_dependants` | gauge | `fingerprint`: SealedSecrets whose `status.keyFingerprint` is it (every replica counts from its watch) |
 //! | `sealed_secrets_key_created_timestamp_seconds` | gauge | `fingerprint` |
 //! | `sealed_secrets_key_backup_timestamp_seconds` | gauge | `fingerprint`: last `kubeseal keys backup` that included it, 0 if none |
 //!
