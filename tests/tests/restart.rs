@@ -41,6 +41,36 @@ fn object_count() -> usize {
         .unwrap_or(300)
 }
 
+/// What each test starts from.
+struct Setup {
+    cluster: Cluster,
+    _serial: std::sync::MutexGuard<'static, ()>,
+    count: usize,
+    namespace: String,
+    key_namespace: String,
+}
+
+/// A cluster of the test's own with the CRD, the serial lock, and an app and a key namespace
+/// named after `prefix`; `None` (skipped, with the one line) without the control plane.
+fn setup(prefix: &str) -> Option<Setup> {
+    let cluster = private_cluster(
+        Assets::from_env(),
+        &[("bitnami.com_sealedsecrets.yaml", SEALED_SECRET_CRD)],
+    )?;
+    let _serial = serial();
+    let namespace = unique_name(prefix);
+    let key_namespace = unique_name(&format!("{prefix}-keys"));
+    create_namespace(&cluster, &namespace);
+    create_namespace(&cluster, &key_namespace);
+    Some(Setup {
+        cluster,
+        _serial,
+        count: object_count(),
+        namespace,
+        key_namespace,
+    })
+}
+
 /// Applies the first `names.len()` of `sealed` under `names` and waits (through `controller`'s
 /// log on failure) until every one is unsealed and Synced; returns the Secrets by name.
 fn apply_and_wait(
@@ -159,18 +189,16 @@ fn log_position(log: &str, parts: &[&str]) -> Option<usize> {
 
 #[test]
 fn a_restart_rewrites_and_decrypts_nothing_unchanged_and_serves_changes_first() {
-    let Some(cluster) = private_cluster(
-        Assets::from_env(),
-        &[("bitnami.com_sealedsecrets.yaml", SEALED_SECRET_CRD)],
-    ) else {
+    let Some(Setup {
+        cluster,
+        _serial,
+        count,
+        namespace,
+        key_namespace,
+    }) = setup("restart")
+    else {
         return;
     };
-    let _serial = serial();
-    let count = object_count();
-    let namespace = unique_name("restart");
-    let key_namespace = unique_name("restart-keys");
-    create_namespace(&cluster, &namespace);
-    create_namespace(&cluster, &key_namespace);
     let mut first = Controller::start(&cluster, &key_namespace, &[]);
     let dir = tempfile::tempdir().expect("temporary folder");
     let cert = dir.path().join("cert.pem");
@@ -309,18 +337,16 @@ fn a_restart_rewrites_and_decrypts_nothing_unchanged_and_serves_changes_first() 
 
 #[test]
 fn a_standby_takes_over_warm_and_serves_a_new_sealed_secret_first() {
-    let Some(cluster) = private_cluster(
-        Assets::from_env(),
-        &[("bitnami.com_sealedsecrets.yaml", SEALED_SECRET_CRD)],
-    ) else {
+    let Some(Setup {
+        cluster,
+        _serial,
+        count,
+        namespace,
+        key_namespace,
+    }) = setup("failover")
+    else {
         return;
     };
-    let _serial = serial();
-    let count = object_count();
-    let namespace = unique_name("failover");
-    let key_namespace = unique_name("failover-keys");
-    create_namespace(&cluster, &namespace);
-    create_namespace(&cluster, &key_namespace);
     let replica = |id: &str| {
         Controller::start_named(
             &cluster,
