@@ -124,9 +124,37 @@ fn covered_bytes(sealed: &SealedSecret, secret: &Secret) -> Zeroizing<Vec<u8>> {
             .unwrap_or_default(),
         data: secret.data.as_ref().filter(|d| !d.is_empty()),
     };
+    let mut out = WipingWriter(Zeroizing::new(Vec::with_capacity(4096)));
     // Serialising plain structs and BTreeMaps cannot fail; an empty message would only make
     // every digest mismatch (a fallback to decrypting), never a false match.
-    Zeroizing::new(serde_json::to_vec(&covered).unwrap_or_default())
+    if serde_json::to_writer(&mut out, &covered).is_err() {
+        out.0.clear();
+    }
+    out.0
+}
+
+/// A buffer that leaves no copy of what it held behind: growing copies into a new allocation
+/// and wipes the old one, and the last one is wiped when dropped. (k8s-openapi serialises each
+/// data value through a temporary base64 string of its own, as every Secret the client sends
+/// does; that copy is not ours to wipe.)
+struct WipingWriter(Zeroizing<Vec<u8>>);
+
+impl std::io::Write for WipingWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let needed = self.0.len() + bytes.len();
+        if needed > self.0.capacity() {
+            let mut grown = Zeroizing::new(Vec::with_capacity(needed.max(self.0.capacity() * 2)));
+            grown.extend_from_slice(&self.0);
+            // The old allocation is wiped (its whole capacity) as it drops.
+            self.0 = grown;
+        }
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn mac(key: &DigestKey, sealed: &SealedSecret, secret: &Secret) -> hmac::Tag {
@@ -257,6 +285,22 @@ mod tests {
         // The value holds no plaintext.
         let value = &written.metadata.annotations.as_ref().unwrap()[DIGEST_ANNOTATION];
         assert!(!value.contains("hunter2"));
+    }
+
+    #[test]
+    fn the_wiping_writer_grows_without_losing_bytes() {
+        use std::io::Write;
+        let mut out = WipingWriter(Zeroizing::new(Vec::with_capacity(2)));
+        let chunks: Vec<Vec<u8>> = (0u8..50).map(|i| vec![i; usize::from(i) + 1]).collect();
+        for chunk in &chunks {
+            out.write_all(chunk).unwrap();
+        }
+        assert_eq!(*out.0, chunks.concat());
+        // The covered bytes are exactly the JSON of what is covered.
+        let bytes = covered_bytes(&sealed(), &secret());
+        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(value["uid"], "uid-1");
+        assert_eq!(value["data"]["password"], "aHVudGVyMg==");
     }
 
     #[test]
