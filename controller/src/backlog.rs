@@ -87,36 +87,33 @@ impl Queue {
             return None;
         }
         self.order.push_back(object);
-        if self.progress.is_none() {
-            self.progress = Some(Progress {
-                started: now,
-                checked: 0,
-                last_report: now,
-                checked_at_report: 0,
-            });
-            return Some(Report::Started { objects: 1 });
-        }
-        None
+        self.start(now)
     }
 
     /// Queues `object` ahead of everything queued (something asked for it while this replica
-    /// could not act: a standby's watch event).
+    /// could not act: a standby's watch event). A copy further back stays in `order` and is
+    /// skipped when reached, since [`Queue::release`] takes each object once; no scan here.
     pub fn push_front(&mut self, object: Ref, now: Instant) -> Option<Report> {
         if self.released.contains_key(&object) {
             return None;
         }
-        // A copy further back, if any, is skipped when reached (no longer in `queued`).
-        let report = if self.queued.contains(&object) {
-            None
-        } else {
-            self.push(object.clone(), now)
-        };
         self.queued.insert(object.clone());
         self.order.push_front(object);
-        if let Some(back) = self.order.iter().skip(1).position(|o| *o == self.order[0]) {
-            self.order.remove(back + 1);
+        self.start(now)
+    }
+
+    /// Starts the progress of a backlog if none is running; reports it.
+    fn start(&mut self, now: Instant) -> Option<Report> {
+        if self.progress.is_some() {
+            return None;
         }
-        report
+        self.progress = Some(Progress {
+            started: now,
+            checked: 0,
+            last_report: now,
+            checked_at_report: 0,
+        });
+        Some(Report::Started { objects: 1 })
     }
 
     /// Objects queued or released and not yet checked.

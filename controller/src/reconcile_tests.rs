@@ -792,3 +792,37 @@ async fn a_status_that_cannot_be_written_retries_the_pass() {
         kube::runtime::controller::Action::await_change()
     );
 }
+
+#[tokio::test]
+async fn a_check_after_the_write_that_fails_keeps_the_secret_and_retries() {
+    let ring = test_ring();
+    let sealed = Arc::new(sealed_db(&ring));
+    let (ctx, mut handle) = test_context(ring);
+    let task = tokio::spawn(reconcile(Arc::clone(&sealed), Arc::clone(&ctx)));
+    serve(
+        &mut handle,
+        vec![
+            secret_absent(),
+            live_sealed(Some("uid-db")),
+            Expect::new("POST", SECRETS, 201, Value::Null),
+            // The API server cannot answer the second read: that proves nothing.
+            Expect::new(
+                "GET",
+                SEALED,
+                503,
+                status_error(503, "ServiceUnavailable", "apiserver is shutting down"),
+            ),
+            Expect::new("PUT", STATUS, 200, Value::Null),
+        ],
+    )
+    .await;
+    let err = task.await.unwrap().unwrap_err();
+    assert!(matches!(err, ReconcileError::Api(_)), "{err}");
+    assert_ne!(
+        crate::reconciler::error_policy(sealed, &err, ctx),
+        kube::runtime::controller::Action::await_change(),
+        "retried"
+    );
+    // No DELETE of the Secret just written.
+    assert_quiet(&mut handle).await;
+}

@@ -486,13 +486,11 @@ async fn unseal_and_write(
         // The SealedSecret may have been deleted between the check and the write: look again,
         // and take back what this pass wrote if it was. A deletion after this read finds the
         // Secret in place and garbage collection removes it, as for any owned object.
-        let still_ours = owner.confirm_again().await;
-        if !matches!(still_ours, Ok(true)) {
+        // A read that fails proves nothing: the Secret stays (it is most likely right) and the
+        // pass is retried, which reads again.
+        if !owner.confirm_again().await.map_err(ReconcileError::Api)? {
             remove_written(&secrets, &written.0).await;
-            return match still_ours {
-                Err(err) => Err(ReconcileError::Api(err)),
-                Ok(_) => Err(ReconcileError::Gone),
-            };
+            return Err(ReconcileError::Gone);
         }
     }
     Ok(Written::Yes)
