@@ -33,7 +33,7 @@ use serde_json::Value;
 
 use sealed_secrets_core::{
     crypto::SystemRandom,
-    documents::{json_stream_with_lines, parse_documents, to_go_json, to_sorted_yaml},
+    documents::{json_stream_with_lines, parse_local_documents, to_go_json, to_sorted_yaml},
     keys::{PrivateKey, PublicKey},
     reencrypt::reencrypt,
     scope::{CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION},
@@ -366,7 +366,7 @@ fn split_documents(text: &str) -> Result<(Vec<Doc>, bool), String> {
     let mut offset = 0;
     fn push(text: &str, range: Range<usize>, docs: &mut Vec<Doc>) -> Result<(), String> {
         let chunk = &text[range.clone()];
-        let mut parsed = parse_documents(chunk.as_bytes()).map_err(|e| e.to_string())?;
+        let mut parsed = parse_local_documents(chunk.as_bytes()).map_err(|e| e.to_string())?;
         match parsed.len() {
             0 => Ok(()),
             1 => {
@@ -464,7 +464,7 @@ fn rewrite(
                 out = out.replacen(old.as_str(), &target.spec.encrypted_data[item], 1);
             }
         }
-        if parse_documents(out.as_bytes()).ok().as_ref() == Some(&expected) {
+        if parse_local_documents(out.as_bytes()).ok().as_ref() == Some(&expected) {
             return Ok(out);
         }
     }
@@ -495,7 +495,7 @@ fn rewrite(
         out.replace_range(span, &rendered);
         expected[*index] = value;
     }
-    let parsed = parse_documents(out.as_bytes()).map_err(|e| e.to_string())?;
+    let parsed = parse_local_documents(out.as_bytes()).map_err(|e| e.to_string())?;
     if parsed != expected {
         return Err("the rewritten file does not read back as intended; left untouched".into());
     }
@@ -673,7 +673,7 @@ mod tests {
     }
 
     fn open(text: &str, key: &PrivateKey) -> Vec<String> {
-        parse_documents(text.as_bytes())
+        parse_local_documents(text.as_bytes())
             .unwrap()
             .into_iter()
             .filter(is_sealed_secret)
@@ -771,7 +771,7 @@ mod tests {
     }
 
     fn serde_yaml_value(text: &str) -> Value {
-        parse_documents(text.as_bytes()).unwrap().remove(0)
+        parse_local_documents(text.as_bytes()).unwrap().remove(0)
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::{
 use base64::Engine;
 use sealed_secrets_core::{
     crypto::Decrypter,
-    documents::parse_documents,
+    documents::{parse_documents, parse_local_documents},
     keys::{GeneratedKeyPair, generate_key_pair},
     scope::Scope,
 };
@@ -260,6 +260,56 @@ fn multi_document_input_gives_one_sealed_secret_each() {
     assert_eq!(docs.len(), 2);
     assert_eq!(docs[1]["metadata"]["name"], "b");
     assert_eq!(docs[1]["metadata"]["namespace"], "ns1");
+}
+
+/// Upstream seals a migration's 10,000 Secrets in one call; a local stream is bounded by
+/// memory, not by the YAML parser's default count of 1,024 documents.
+#[test]
+fn ten_thousand_documents_seal_in_one_call_and_lint_reads_them() {
+    let fx = Fixture::new();
+    let input: String = (0..10_000)
+        .map(|i| format!("---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: s{i}\nstringData:\n  k: v{i}\n"))
+        .collect();
+    fx.write("many.yaml", input.as_bytes());
+    fx.ok(
+        &[
+            "--cert",
+            "cert.pem",
+            "-n",
+            "ns1",
+            "-f",
+            "many.yaml",
+            "-w",
+            "sealed.yaml",
+        ],
+        b"",
+    );
+    let sealed = fs::read(fx.path("sealed.yaml")).unwrap();
+    let docs = parse_local_documents(&sealed).unwrap();
+    assert_eq!(docs.len(), 10_000);
+    assert_eq!(docs[9_999]["metadata"]["name"], "s9999");
+    let lint = fx.run(&["lint", "sealed.yaml"], b"");
+    let stderr = String::from_utf8_lossy(&lint.stderr);
+    assert!(lint.status.success(), "{stderr}");
+}
+
+/// A stream whose aliases expand beyond any real file is refused with a sentence naming the
+/// input, the limit and what to do; nothing is written.
+#[test]
+fn alias_bombs_are_refused_with_a_sentence() {
+    let fx = Fixture::new();
+    let mut text = String::from("a0: &a0 [x, x]\n");
+    for i in 1..40 {
+        text.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}]\n", p = i - 1));
+    }
+    fx.write("bomb.yaml", text.as_bytes());
+    let stderr = fx.fails(
+        &["--cert", "cert.pem", "-f", "bomb.yaml", "-w", "out.yaml"],
+        b"",
+        "cannot read bomb.yaml: the input holds more than",
+    );
+    assert!(stderr.contains("expand YAML aliases"), "{stderr}");
+    assert!(!fx.path("out.yaml").exists());
 }
 
 #[test]

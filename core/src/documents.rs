@@ -25,10 +25,103 @@ pub enum DocumentError {
     /// the input, which may be a Secret).
     #[error("invalid YAML: {0}")]
     Yaml(String),
+    /// The stream is over one of the parser's limits (see [`Limits`]).
+    #[error("the input holds more than {limit} {what}, the limit for {per}; {advice}")]
+    Limit {
+        /// What was counted: "YAML documents", "YAML nodes"...
+        what: &'static str,
+        /// The limit that was reached.
+        limit: usize,
+        /// What the limit is per: "one request", "an input of this size".
+        per: &'static str,
+        /// How to proceed.
+        advice: &'static str,
+    },
 }
 
-/// Parses every non-empty document of a YAML or JSON stream.
+/// How much a YAML stream may make the parser do.
+///
+/// Why two: the controller parses what the network sends it, so its limits are fixed counts
+/// (serde-saphyr's defaults: 1,024 documents, 250,000 nodes, 64 MiB of scalars), small enough
+/// that a hostile request cannot make it allocate much. A file a user hands to kubeseal, the
+/// lint or the reconcile core is not hostile: a migration seals 10,000 Secrets in one stream,
+/// which the fixed counts refuse. Local limits grow with the input, so every real file is read
+/// (each document, node and scalar byte needs input bytes of its own) and memory stays
+/// proportional to the file; only alias expansion, which lets a few bytes stand for many nodes,
+/// stays bounded by the fixed alias limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limits {
+    /// Input from the network or the cluster: fixed counts.
+    Untrusted,
+    /// A file or stream the user gives a local tool: limits that grow with its size.
+    Local,
+}
+
+impl Limits {
+    fn budget(self, input_len: usize) -> serde_saphyr::Budget {
+        let mut budget = serde_saphyr::Budget::default();
+        if self == Limits::Local {
+            // A document needs a separator line; a node at least a byte or two; events are
+            // at most a few per node; scalar text is part of the input.
+            budget.max_documents = budget.max_documents.max(input_len / 2 + 1);
+            budget.max_nodes = budget.max_nodes.max(input_len + 1);
+            budget.max_events = budget.max_events.max(input_len.saturating_mul(4) + 1);
+            budget.max_total_scalar_bytes = budget.max_total_scalar_bytes.max(input_len + 1);
+            budget.max_reader_input_bytes = budget
+                .max_reader_input_bytes
+                .map(|max| max.max(input_len + 1));
+        }
+        budget
+    }
+
+    fn error(
+        self,
+        breach: &serde_saphyr::budget::BudgetBreach,
+        budget: &serde_saphyr::Budget,
+    ) -> DocumentError {
+        use serde_saphyr::budget::BudgetBreach as B;
+        let (what, limit) = match breach {
+            B::Documents { .. } => ("YAML documents", budget.max_documents),
+            B::Nodes { .. } => ("YAML nodes (values, lists and maps)", budget.max_nodes),
+            B::Events { .. } => ("YAML parser events", budget.max_events),
+            B::ScalarBytes { .. } => ("bytes of YAML values", budget.max_total_scalar_bytes),
+            B::Aliases { .. } => ("YAML aliases (*name)", budget.max_aliases),
+            B::Anchors { .. } => ("YAML anchors (&name)", budget.max_anchors),
+            B::Depth { .. } => ("levels of YAML nesting", budget.max_depth),
+            B::MergeKeys { .. } => ("YAML merge keys (<<)", budget.max_merge_keys),
+            _ => ("YAML alias expansions", budget.max_aliases),
+        };
+        match self {
+            Limits::Untrusted => DocumentError::Limit {
+                what,
+                limit,
+                per: "one request",
+                advice: "send fewer or smaller objects per request, or seal offline with kubeseal --cert",
+            },
+            Limits::Local => DocumentError::Limit {
+                what,
+                limit,
+                per: "an input of this size",
+                advice: "expand YAML aliases (*name) into plain values, reduce the nesting, or split the input into several files",
+            },
+        }
+    }
+}
+
+/// Parses every non-empty document of a YAML or JSON stream from the network or the cluster,
+/// under fixed limits ([`Limits::Untrusted`]).
 pub fn parse_documents(input: &[u8]) -> Result<Vec<Value>, DocumentError> {
+    parse_documents_within(input, Limits::Untrusted)
+}
+
+/// Parses every non-empty document of a user's own file or stream, under limits that grow with
+/// its size ([`Limits::Local`]).
+pub fn parse_local_documents(input: &[u8]) -> Result<Vec<Value>, DocumentError> {
+    parse_documents_within(input, Limits::Local)
+}
+
+/// Parses every non-empty document of a YAML or JSON stream under `limits`.
+pub fn parse_documents_within(input: &[u8], limits: Limits) -> Result<Vec<Value>, DocumentError> {
     let text = std::str::from_utf8(input).map_err(|e| DocumentError::NotUtf8(e.valid_up_to()))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim_start().starts_with('{') {
@@ -38,16 +131,31 @@ pub fn parse_documents(input: &[u8]) -> Result<Vec<Value>, DocumentError> {
             .filter(|doc| !matches!(doc, Ok(Value::Null)))
             .collect();
     }
+    let budget = limits.budget(text.len());
     let options = serde_saphyr::options! {
         legacy_octal_numbers: true,
+        budget: Some(budget.clone()),
     };
     let docs: Vec<Option<Value>> = serde_saphyr::from_multiple_with_options(text, options)
-        .map_err(|e| DocumentError::Yaml(first_line(&e.to_string())))?;
+        .map_err(|e| match budget_breach(&e) {
+            Some(breach) => limits.error(breach, &budget),
+            None => DocumentError::Yaml(first_line(&e.to_string())),
+        })?;
     Ok(docs
         .into_iter()
         .flatten()
         .filter(|d| !d.is_null())
         .collect())
+}
+
+/// The limit a parser error reports, looking through the wrappers that add a snippet or an
+/// alias's location.
+fn budget_breach(error: &serde_saphyr::Error) -> Option<&serde_saphyr::budget::BudgetBreach> {
+    match error.without_snippet() {
+        serde_saphyr::Error::Budget { breach, .. } => Some(breach),
+        serde_saphyr::Error::AliasError { error, .. } => budget_breach(error),
+        _ => None,
+    }
 }
 
 /// The first line of a parser message. serde-saphyr follows it with a snippet of the input
@@ -274,6 +382,71 @@ mod positioned_tests {
             !message.contains("hunter2") && !message.contains('\n'),
             "{message}"
         );
+    }
+
+    fn many_documents(count: usize) -> String {
+        (0..count)
+            .map(|i| format!("---\nkind: Secret\nmetadata:\n  name: s{i}\nstringData:\n  a: b\n"))
+            .collect()
+    }
+
+    #[test]
+    fn local_streams_are_bounded_by_their_size_not_a_count() {
+        let text = many_documents(10_000);
+        assert_eq!(
+            parse_local_documents(text.as_bytes()).unwrap().len(),
+            10_000
+        );
+        // One List of 20,000 small items: 160,000 nodes in one document.
+        let list = format!(
+            "kind: List\nitems:\n{}",
+            (0..20_000)
+                .map(|i| format!(
+                    "- {{kind: Secret, metadata: {{name: s{i}}}, stringData: {{a: b, c: d}}}}\n"
+                ))
+                .collect::<String>()
+        );
+        assert_eq!(
+            parse_local_documents(list.as_bytes()).unwrap()[0]["items"]
+                .as_array()
+                .unwrap()
+                .len(),
+            20_000
+        );
+    }
+
+    #[test]
+    fn untrusted_streams_keep_fixed_counts_and_say_which_in_a_sentence() {
+        let text = many_documents(1_025);
+        let err = parse_documents(text.as_bytes()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the input holds more than 1024 YAML documents, the limit for one request; send fewer or smaller objects per request, or seal offline with \
+             kubeseal --cert"
+        );
+        assert!(parse_documents(many_documents(1_024).as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn local_limits_still_stop_alias_expansion() {
+        // Each level doubles: 2^40 nodes from a few hundred bytes.
+        let mut text = String::from("a0: &a0 [x, x]\n");
+        for i in 1..40 {
+            text.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}]\n", p = i - 1));
+        }
+        let err = parse_local_documents(text.as_bytes()).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            matches!(
+                err,
+                DocumentError::Limit {
+                    per: "an input of this size",
+                    ..
+                }
+            ),
+            "{message}"
+        );
+        assert!(message.contains("expand YAML aliases"), "{message}");
     }
 
     #[test]

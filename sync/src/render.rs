@@ -13,7 +13,7 @@ use std::{
 };
 
 use sealed_secrets_core::documents::{
-    content_line, json_stream_with_lines, message_line, parse_documents, split_yaml_stream,
+    content_line, json_stream_with_lines, message_line, parse_local_documents, split_yaml_stream,
 };
 use serde_json::Value;
 
@@ -328,7 +328,7 @@ pub fn parse_file(file: &str, bytes: &[u8]) -> Result<Vec<Manifest>, RenderError
         return Ok(manifests);
     }
     for (first_line, document) in split_yaml_stream(text) {
-        let objects = parse_documents(document.as_bytes()).map_err(|e| {
+        let objects = parse_local_documents(document.as_bytes()).map_err(|e| {
             let message = e.to_string();
             let line = first_line + message_line(&message).unwrap_or(1) - 1;
             parse_err(line, message)

@@ -11,7 +11,7 @@ use std::{collections::BTreeMap, path::Path};
 use anyhow::{Result, anyhow, bail};
 use sealed_secrets_core::{
     crypto::SystemRandom,
-    documents::parse_documents,
+    documents::parse_local_documents,
     scope::Scope,
     seal::{NamespaceDefault, SealOptions, merge_into, seal_secret, secret_from_value},
     sealed_secret::SealedSecret,
@@ -25,7 +25,7 @@ use crate::{
 
 fn read_target(path: &Path) -> Result<(SealedSecret, Format)> {
     let bytes = read_file(path)?;
-    let mut docs = parse_documents(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let mut docs = parse_local_documents(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     if docs.len() != 1 {
         bail!(
             "{}: expected exactly one SealedSecret, found {} documents",

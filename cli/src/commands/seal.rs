@@ -3,7 +3,7 @@
 use anyhow::{Result, anyhow, bail};
 use sealed_secrets_core::{
     crypto::SystemRandom,
-    documents::{DocumentError, parse_documents},
+    documents::{DocumentError, parse_local_documents},
     seal::{SealOptions, seal_secret, secret_from_value},
 };
 use serde_json::Value;
@@ -19,7 +19,7 @@ pub const NO_SECRETS: &str = "no secrets found. Ensure the input is valid and UT
 
 /// Parses the input stream into documents, with upstream's text for empty or non-UTF-8 input.
 pub fn input_documents(source: &Source, bytes: &[u8]) -> Result<Vec<Value>> {
-    let docs = match parse_documents(bytes) {
+    let docs = match parse_local_documents(bytes) {
         Ok(docs) => docs,
         Err(DocumentError::NotUtf8(_)) => bail!(NO_SECRETS),
         Err(err) => return Err(anyhow!("cannot read {source}: {err}")),

@@ -29,7 +29,7 @@ use std::{
 
 use anyhow::{Result, anyhow, bail};
 use kube::config::{AuthInfo, Cluster, Context, Kubeconfig, NamedContext};
-use sealed_secrets_core::{documents::parse_documents, seal::NamespaceDefault};
+use sealed_secrets_core::{documents::parse_local_documents, seal::NamespaceDefault};
 use serde_json::Value;
 
 use crate::{args::Args, io::describe_read_error};
@@ -162,7 +162,7 @@ fn read_file(path: &Path) -> Result<Kubeconfig> {
     let text = file_text(path)?;
     let dir = path.parent().unwrap_or(Path::new(""));
     let mut merged = Kubeconfig::default();
-    for doc in parse_documents(&text).map_err(|e| load_error(path, e))? {
+    for doc in parse_local_documents(&text).map_err(|e| load_error(path, e))? {
         let mut config = document(doc).map_err(|e| load_error(path, shape_error(&e)))?;
         resolve_paths(&mut config, dir);
         merged = merged.merge(config).map_err(|e| load_error(path, e))?;

@@ -14,7 +14,7 @@
 use serde_json::Value;
 
 use sealed_secrets_core::documents::{
-    content_line, json_stream_with_lines, message_line, parse_documents, split_yaml_stream,
+    content_line, json_stream_with_lines, message_line, parse_local_documents, split_yaml_stream,
 };
 
 /// Whether a text may hold a document this lint cares about (see the module docs).
@@ -57,7 +57,7 @@ pub fn read_documents(text: &str) -> (Vec<Document>, Vec<ParseFailure>) {
         if !interesting(chunk) {
             continue;
         }
-        match parse_documents(chunk.as_bytes()) {
+        match parse_local_documents(chunk.as_bytes()) {
             Ok(values) => docs.extend(values.into_iter().map(|value| Document {
                 value,
                 first_line,

@@ -16,7 +16,7 @@ use std::{
 use anyhow::{Result, anyhow};
 use serde_json::Value;
 
-use sealed_secrets_core::documents::parse_documents;
+use sealed_secrets_core::documents::parse_local_documents;
 
 use super::{docs::Document, walk::kustomization_file};
 use crate::io::describe_io_error;
@@ -171,7 +171,7 @@ impl Graph {
 fn read_kustomization(dir: &Path, file: &Path) -> Result<Kustomization> {
     let bytes = fs::read(file).map_err(|e| anyhow!(describe_io_error("read", file, &e)))?;
     let text = String::from_utf8_lossy(&bytes).into_owned();
-    let doc = parse_documents(text.as_bytes())
+    let doc = parse_local_documents(text.as_bytes())
         .ok()
         .and_then(|docs| docs.into_iter().next())
         .filter(Value::is_object)
