@@ -108,6 +108,12 @@ pub struct Args {
     #[arg(long, env = "SEALED_SECRETS_SCOPE", default_value = "strict", value_parser = parse_scope)]
     pub scope: Scope,
 
+    /// Seal for these environments of the repository's .sealed-secrets.yaml (comma-separated,
+    /// or `all`); with several, -w must contain {env}. Without it, -w's path picks the
+    /// environment.
+    #[arg(long = "env", env = "SEALED_SECRETS_ENV", value_delimiter = ',', action = ArgAction::Append)]
+    pub env: Vec<String>,
+
     /// Re-encrypt SealedSecrets with the controller's newest key.
     #[arg(long, env = "SEALED_SECRETS_RE_ENCRYPT", action = ArgAction::Set, num_args = 0..=1,
           require_equals = true, default_value = "false", default_missing_value = "true",

@@ -8,6 +8,7 @@ mod args;
 mod cert_source;
 mod cluster;
 mod commands;
+mod env;
 mod io;
 mod keys;
 mod kubeconfig;
@@ -89,6 +90,9 @@ fn main() -> ExitCode {
     }
     if argv.peek().is_some_and(|first| first == "keys") {
         return keys::main(argv.skip(1));
+    }
+    if argv.peek().is_some_and(|first| first == "env") {
+        return env::main(argv.skip(1));
     }
     if argv.peek().is_some_and(|first| first == "re-encrypt") {
         return reencrypt_all::main(argv.skip(1));

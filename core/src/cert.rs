@@ -46,6 +46,19 @@ impl Certificate {
         Self::from_der(block.contents())
     }
 
+    /// Reads every `CERTIFICATE` block of a PEM document, in order (a bundle of an
+    /// environment's current and earlier sealing certificates).
+    pub fn all_from_pem(data: &[u8]) -> Result<Vec<Self>, CertError> {
+        let certs = pem_blocks(data)
+            .filter(|b| b.tag() == "CERTIFICATE")
+            .map(|b| Self::from_der(b.contents()))
+            .collect::<Result<Vec<_>, _>>()?;
+        if certs.is_empty() {
+            return Err(CertError::NoCertificate);
+        }
+        Ok(certs)
+    }
+
     /// Reads a DER certificate.
     pub fn from_der(der: &[u8]) -> Result<Self, CertError> {
         let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der)
@@ -106,6 +119,22 @@ fn go_long_date(ts: jiff::Timestamp) -> String {
 mod tests {
     use super::*;
     use crate::keys::generate_key_pair;
+
+    #[test]
+    fn bundles_read_every_certificate_in_order() {
+        let now = jiff::Timestamp::now();
+        let day = jiff::SignedDuration::from_hours(24);
+        let a = generate_key_pair(2048, "a", now, day).unwrap();
+        let b = generate_key_pair(2048, "b", now, day).unwrap();
+        let bundle = format!("# comment\n{}\n{}", a.cert_pem, b.cert_pem);
+        let certs = Certificate::all_from_pem(bundle.as_bytes()).unwrap();
+        let prints: Vec<String> = certs.iter().map(|c| c.public_key().fingerprint()).collect();
+        assert_eq!(prints, [a.key.fingerprint(), b.key.fingerprint()]);
+        assert!(matches!(
+            Certificate::all_from_pem(b"no pem here"),
+            Err(CertError::NoCertificate)
+        ));
+    }
 
     #[test]
     fn expired_certificates_are_refused_with_the_date() {

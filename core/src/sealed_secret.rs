@@ -28,6 +28,12 @@ pub const VERSION: &str = "v1alpha1";
 pub const API_VERSION: &str = "bitnami.com/v1alpha1";
 /// Kind of SealedSecrets.
 pub const KIND: &str = "SealedSecret";
+/// Annotation on a SealedSecret's own metadata recording the fingerprint
+/// ([`crate::keys::PublicKey::fingerprint`]) of the certificate it was sealed with, written when
+/// kubeseal seals for a repository's environment so `kubeseal lint` can tell, offline, a file
+/// sealed for another environment. Upstream's controller and kubeseal ignore unknown annotations
+/// on the SealedSecret itself (the Secret is built from `spec.template` only).
+pub const CERTIFICATE_ANNOTATION: &str = "sealed-secrets-rs.io/sealed-with-certificate";
 /// Annotations kubeseal strips from the template because they can hold the plaintext (#227).
 pub const LAST_APPLIED_ANNOTATIONS: &[&str] = &[
     "kubectl.kubernetes.io/last-applied-configuration",

@@ -59,6 +59,11 @@ pub fn seal_documents(args: &Args, docs: Vec<Value>, source: &Source) -> Result<
 
 /// Runs the mode.
 pub fn run(args: &Args) -> Result<()> {
+    let cwd =
+        std::env::current_dir().map_err(|e| anyhow!("cannot read the working directory: {e}"))?;
+    if let Some((repo, targets)) = crate::env::seal::plan(args, &cwd)? {
+        return crate::env::seal::run(args, &repo, &targets);
+    }
     let format =
         Format::parse(args.format.as_deref())?.for_output(args.sealed_secret_file.as_deref());
     let (source, bytes) = read_input(

@@ -100,6 +100,18 @@ rules! {
     CANNOT_DECRYPT = "cannot-decrypt", Error,
         "A SealedSecret's values do not open with the recovery keys under its rendered name and namespace",
         "They were sealed for another key, name, namespace or scope (the message says which, when a trial found one); re-seal them for the object as rendered.";
+    WRONG_ENVIRONMENT = "sealed-for-another-environment", Error,
+        "A SealedSecret records a certificate that is not one of the environment its path routes to (.sealed-secrets.yaml)",
+        "The file was sealed for another cluster (often copied from another overlay); re-seal it for its path: `kubeseal -f secret.yaml -w PATH`, or `kubeseal re-encrypt --all PATH` with that environment's keys.";
+    UNRECORDED_CERTIFICATE = "unrecorded-certificate", Warning,
+        "A SealedSecret in an environment's path does not record the certificate it was sealed with",
+        "Re-seal it with kubeseal by path (it records sealed-secrets-rs.io/sealed-with-certificate), so lint can tell a file sealed for another environment.";
+    UNROUTED_SEALED_SECRET = "unrouted-sealed-secret", Warning,
+        "A file with SealedSecrets matches no rule of .sealed-secrets.yaml",
+        "Add a rule routing its path to the environment it is sealed for, or move the file under a routed path.";
+    UNUSED_RULE = "rule-matches-nothing", Warning,
+        "A rule of .sealed-secrets.yaml matches no file of the repository",
+        "Fix the rule's path pattern (it is relative to the file's directory) or remove the rule.";
     RENAMED_REFERENCE = "renamed-sealed-secret-reference", Error,
         "A workload refers to a Secret by the name a SealedSecret had before kustomize renamed it",
         "kustomize rewrites references to Secrets, not to SealedSecrets. Add a `nameReference` for kind SealedSecret (the message has a ready snippet) in a file listed under `configurations:` of the kustomization that renames it.";

@@ -168,7 +168,7 @@ impl Graph {
     }
 }
 
-fn read_kustomization(dir: &Path, file: &Path) -> Result<Kustomization> {
+pub fn read_kustomization(dir: &Path, file: &Path) -> Result<Kustomization> {
     let bytes = fs::read(file).map_err(|e| anyhow!(describe_io_error("read", file, &e)))?;
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let doc = parse_local_documents(text.as_bytes())

@@ -15,17 +15,18 @@
 //! [`findings`] the rule catalog, [`report`] the output formats. docs/lint.md explains the
 //! decisions.
 
-mod check;
-mod docs;
+pub(crate) mod check;
+pub(crate) mod docs;
+mod environments;
 mod findings;
-mod kustomize;
+pub(crate) mod kustomize;
 mod origin;
 mod parallel;
 mod proof;
 mod references;
 mod render;
 mod report;
-mod walk;
+pub(crate) mod walk;
 
 use std::{
     collections::BTreeSet,
@@ -187,6 +188,19 @@ fn run(args: &LintArgs) -> Result<Report> {
         .map(|p| fs::canonicalize(p).unwrap_or_else(|_| shown.cwd.join(p)))
         .collect();
     let walked = walk::walk(&roots, &excludes)?;
+    let repo_start = roots
+        .first()
+        .map(|r| {
+            if r.is_dir() {
+                r.clone()
+            } else {
+                r.parent().map(Path::to_path_buf).unwrap_or_default()
+            }
+        })
+        .unwrap_or_else(|| shown.cwd.clone());
+    if let Some(repo) = crate::env::config::Repository::discover(&repo_start)? {
+        findings.extend(environments::check(&repo, &roots, &|p| shown.path(p))?);
+    }
     let graph = Graph::load(&walked.kustomizations)?;
     let render_roots = graph.roots(&walked.kustomizations);
     let owned = graph.owned_files();
