@@ -20,6 +20,7 @@
 //! re-sealed; a failure leaves the whole file as it was, is reported, and makes the exit code 1.
 
 use std::{
+    collections::BTreeMap,
     ffi::OsString,
     fs,
     ops::Range,
@@ -37,7 +38,9 @@ use sealed_secrets_core::{
     keys::{PrivateKey, PublicKey},
     reencrypt::reencrypt,
     scope::{CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION},
-    sealed_secret::{API_VERSION, KIND, SealedSecret},
+    sealed_secret::{
+        API_VERSION, CERTIFICATE_ANNOTATION, KIND, SEALED_FOR_ANNOTATION, SealedSecret,
+    },
     unseal::{UnsealOptions, unseal},
 };
 
@@ -45,6 +48,7 @@ use crate::{
     args::{Args, KubeOverrides},
     cluster::Controller,
     commands::{recover::load_keys, rotate::rotated_object, validate::rate_limited},
+    env::config::{Environment, Repository},
     io::write_atomically,
 };
 
@@ -103,14 +107,25 @@ pub fn main(argv: impl Iterator<Item = OsString>) -> ExitCode {
         Ok(args) => args,
         Err(code) => return code,
     };
-    let root = match check_usage(&args) {
+    let repo = match environments(&args) {
+        Ok(repo) => repo,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let root = match check_usage(&args, repo.is_some()) {
         Ok(root) => root,
         Err(err) => {
             eprintln!("error: {err:#}");
             return ExitCode::from(2);
         }
     };
-    match run(&args, &root) {
+    let outcome = match &repo {
+        Some(repo) => run_by_environment(&args, repo, &root),
+        None => run(&args, &root),
+    };
+    match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(err) if crate::is_broken_pipe(&err) => ExitCode::SUCCESS,
@@ -121,7 +136,22 @@ pub fn main(argv: impl Iterator<Item = OsString>) -> ExitCode {
     }
 }
 
-fn check_usage(args: &ReencryptArgs) -> Result<PathBuf> {
+/// The repository's environments, when re-encryption goes by them: a `.sealed-secrets.yaml` is
+/// found above the working directory, and neither `--cert` nor a connection flag chooses one
+/// certificate for every file.
+fn environments(args: &ReencryptArgs) -> Result<Option<Repository>> {
+    let explicit = args.cert.as_deref().is_some_and(|c| !c.is_empty())
+        || args.kube.context.is_some()
+        || args.kube.server.is_some()
+        || args.kubeconfig.is_some();
+    if explicit {
+        return Ok(None);
+    }
+    let cwd = std::env::current_dir()?;
+    Ok(Repository::discover(&cwd)?)
+}
+
+fn check_usage(args: &ReencryptArgs, by_environment: bool) -> Result<PathBuf> {
     let Some(root) = args.all.clone() else {
         bail!(
             "kubeseal re-encrypt needs --all PATH (a folder or file); for one file or stdin use \
@@ -130,7 +160,7 @@ fn check_usage(args: &ReencryptArgs) -> Result<PathBuf> {
     };
     let offline_keys = !args.recovery_private_key.iter().all(String::is_empty);
     let cert = args.cert.as_deref().is_some_and(|c| !c.is_empty());
-    if offline_keys != cert {
+    if offline_keys != cert && !by_environment {
         bail!(
             "offline re-encryption needs both --recovery-private-key (to open) and --cert (to \
              seal); give neither to re-encrypt through the controller"
@@ -145,6 +175,60 @@ fn check_usage(args: &ReencryptArgs) -> Result<PathBuf> {
 /// Re-seals one SealedSecret: `Ok(None)` when it is already sealed with the newest key.
 trait Resealer {
     fn reseal(&self, sealed: &SealedSecret, doc: &Value) -> Result<Option<SealedSecret>, String>;
+
+    /// The fingerprint to record on re-sealed objects (environments only).
+    fn certificate(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// A resealer for one environment: records the environment's certificate.
+struct ForEnvironment<R> {
+    inner: R,
+    fingerprint: String,
+}
+
+impl<R: Resealer> Resealer for ForEnvironment<R> {
+    /// A SealedSecret kubeseal sealed for the name an overlay renders records that identity
+    /// ([`SEALED_FOR_ANNOTATION`]): it is opened and re-sealed under it, and keeps the name
+    /// written in its file.
+    fn reseal(&self, sealed: &SealedSecret, doc: &Value) -> Result<Option<SealedSecret>, String> {
+        let recorded = sealed
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(SEALED_FOR_ANNOTATION))
+            .and_then(|v| v.split_once('/'));
+        let Some((namespace, name)) = recorded else {
+            return self.inner.reseal(sealed, doc);
+        };
+        let namespace = (!namespace.is_empty()).then(|| namespace.to_string());
+        let mut renamed = sealed.clone();
+        renamed.metadata.name = Some(name.to_string());
+        renamed.metadata.namespace = namespace.clone();
+        let mut renamed_doc = doc.clone();
+        if let Some(meta) = renamed_doc
+            .get_mut("metadata")
+            .and_then(Value::as_object_mut)
+        {
+            meta.insert("name".into(), Value::from(name));
+            match &namespace {
+                Some(ns) => meta.insert("namespace".into(), Value::from(ns.as_str())),
+                None => meta.remove("namespace"),
+            };
+        }
+        Ok(self.inner.reseal(&renamed, &renamed_doc)?.map(|mut out| {
+            out.metadata.name = sealed.metadata.name.clone();
+            out.metadata.namespace = sealed.metadata.namespace.clone();
+            out.spec.template.metadata.name = sealed.spec.template.metadata.name.clone();
+            out.spec.template.metadata.namespace = sealed.spec.template.metadata.namespace.clone();
+            out
+        }))
+    }
+
+    fn certificate(&self) -> Option<&str> {
+        Some(&self.fingerprint)
+    }
 }
 
 /// Offline: open with the recovery keys, seal for `--cert`.
@@ -231,6 +315,134 @@ fn run(args: &ReencryptArgs, root: &Path) -> Result<bool> {
         );
     }
     Ok(totals.failed == 0)
+}
+
+/// Re-seals each file with its own environment's newest certificate: offline with the
+/// environment's keys among `--recovery-private-key` (a file sealed for another environment
+/// does not open with them and is reported, not silently moved), or online through the
+/// environment's controller after the wrong-cluster guard.
+fn run_by_environment(args: &ReencryptArgs, repo: &Repository, root: &Path) -> Result<bool> {
+    let files = collect_files(root)?;
+    let keys = load_keys(&args.recovery_private_key)?;
+    let offline = !keys.is_empty();
+    let mut by_env: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    let mut totals = Totals::default();
+    for file in files {
+        let resolved = fs::canonicalize(&file).unwrap_or_else(|_| file.clone());
+        match repo.route(&resolved) {
+            Some(rule) => by_env
+                .entry(rule.environment.clone())
+                .or_default()
+                .push(file),
+            None => {
+                let text = fs::read_to_string(&file).unwrap_or_default();
+                if !crate::env::inventory::sealed_in(&text).is_empty() {
+                    println!(
+                        "{}: skipped: no rule of {} routes it to an environment",
+                        file.display(),
+                        repo.file.display()
+                    );
+                }
+            }
+        }
+    }
+    for (env_name, files) in &by_env {
+        let env = repo.environment(env_name).map_err(|e| anyhow!(e))?;
+        let resealer: Result<Box<dyn Resealer>> = if offline {
+            environment_offline(env, &keys)
+        } else {
+            environment_online(args, repo, env)
+        };
+        match resealer {
+            Ok(resealer) => {
+                for file in files {
+                    let report = process_file(file, resealer.as_ref(), args.dry_run);
+                    for line in &report.lines {
+                        println!("{}: [{env_name}] {line}", file.display());
+                    }
+                    totals.add(&report);
+                }
+            }
+            Err(err) => {
+                for file in files {
+                    println!("{}: [{env_name}] failed: {err:#}", file.display());
+                    totals.failed += 1;
+                }
+            }
+        }
+    }
+    println!("{}", totals.summary(args.dry_run));
+    if totals.failed > 0 {
+        eprintln!(
+            "error: {} SealedSecret(s) or file(s) could not be re-encrypted; their files were \
+             left untouched",
+            totals.failed
+        );
+    }
+    Ok(totals.failed == 0)
+}
+
+fn environment_offline(env: &Environment, keys: &[PrivateKey]) -> Result<Box<dyn Resealer>> {
+    let newest = env
+        .sealing_certificate(jiff::Timestamp::now())
+        .ok_or_else(|| {
+            anyhow!(
+                "every certificate of environment {:?} has expired",
+                env.name
+            )
+        })?;
+    let own: Vec<PrivateKey> = keys
+        .iter()
+        .filter(|k| env.has_fingerprint(&k.fingerprint()))
+        .cloned()
+        .collect();
+    if own.is_empty() {
+        bail!(
+            "none of the --recovery-private-key keys belongs to environment {:?} (its \
+             certificates: {})",
+            env.name,
+            env.certificates
+                .iter()
+                .map(|c| c.fingerprint.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let new_key = newest.cert.public_key().clone();
+    let new_private = own.iter().find(|k| k.public_key() == new_key).cloned();
+    Ok(Box::new(ForEnvironment {
+        inner: Offline {
+            keys: own,
+            new_key,
+            new_private,
+        },
+        fingerprint: newest.fingerprint.clone(),
+    }))
+}
+
+fn environment_online(
+    args: &ReencryptArgs,
+    repo: &Repository,
+    env: &Environment,
+) -> Result<Box<dyn Resealer>> {
+    let spec = env.controller.clone().unwrap_or_default();
+    let mut kube = args.kube.clone();
+    kube.context = spec.context;
+    let upstream = crate::args::upstream_with(crate::args::Connection {
+        kubeconfig: args.kubeconfig.clone(),
+        kube,
+        controller_name: Some(spec.name.unwrap_or_else(|| args.controller_name.clone())),
+        controller_namespace: spec
+            .namespace
+            .unwrap_or_else(|| args.controller_namespace.clone()),
+    })
+    .map_err(|e| anyhow!("{e}"))?;
+    let cert = crate::env::guard::fetch_checked(repo, env, &upstream)?;
+    let controller = Controller::connect(&upstream, "cannot re-encrypt secrets")?;
+    Ok(Box::new(ForEnvironment {
+        inner: Online(controller),
+        fingerprint: cert.public_key().fingerprint(),
+    }))
 }
 
 /// Upstream's flag set with this command's connection flags, for the shared code.
@@ -566,7 +778,14 @@ fn process_file(path: &Path, resealer: &dyn Resealer, dry_run: bool) -> FileRepo
                 ));
             }
             Ok(Some(rotated)) => {
-                let target = merged(&original, &rotated);
+                let mut target = merged(&original, &rotated);
+                if let Some(fingerprint) = resealer.certificate() {
+                    target
+                        .metadata
+                        .annotations
+                        .get_or_insert_with(Default::default)
+                        .insert(CERTIFICATE_ANNOTATION.to_string(), fingerprint.to_string());
+                }
                 replacements.push((index, original, target));
                 outcomes.push(format!("{name}: re-encrypted"));
             }

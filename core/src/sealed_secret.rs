@@ -34,6 +34,11 @@ pub const KIND: &str = "SealedSecret";
 /// sealed for another environment. Upstream's controller and kubeseal ignore unknown annotations
 /// on the SealedSecret itself (the Secret is built from `spec.template` only).
 pub const CERTIFICATE_ANNOTATION: &str = "sealed-secrets-rs.io/sealed-with-certificate";
+/// Annotation recording the `namespace/name` a SealedSecret was sealed for when that is not the
+/// name written in its file: kubeseal seals a file under a kustomize overlay for the name the
+/// overlay renders (`db` → `db-prod`), and `kubeseal lint` reads this instead of guessing from
+/// the written name. Ignored by upstream, like [`CERTIFICATE_ANNOTATION`].
+pub const SEALED_FOR_ANNOTATION: &str = "sealed-secrets-rs.io/sealed-for";
 /// Annotations kubeseal strips from the template because they can hold the plaintext (#227).
 pub const LAST_APPLIED_ANNOTATIONS: &[&str] = &[
     "kubectl.kubernetes.io/last-applied-configuration",

@@ -21,7 +21,7 @@ use sealed_secrets_core::{
     keys::PublicKey,
     scope::Scope,
     seal::{NamespaceDefault, SealOptions, seal_secret, secret_from_value},
-    sealed_secret::{CERTIFICATE_ANNOTATION, SealedSecret},
+    sealed_secret::{CERTIFICATE_ANNOTATION, SEALED_FOR_ANNOTATION, SealedSecret},
 };
 use serde_json::Value;
 
@@ -214,6 +214,13 @@ pub fn seal_for(
         allow_empty_data,
     };
     let mut sealed = seal_secret(secret, key, &options, &mut SystemRandom)?;
+    let sealed_for = format!(
+        "{}/{}",
+        sealed.metadata.namespace.clone().unwrap_or_default(),
+        identity.name
+    );
+    let renamed = written_name.as_deref() != Some(identity.name.as_str())
+        || (sealed.metadata.namespace.is_some() && written_namespace != identity.namespace);
     let file_namespace = written_namespace.or_else(|| identity.namespace.clone());
     sealed.metadata.name = written_name.clone();
     if sealed.metadata.namespace.is_some() {
@@ -226,11 +233,14 @@ pub fn seal_for(
     if template.namespace.is_some() {
         template.namespace = file_namespace;
     }
-    sealed
+    let annotations = sealed
         .metadata
         .annotations
-        .get_or_insert_with(Default::default)
-        .insert(CERTIFICATE_ANNOTATION.to_string(), fingerprint.to_string());
+        .get_or_insert_with(Default::default);
+    annotations.insert(CERTIFICATE_ANNOTATION.to_string(), fingerprint.to_string());
+    if renamed {
+        annotations.insert(SEALED_FOR_ANNOTATION.to_string(), sealed_for);
+    }
     Ok(sealed)
 }
 

@@ -14,7 +14,7 @@ use std::{
 
 use serde_json::Value;
 
-use sealed_secrets_core::scope::Scope;
+use sealed_secrets_core::{scope::Scope, sealed_secret::SEALED_FOR_ANNOTATION};
 
 use super::{
     check::{Place, identity, is_sealed_secret, name_of, namespace_of, objects, scope_of},
@@ -229,8 +229,10 @@ pub fn check_overlay_scope(
     let (sealed_for, renamed, moved) = match proof {
         None => {
             let scope = scope_of(&def.value);
-            let old_name = name_of(&def.value);
-            let old_ns = namespace_of(&def.value);
+            let (old_name, old_ns) = match recorded_identity(&def.value) {
+                Some((ns, name)) => (name, ns),
+                None => (name_of(&def.value), namespace_of(&def.value)),
+            };
             let renamed = scope == Scope::Strict && !old_name.is_empty() && old_name != new_name;
             let moved = scope != Scope::ClusterWide && old_ns.is_some_and(|ns| ns != new_ns);
             (None, renamed, moved)
@@ -291,6 +293,13 @@ pub fn check_overlay_scope(
             format!("its values open under the {id}"),
         ),
         None => {
+            let (claimed, source) = match recorded_identity(&def.value) {
+                Some((ns, name)) => (
+                    ns.map_or_else(|| name.to_string(), |ns| format!("{ns}/{name}")),
+                    "as its sealed-for annotation records",
+                ),
+                None => (identity(&def.value), "as the file says"),
+            };
             let rule_of_scope = match scope {
                 Scope::Strict => {
                     "a strict SealedSecret opens only under the name and namespace it was sealed for"
@@ -300,11 +309,10 @@ pub fn check_overlay_scope(
             (
                 format!(
                     "{head}; {rule_of_scope}, so the controller will fail to unseal it if it was \
-                     sealed for \"{}\" as the file says (a guess from the file: run with \
+                     sealed for \"{claimed}\" {source} (a guess from the file: run with \
                      --recovery-private-key to decide by decryption)",
-                    identity(&def.value),
                 ),
-                format!("sealed for \"{}\" ({scope})", identity(&def.value)),
+                format!("sealed for \"{claimed}\" ({scope})"),
             )
         }
     };
@@ -314,6 +322,17 @@ pub fn check_overlay_scope(
         finding = finding.with_related(location, format!("also changes it: {how}"));
     }
     Some(finding)
+}
+
+/// The `namespace/name` kubeseal recorded it sealed the object for, when that is not the name
+/// written in the file ([`SEALED_FOR_ANNOTATION`]).
+fn recorded_identity(value: &Value) -> Option<(Option<&str>, &str)> {
+    let recorded = value
+        .pointer("/metadata/annotations")?
+        .get(SEALED_FOR_ANNOTATION)?
+        .as_str()?;
+    let (ns, name) = recorded.split_once('/')?;
+    Some(((!ns.is_empty()).then_some(ns), name))
 }
 
 /// Where a rendered object without a definition comes from: a `secretGenerator` of some
