@@ -342,7 +342,13 @@ fn lint_warns_about_unrecorded_certificates_unrouted_files_and_unused_rules() {
         "-w",
         "elsewhere.yaml",
     ]);
-    let out = repo.run(&["lint", "--format", "json", "overlays/staging", "elsewhere.yaml"]);
+    let out = repo.run(&[
+        "lint",
+        "--format",
+        "json",
+        "overlays/staging",
+        "elsewhere.yaml",
+    ]);
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "warnings only: {report}");
     for rule in [

@@ -136,7 +136,7 @@ fn crd_path() -> PathBuf {
 
 /// The Service (port `http`), the `default` ServiceAccount, the Pod (status patched to
 /// Running with the pod IP) and the Endpoints/EndpointSlice pointing at it.
-fn expose_controller(cluster: &Cluster, namespace: &str, port: u16) {
+fn expose_controller(cluster: &Cluster, namespace: &str, port: u16, pod_ip: &str) {
     apply_yaml(
         cluster,
         &format!(
@@ -176,8 +176,8 @@ spec:
 "
         ),
     );
-    let status = json!({"status": {"phase": "Running", "podIP": POD_IP,
-                                   "podIPs": [{"ip": POD_IP}]}})
+    let status = json!({"status": {"phase": "Running", "podIP": pod_ip,
+                                   "podIPs": [{"ip": pod_ip}]}})
     .to_string();
     kubectl_ok(
         cluster,
@@ -203,7 +203,7 @@ metadata:
   namespace: {namespace}
 subsets:
 - addresses:
-  - ip: {POD_IP}
+  - ip: {pod_ip}
     targetRef:
       kind: Pod
       name: {POD}
@@ -224,7 +224,7 @@ metadata:
 addressType: IPv4
 endpoints:
 - addresses:
-  - {POD_IP}
+  - {pod_ip}
   conditions:
     ready: true
   targetRef:
@@ -290,6 +290,258 @@ fn recovery_unseal(cluster: &Cluster, key_file: &str, sealed: &str) -> Result<St
     )
 }
 
+/// The second controller's "Pod IP".
+const PRODUCTION_POD_IP: &str = "10.213.9.2";
+
+/// Runs our kubeseal in `dir` with `kubeconfig`: (success, stdout, stderr).
+fn kubeseal_in(
+    dir: &Path,
+    kubeconfig: &Path,
+    args: &[&str],
+    stdin: &[u8],
+) -> (bool, String, String) {
+    let mut cmd = Command::new(&Binaries::get().kubeseal);
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove("SEALED_SECRETS_CERT")
+        .env("KUBECONFIG", kubeconfig);
+    let out = run_command(&mut cmd, Some(stdin), Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("kubeseal {args:?}: {e}"));
+    (out.status.success(), out.stdout_text(), out.stderr_text())
+}
+
+/// Two sealing controllers standing for two clusters, reached through two kubeconfig contexts
+/// of one API server: sealing by path with the wrong context's controller is refused and writes
+/// nothing, the right one seals a SealedSecret the controller unseals (our annotations do not
+/// reach the Secret), and `kubeseal env refresh` picks up a renewed key, after which sealing
+/// for production works again.
+fn environments(cluster: &Cluster, staging_ns: &str, work: &Path) {
+    eprintln!("e2e: environments with two controllers");
+    ip(&[
+        "addr",
+        "add",
+        &format!("{PRODUCTION_POD_IP}/32"),
+        "dev",
+        "lo",
+    ]);
+    let prod_ns = create_namespace(cluster, &unique_name("ss-env-prod"));
+    let prod_app = create_namespace(cluster, &unique_name("ss-env-prod-app"));
+    let additional = format!("--additional-namespaces={prod_app}");
+    let mut production = Controller::start_listening(
+        cluster,
+        "production",
+        PRODUCTION_POD_IP.parse().expect("valid IP"),
+        &prod_ns,
+        &["--all-namespaces=false", &additional, "--key-size=2048"],
+    );
+    expose_controller(cluster, &prod_ns, production.addr.port(), PRODUCTION_POD_IP);
+    wait_for_proxy(cluster, &prod_ns);
+
+    // A kubeconfig with a context per "cluster" (both reach this API server).
+    let mut kubeconfig = parse_yaml(&std::fs::read_to_string(cluster.kubeconfig()).unwrap())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let base = kubeconfig["contexts"][0]["context"].clone();
+    kubeconfig["contexts"] = json!([
+        {"name": "staging", "context": base.clone()},
+        {"name": "production", "context": base},
+    ]);
+    kubeconfig["current-context"] = json!("staging");
+    let kubeconfig_file = work.join("two-clusters.kubeconfig");
+    std::fs::write(&kubeconfig_file, kubeconfig.to_string()).unwrap();
+
+    // The repository: each environment's certificate, fetched once and committed.
+    let repo = work.join("repo");
+    std::fs::create_dir_all(repo.join("certs")).unwrap();
+    for (env, ns) in [("staging", staging_ns), ("production", prod_ns.as_str())] {
+        let (ok, pem, err) = kubeseal_in(
+            &repo,
+            &kubeconfig_file,
+            &[
+                "--context",
+                env,
+                "--controller-namespace",
+                ns,
+                "--fetch-cert",
+            ],
+            b"",
+        );
+        assert!(ok, "{err}");
+        write(&repo.join("certs"), &format!("{env}.pem"), pem.as_bytes());
+    }
+    write(&repo, ".sealed-secrets.yaml", format!(
+        "version: 1\nenvironments:\n  staging:\n    certificates: certs/staging.pem\n    controller: {{context: staging, namespace: {staging_ns}}}\n  production:\n    certificates: certs/production.pem\n    controller: {{context: production, namespace: {prod_ns}}}\nrules:\n- {{path: overlays/staging/**, environment: staging}}\n- {{path: overlays/production/**, environment: production}}\n"
+    ).as_bytes());
+    std::fs::create_dir_all(repo.join("overlays/production")).unwrap();
+    let data = BTreeMap::from([("password", "env-canary-9c1d")]);
+    let secret = secret_json(&prod_app, "db", &data);
+    let target = repo.join("overlays/production/db.yaml");
+
+    // The staging context's controller for a production path: refused, nothing written.
+    let wrong = [
+        "--context",
+        "staging",
+        "--controller-namespace",
+        staging_ns,
+        "-w",
+        "overlays/production/db.yaml",
+    ];
+    let (ok, _, err) = kubeseal_in(&repo, &kubeconfig_file, &wrong, secret.as_bytes());
+    assert!(!ok, "sealing with the wrong cluster succeeded");
+    assert!(
+        err.contains(
+            "refusing to use the controller of context \"staging\" for environment \"production\""
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("that is environment \"staging\"'s certificate"),
+        "{err}"
+    );
+    assert!(!target.exists(), "nothing may be written");
+
+    // The production context's controller: sealed, applied, unsealed by the controller.
+    let right = [
+        "--context",
+        "production",
+        "--controller-namespace",
+        prod_ns.as_str(),
+        "-w",
+        "overlays/production/db.yaml",
+    ];
+    let (ok, _, err) = kubeseal_in(&repo, &kubeconfig_file, &right, secret.as_bytes());
+    assert!(ok, "{err}");
+    assert!(err.contains("environment \"production\""), "{err}");
+    let sealed = std::fs::read_to_string(&target).unwrap();
+    assert!(
+        sealed.contains("sealed-secrets-rs.io/sealed-with-certificate"),
+        "{sealed}"
+    );
+    apply_yaml(cluster, &sealed);
+    wait_for_secret(cluster, &prod_app, "db", &data);
+    let made = get_object(cluster, "secret", &prod_app, "db")
+        .unwrap()
+        .unwrap();
+    assert!(
+        made.pointer("/metadata/annotations/sealed-secrets-rs.io~1sealed-with-certificate")
+            .is_none(),
+        "the recorded certificate stays on the SealedSecret: {made}"
+    );
+    // --validate of the production file against the staging controller: refused.
+    let (ok, _, err) = kubeseal_in(
+        &repo,
+        &kubeconfig_file,
+        &[
+            "--context",
+            "staging",
+            "--controller-namespace",
+            staging_ns,
+            "--validate",
+            "-f",
+            "overlays/production/db.yaml",
+        ],
+        b"",
+    );
+    assert!(
+        !ok && err.contains("refusing to use the controller"),
+        "{err}"
+    );
+
+    // Production renews its key: until the repository knows it, online sealing is refused
+    // with the way out; `kubeseal env refresh` adds it, then sealing works again.
+    let (_, old_pem, _) = kubeseal_in(
+        &repo,
+        &kubeconfig_file,
+        &[
+            "--context",
+            "production",
+            "--controller-namespace",
+            &prod_ns,
+            "--fetch-cert",
+        ],
+        b"",
+    );
+    production.signal(libc::SIGUSR1);
+    wait_for("production's renewed key to be served", WAIT, || {
+        let (ok, pem, err) = kubeseal_in(
+            &repo,
+            &kubeconfig_file,
+            &[
+                "--context",
+                "production",
+                "--controller-namespace",
+                &prod_ns,
+                "--fetch-cert",
+            ],
+            b"",
+        );
+        if ok && pem_body(&pem) != pem_body(&old_pem) {
+            Ok(())
+        } else {
+            Err(format!("not yet: {err}"))
+        }
+    });
+    let (ok, _, err) = kubeseal_in(&repo, &kubeconfig_file, &right, secret.as_bytes());
+    assert!(
+        !ok && err.contains("kubeseal env refresh production"),
+        "{err}"
+    );
+    let (ok, out, err) = kubeseal_in(
+        &repo,
+        &kubeconfig_file,
+        &["env", "refresh", "production"],
+        b"",
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("production: SHA256:") && out.contains(" -> SHA256:"),
+        "{out}"
+    );
+    let bundle = std::fs::read_to_string(repo.join("certs/production.pem")).unwrap();
+    assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2, "{bundle}");
+    let (ok, out, err) = kubeseal_in(&repo, &kubeconfig_file, &["env", "refresh"], b"");
+    assert!(
+        ok && out.contains("production: up to date") && out.contains("staging: up to date"),
+        "{out}{err}"
+    );
+    let (ok, _, err) = kubeseal_in(&repo, &kubeconfig_file, &right, secret.as_bytes());
+    assert!(ok, "{err}");
+    // Offline, by path alone: the newest committed certificate (the renewed one) seals, and
+    // the controller opens it.
+    let renewed = BTreeMap::from([("password", "env-canary-renewed")]);
+    let (ok, _, err) = kubeseal_in(
+        &repo,
+        &kubeconfig_file,
+        &["-w", "overlays/production/db.yaml"],
+        secret_json(&prod_app, "db", &renewed).as_bytes(),
+    );
+    assert!(ok, "{err}");
+    apply_yaml(cluster, &std::fs::read_to_string(&target).unwrap());
+    wait_for_secret(cluster, &prod_app, "db", &renewed);
+    production.stop();
+}
+
+/// Waits until the API server proxies to the controller of `namespace`: the first proxied
+/// request proves the objects are right; when it never works, the API server's log says why
+/// (it logs invalid endpoint addresses).
+fn wait_for_proxy(cluster: &Cluster, namespace: &str) {
+    let proxy = format!("/api/v1/namespaces/{namespace}/services/http:{SERVICE}:http/proxy");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let last = match cluster.get(&format!("{proxy}/healthz")) {
+            Ok(reply) if reply.status == 200 => break,
+            Ok(reply) => format!("HTTP {}: {}", reply.status, reply.text().trim()),
+            Err(err) => err,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "the API server does not proxy to the controller after {WAIT:?}; last: {last}\n\
+             ----- kube-apiserver log (last 60 lines) -----\n{}",
+            tail(cluster.apiserver_log(), 60)
+        );
+        thread::sleep(Duration::from_millis(250));
+    }
+}
+
 fn run_inside_the_namespace() {
     let assets = match Assets::from_env() {
         Ok(assets) => assets,
@@ -316,25 +568,8 @@ fn run_inside_the_namespace() {
             "--rate-limit-burst=100",
         ],
     );
-    expose_controller(&cluster, &ctrl_ns, controller.addr.port());
-    let proxy = format!("/api/v1/namespaces/{ctrl_ns}/services/http:{SERVICE}:http/proxy");
-    // The first proxied request proves the objects are right; when it never works, the API
-    // server's log says why (it logs invalid endpoint addresses).
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let last = match cluster.get(&format!("{proxy}/healthz")) {
-            Ok(reply) if reply.status == 200 => break,
-            Ok(reply) => format!("HTTP {}: {}", reply.status, reply.text().trim()),
-            Err(err) => err,
-        };
-        assert!(
-            Instant::now() < deadline,
-            "the API server does not proxy to the controller after {WAIT:?}; last: {last}\n\
-             ----- kube-apiserver log (last 60 lines) -----\n{}",
-            tail(cluster.apiserver_log(), 60)
-        );
-        thread::sleep(Duration::from_millis(250));
-    }
+    expose_controller(&cluster, &ctrl_ns, controller.addr.port(), POD_IP);
+    wait_for_proxy(&cluster, &ctrl_ns);
     let work = tempfile::tempdir().expect("cannot create a temporary directory");
     let ctl = ["--controller-namespace", ctrl_ns.as_str()];
     let with = |extra: &[&str]| -> Vec<String> {
@@ -582,7 +817,10 @@ subjects:
         "{err}"
     );
 
-    // 6. Controller down: the API server cannot reach it.
+    // 6. Environments: this controller stands for staging, a second one for production.
+    environments(&cluster, &ctrl_ns, work.path());
+
+    // 7. Controller down: the API server cannot reach it.
     eprintln!("e2e: controller down");
     controller.stop();
     let err = run(&with(&["--fetch-cert", "--request-timeout=20s"]), b"").unwrap_err();

@@ -14,7 +14,7 @@ use sealed_secrets_core::{
     documents::parse_local_documents,
     scope::Scope,
     seal::{NamespaceDefault, SealOptions, merge_into, seal_secret, secret_from_value},
-    sealed_secret::SealedSecret,
+    sealed_secret::{CERTIFICATE_ANNOTATION, SEALED_FOR_ANNOTATION, SealedSecret},
 };
 
 use crate::{
@@ -54,9 +54,21 @@ pub fn run(args: &Args, path: &Path) -> Result<()> {
             path.display()
         );
     }
-    let name = target.metadata.name.clone().unwrap_or_default();
-    let namespace = target.metadata.namespace.clone().unwrap_or_default();
-    let key = super::sealing_key(args)?;
+    // A file sealed for an overlay's rendered name records it: new items are sealed for it too.
+    let recorded = target
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(SEALED_FOR_ANNOTATION))
+        .and_then(|v| v.split_once('/'))
+        .map(|(ns, name)| (name.to_string(), ns.to_string()));
+    let (name, namespace) = recorded.unwrap_or_else(|| {
+        (
+            target.metadata.name.clone().unwrap_or_default(),
+            target.metadata.namespace.clone().unwrap_or_default(),
+        )
+    });
+    let (key, fingerprint) = super::sealing_key_routed(args, Some(path))?;
     let options = SealOptions {
         scope: Scope::Strict,
         namespace: NamespaceDefault {
@@ -82,6 +94,13 @@ pub fn run(args: &Args, path: &Path) -> Result<()> {
         );
         let update = seal_secret(secret, &key, &options, &mut SystemRandom)?;
         merge_into(&mut target, update);
+    }
+    if let Some(fingerprint) = fingerprint {
+        target
+            .metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(CERTIFICATE_ANNOTATION.to_string(), fingerprint);
     }
     write_atomically(path, &format.render(&[target.to_upstream_value()]))
 }

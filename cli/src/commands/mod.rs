@@ -10,6 +10,8 @@ pub mod rotate;
 pub mod seal;
 pub mod validate;
 
+use std::path::Path;
+
 use anyhow::Result;
 use sealed_secrets_core::{cert::Certificate, keys::PublicKey};
 
@@ -21,4 +23,17 @@ pub fn sealing_key(args: &Args) -> Result<PublicKey> {
     let cert = Certificate::from_pem(&pem)?;
     cert.check_not_expired(jiff::Timestamp::now())?;
     Ok(cert.public_key().clone())
+}
+
+/// The public key to seal with for a mode that reads or writes `path`: the environment's
+/// (by `--env` or the path's route, checked against the controller when a connection is named)
+/// with its fingerprint to record, else [`sealing_key`].
+pub fn sealing_key_routed(args: &Args, path: Option<&Path>) -> Result<(PublicKey, Option<String>)> {
+    let Some((repo, env)) = crate::env::guard::environment_for(args, path)? else {
+        return Ok((sealing_key(args)?, None));
+    };
+    let (cert, source) = crate::env::seal::certificate_for(&repo, &env, args)?;
+    let fingerprint = cert.public_key().fingerprint();
+    eprintln!("kubeseal: sealing for environment {env:?} with certificate {fingerprint} {source}");
+    Ok((cert.public_key().clone(), Some(fingerprint)))
 }

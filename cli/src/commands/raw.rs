@@ -18,7 +18,7 @@ fn from_file_path(value: &str) -> &str {
 
 /// Runs the mode.
 pub fn run(args: &Args) -> Result<()> {
-    let key = super::sealing_key(args)?;
+    let (key, _) = super::sealing_key_routed(args, None)?;
     // Unlike sealing a Secret, `--raw` has no object to take a namespace from and does not
     // fall back to `default`: `seal_raw` refuses an empty namespace for scoped values with
     // upstream's text.

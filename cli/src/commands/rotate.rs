@@ -15,7 +15,10 @@ use std::collections::BTreeMap;
 use anyhow::{Result, anyhow, bail};
 use sealed_secrets_core::{
     scope::Scope,
-    sealed_secret::{API_VERSION, KIND, LAST_APPLIED_ANNOTATIONS, SealedSecret},
+    sealed_secret::{
+        API_VERSION, CERTIFICATE_ANNOTATION, KIND, LAST_APPLIED_ANNOTATIONS, SEALED_FOR_ANNOTATION,
+        SealedSecret,
+    },
 };
 use serde_json::Value;
 
@@ -67,24 +70,89 @@ pub(crate) fn rotated_object(input: &SealedSecret, body: &[u8]) -> Result<Value>
     Ok(rotated.to_upstream_value())
 }
 
+/// The document as the controller must open it: under the identity recorded in
+/// [`SEALED_FOR_ANNOTATION`] when kubeseal sealed it for an overlay's rendered name.
+fn as_sealed_for(doc: &Value) -> Value {
+    let Some((namespace, name)) = doc
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(SEALED_FOR_ANNOTATION))
+        .and_then(Value::as_str)
+        .and_then(|v| v.split_once('/'))
+    else {
+        return doc.clone();
+    };
+    let mut renamed = doc.clone();
+    if let Some(meta) = renamed.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("name".into(), Value::from(name));
+        if namespace.is_empty() {
+            meta.remove("namespace");
+        } else {
+            meta.insert("namespace".into(), Value::from(namespace));
+        }
+    }
+    renamed
+}
+
+/// Puts the name and namespace written in the input back on the re-encrypted object.
+fn keep_written_identity(input: &Value, rotated: &mut Value) {
+    for pointer in ["/metadata", "/spec/template/metadata"] {
+        let Some(target) = rotated.pointer_mut(pointer).and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for field in ["name", "namespace"] {
+            match input.pointer(&format!("{pointer}/{field}")) {
+                Some(value) => {
+                    target.insert(field.into(), value.clone());
+                }
+                None if pointer == "/metadata" => {
+                    target.remove(field);
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+/// Records the certificate the object is now sealed with.
+fn record_certificate(rotated: &mut Value, fingerprint: &str) {
+    if let Some(meta) = rotated.get_mut("metadata").and_then(Value::as_object_mut) {
+        let annotations = meta
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(map) = annotations.as_object_mut() {
+            map.insert(CERTIFICATE_ANNOTATION.into(), Value::from(fingerprint));
+        }
+    }
+}
+
 /// Runs the mode.
 pub fn run(args: &Args) -> Result<()> {
     let controller = Controller::connect(args, "cannot re-encrypt secret")?;
+    let routed = args
+        .sealed_secret_file
+        .as_deref()
+        .or(args.secret_file.as_deref());
+    let checked = crate::env::guard::check_online(args, routed)?;
     let (source, bytes) = read_sealed_input(args)?;
     let output = Output::plan(args, &bytes)?;
     let docs = sealed_documents(&source, &bytes)?;
     let mut out = Vec::with_capacity(docs.len());
     for (doc, sealed) in docs {
         let name = sealed.metadata.name.as_deref().unwrap_or("");
-        let body = serde_json::to_vec(&doc)?;
+        let body = serde_json::to_vec(&as_sealed_for(&doc))?;
         let reply = controller
             .post("/v1/rotate", body)
             .map_err(|e| anyhow!("cannot re-encrypt secret: {e}"))?;
         match reply.status {
-            200..=299 => out.push(
-                rotated_object(&sealed, &reply.body)
-                    .map_err(|e| anyhow!("cannot re-encrypt secret {name:?}: {e}"))?,
-            ),
+            200..=299 => {
+                let mut rotated = rotated_object(&sealed, &reply.body)
+                    .map_err(|e| anyhow!("cannot re-encrypt secret {name:?}: {e}"))?;
+                keep_written_identity(&doc, &mut rotated);
+                if let Some((_, fingerprint)) = &checked {
+                    record_certificate(&mut rotated, fingerprint);
+                }
+                out.push(rotated);
+            }
             409 => bail!("unable to rotate secret: {name}"),
             429 => bail!(rate_limited("cannot re-encrypt secret", &reply)),
             500 if reply.body.iter().all(u8::is_ascii_whitespace) => bail!(
@@ -147,6 +215,34 @@ mod tests {
             json!({"team": "a", "sealedsecrets.bitnami.com/namespace-wide": "true"})
         );
         assert!(template.get("managedFields").is_none());
+    }
+
+    #[test]
+    fn files_sealed_for_a_rendered_name_rotate_under_it_and_keep_their_written_name() {
+        let doc = json!({
+            "apiVersion": API_VERSION, "kind": KIND,
+            "metadata": {"name": "db", "namespace": "shop",
+                         "annotations": {SEALED_FOR_ANNOTATION: "prod/db-prod"}},
+            "spec": {"template": {"metadata": {"name": "db", "namespace": "shop"}},
+                     "encryptedData": {"k": "v"}}
+        });
+        let sent = as_sealed_for(&doc);
+        assert_eq!(sent["metadata"]["name"], "db-prod");
+        assert_eq!(sent["metadata"]["namespace"], "prod");
+        let mut answer = sent.clone();
+        answer["spec"]["template"]["metadata"] = json!({"name": "db-prod", "namespace": "prod"});
+        keep_written_identity(&doc, &mut answer);
+        record_certificate(&mut answer, "SHA256:new");
+        assert_eq!(answer["metadata"]["name"], "db");
+        assert_eq!(answer["metadata"]["namespace"], "shop");
+        assert_eq!(answer["spec"]["template"]["metadata"]["name"], "db");
+        assert_eq!(
+            answer["metadata"]["annotations"][CERTIFICATE_ANNOTATION],
+            "SHA256:new"
+        );
+        // Without the annotation the document goes as it is.
+        let plain = json!({"metadata": {"name": "x"}});
+        assert_eq!(as_sealed_for(&plain), plain);
     }
 
     #[test]

@@ -7,10 +7,12 @@
 //! records it in the repository (after which the check passes), so the committed set stays the
 //! reviewable truth.
 
-use anyhow::{Result, bail};
+use std::path::Path;
+
+use anyhow::{Context as _, Result, anyhow, bail};
 use sealed_secrets_core::cert::Certificate;
 
-use super::config::{Environment, Repository};
+use super::config::{Environment, FILE_NAME, Repository, normalise};
 use crate::{args::Args, cluster::Controller, kubeconfig};
 
 /// The context a connection uses, for messages: `--context`, else the kubeconfig's current
@@ -59,6 +61,74 @@ pub fn check_served(
         env.name,
         env.name
     )
+}
+
+/// The environment a single-environment mode works for: `--env` (one), else the route of
+/// `path` (the file the mode reads or writes); `None` outside any environment (then upstream's
+/// behaviour applies). A `--env` that contradicts the path's route is refused.
+pub fn environment_for(args: &Args, path: Option<&Path>) -> Result<Option<(Repository, String)>> {
+    if !args.cert.is_empty() {
+        if !args.env.is_empty() {
+            bail!("--env and --cert both choose the certificate; give only one");
+        }
+        return Ok(None);
+    }
+    let cwd = std::env::current_dir().context("cannot read the working directory")?;
+    let Some(repo) = Repository::discover(&cwd)? else {
+        if !args.env.is_empty() {
+            bail!(
+                "--env needs {FILE_NAME} in {} or a directory above it, and none was found",
+                cwd.display()
+            );
+        }
+        return Ok(None);
+    };
+    let routed = match path {
+        Some(path) => {
+            let resolved = normalise(path)
+                .map_err(|e| anyhow!(crate::io::describe_io_error("open", path, &e)))?;
+            repo.route(&resolved).cloned()
+        }
+        None => None,
+    };
+    let env = if args.env.is_empty() {
+        match routed {
+            Some(rule) => rule.environment,
+            None => return Ok(None),
+        }
+    } else {
+        let selected = repo.select(&args.env).map_err(|e| anyhow!(e))?;
+        let [one] = selected.as_slice() else {
+            bail!(
+                "--env names {} environments; this mode works for one at a time",
+                selected.len()
+            );
+        };
+        if let Some(rule) = routed.filter(|r| r.environment != one.name) {
+            bail!(
+                "{} routes to environment {:?} (rule {}: {}), not {:?} as --env says",
+                path.map(|p| p.display().to_string()).unwrap_or_default(),
+                rule.environment,
+                rule.index + 1,
+                rule.pattern,
+                one.name
+            );
+        }
+        one.name.clone()
+    };
+    Ok(Some((repo, env)))
+}
+
+/// Checks, for an online mode, that the controller of `args` serves a certificate of the
+/// environment `path` routes to (or `--env` names); returns the environment's name and the
+/// served fingerprint, or `None` outside any environment.
+pub fn check_online(args: &Args, path: Option<&Path>) -> Result<Option<(String, String)>> {
+    let Some((repo, env)) = environment_for(args, path)? else {
+        return Ok(None);
+    };
+    let environment = repo.environment(&env).map_err(|e| anyhow!(e))?;
+    let cert = fetch_checked(&repo, environment, args)?;
+    Ok(Some((env, cert.public_key().fingerprint())))
 }
 
 /// Fetches the certificate the controller of `args`' connection serves and checks it belongs

@@ -83,6 +83,14 @@ pub fn plan(args: &Args, cwd: &Path) -> Result<Option<(Repository, Vec<Target>)>
             bail!("-w contains {ENV_PLACEHOLDER} but no --env names the environments to seal for");
         }
         let Some(output) = output else {
+            if !explicit_connection(args) {
+                eprintln!(
+                    "kubeseal: note: {} declares environments, but without -w PATH or --env \
+                     kubeseal cannot tell which one this is for; sealing with the controller of \
+                     the current context",
+                    repo.file.display()
+                );
+            }
             return Ok(None);
         };
         let resolved = resolve(output)?;
@@ -262,7 +270,7 @@ fn scope_of(doc: &Value, flag: Scope, rule_default: Option<Scope>) -> Scope {
 
 /// The certificate to seal `env` with: the checked controller's (explicit connection), else
 /// the newest committed one.
-fn certificate_for(
+pub fn certificate_for(
     repo: &Repository,
     env_name: &str,
     args: &Args,
