@@ -184,6 +184,18 @@ pub enum ConfigError {
     },
 }
 
+/// Where the JSON Schema generated from [`RepositoryFile`] is committed, for editors
+/// (`# yaml-language-server: $schema=...`).
+pub const SCHEMA_PATH: &str = "docs/schema/sealed-secrets-environments.schema.json";
+
+/// The JSON Schema of the repository file, as committed at [`SCHEMA_PATH`].
+pub fn schema_json() -> String {
+    let schema = schemars::schema_for!(RepositoryFile);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
 /// Environment names are used in paths (`{env}`) and flags: DNS-label-like.
 fn valid_env_name(name: &str) -> bool {
     !name.is_empty()
@@ -464,6 +476,44 @@ mod tests {
         fs::create_dir_all(root.join("overlays/staging")).unwrap();
         let found = Repository::find(&root.join("overlays/staging")).unwrap();
         assert_eq!(found, root.join(FILE_NAME));
+    }
+
+    /// The committed schema matches the types; `UPDATE_SCHEMA=1` rewrites it.
+    #[test]
+    fn committed_json_schema_is_current() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(SCHEMA_PATH);
+        let generated = schema_json();
+        if std::env::var_os("UPDATE_SCHEMA").is_some_and(|v| !v.is_empty()) {
+            fs::write(&path, &generated).unwrap();
+        }
+        let committed = fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "{SCHEMA_PATH} is stale; regenerate it with `UPDATE_SCHEMA=1 cargo test -p sealed-secrets-cli committed_json_schema_is_current`"
+        );
+        assert!(generated.contains("\"certificates\"") && generated.contains("\"rules\""));
+    }
+
+    /// The complete example in docs/environments.md is a valid file.
+    #[test]
+    fn the_documented_example_is_valid() {
+        let doc = fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/environments.md"),
+        )
+        .unwrap();
+        let start = doc.find("```yaml\n").unwrap() + 8;
+        let end = start + doc[start..].find("```").unwrap();
+        let value = parse_local_documents(doc[start..end].as_bytes())
+            .unwrap()
+            .remove(0);
+        let spec: RepositoryFile = serde_json::from_value(value).unwrap();
+        assert_eq!(spec.environments.len(), 2);
+        for rule in &spec.rules {
+            assert!(spec.environments.contains_key(&rule.environment));
+            Pattern::parse(&rule.path).unwrap();
+        }
     }
 
     #[test]
