@@ -309,6 +309,8 @@ fn sealing_by_path_and_by_env_lint_and_re_encrypt_each_overlay_for_its_own_clust
         .unwrap();
     assert_eq!(staging_row["sealed_secrets"], 1);
     assert_eq!(staging_row["certificates"].as_array().unwrap().len(), 2);
+    let (schema, _) = repo.ok(&["env", "schema"]);
+    assert!(schema.contains("\"certificates\""), "{schema}");
     let (table, _) = repo.ok(&["env"]);
     assert!(
         table.contains("ENVIRONMENT") && table.contains(&prod_fp),

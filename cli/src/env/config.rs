@@ -186,6 +186,7 @@ pub enum ConfigError {
 
 /// Where the JSON Schema generated from [`RepositoryFile`] is committed, for editors
 /// (`# yaml-language-server: $schema=...`).
+#[cfg(test)]
 pub const SCHEMA_PATH: &str = "docs/schema/sealed-secrets-environments.schema.json";
 
 /// The JSON Schema of the repository file, as committed at [`SCHEMA_PATH`].

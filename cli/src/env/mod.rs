@@ -40,12 +40,14 @@ use crate::{
                   refresh [ENV...]: fetch each environment's current certificate from its \
                   controller (its `controller` context, namespace and name) and add it to the \
                   committed bundle when it is new, printing old -> new fingerprints. Earlier \
-                  certificates stay: SealedSecrets sealed with them still open.",
+                  certificates stay: SealedSecrets sealed with them still open.\n\
+                  schema: print the JSON Schema of .sealed-secrets.yaml (also committed as \
+                  docs/schema/sealed-secrets-environments.schema.json).",
     max_term_width = 100
 )]
 struct EnvArgs {
-    /// list (default) or refresh.
-    #[arg(value_parser = ["list", "refresh"])]
+    /// list (default), refresh, or schema (print the file's JSON Schema, for editors).
+    #[arg(value_parser = ["list", "refresh", "schema"])]
     action: Option<String>,
     /// refresh: the environments to refresh (default: all).
     environments: Vec<String>,
@@ -68,6 +70,7 @@ pub fn main(argv: impl Iterator<Item = OsString>) -> ExitCode {
     };
     let result = match args.action.as_deref().unwrap_or("list") {
         "refresh" => refresh(&args),
+        "schema" => print(&config::schema_json()),
         _ => list(&args),
     };
     match result {
@@ -161,6 +164,10 @@ fn list(args: &EnvArgs) -> Result<()> {
         "yaml" => sealed_secrets_core::documents::to_sorted_yaml(&serde_json::to_value(&rows)?),
         _ => table(&rows),
     };
+    print(&text)
+}
+
+fn print(text: &str) -> Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
