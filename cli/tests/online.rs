@@ -1059,3 +1059,82 @@ fn sync_validate_asks_the_controller_before_applying() {
     assert_eq!(code, 2);
     assert!(stderr.contains("cannot be used with"), "{stderr}");
 }
+
+/// The wrong-cluster guard against a fake controller that serves another cluster's
+/// certificate: sealing by path with a named context, `--validate` and `--re-encrypt` of a
+/// routed file are refused before anything is written; the environment's own certificate
+/// passes.
+#[test]
+fn a_controller_serving_another_clusters_certificate_is_refused_and_nothing_is_written() {
+    let fx = Fixture::new(cluster(|rest, _| match rest {
+        "/v1/cert.pem" => cert_answer(),
+        "/v1/verify" => Answer::empty(200),
+        "/v1/rotate" => Answer::empty(500),
+        _ => Answer::empty(404),
+    }));
+    let other = generate_key_pair(
+        2048,
+        "",
+        jiff::Timestamp::now(),
+        jiff::SignedDuration::from_hours(24),
+    )
+    .unwrap();
+    fx.write("production.pem", other.cert_pem.as_bytes());
+    fx.write("staging.pem", key_pair().cert_pem.as_bytes());
+    fx.write(
+        ".sealed-secrets.yaml",
+        b"version: 1\nenvironments:\n  production: {certificates: production.pem}\n  staging: {certificates: staging.pem}\nrules:\n- {path: prod/**, environment: production}\n- {path: staging/**, environment: staging}\n",
+    );
+    fs::create_dir_all(fx.path("prod")).unwrap();
+    fs::create_dir_all(fx.path("staging")).unwrap();
+    let served = key_pair().key.fingerprint();
+    let stderr = fx.fails(
+        &["--context", "fake", "-w", "prod/db.yaml"],
+        STRICT_SECRET.as_bytes(),
+        &[
+            "refusing to use the controller of context \"fake\" for environment \"production\"",
+            &served,
+            &other.key.fingerprint(),
+            "that is environment \"staging\"'s certificate",
+            "nothing was written",
+        ],
+    );
+    assert!(!stderr.contains("hunter2"));
+    assert!(!fx.path("prod/db.yaml").exists());
+
+    // Offline by path: production's committed certificate, no request at all.
+    fx.api.requests.lock().unwrap().clear();
+    fx.ok(&["-w", "prod/db.yaml"], STRICT_SECRET.as_bytes());
+    assert!(
+        fx.api.requests().is_empty(),
+        "sealing by path is offline"
+    );
+    let before = fs::read(fx.path("prod/db.yaml")).unwrap();
+
+    // Online modes on the production file: refused, the file untouched.
+    fx.fails(
+        &["--validate", "-f", "prod/db.yaml"],
+        b"",
+        &["refusing to use the controller"],
+    );
+    fx.fails(
+        &["--re-encrypt", "-f", "prod/db.yaml"],
+        b"",
+        &["refusing to use the controller"],
+    );
+    assert_eq!(fs::read(fx.path("prod/db.yaml")).unwrap(), before);
+    fx.fails(
+        &["--fetch-cert", "--env", "production"],
+        b"",
+        &["refusing to use the controller"],
+    );
+
+    // The environment this controller serves passes.
+    fx.ok(
+        &["--context", "fake", "-w", "staging/db.yaml"],
+        STRICT_SECRET.as_bytes(),
+    );
+    let sealed = fs::read(fx.path("staging/db.yaml")).unwrap();
+    assert_eq!(decoded(&fx.unseal(&sealed)[0], "password"), "hunter2");
+    fx.ok(&["--validate", "-f", "staging/db.yaml"], b"");
+}
