@@ -1105,10 +1105,7 @@ fn a_controller_serving_another_clusters_certificate_is_refused_and_nothing_is_w
     // Offline by path: production's committed certificate, no request at all.
     fx.api.requests.lock().unwrap().clear();
     fx.ok(&["-w", "prod/db.yaml"], STRICT_SECRET.as_bytes());
-    assert!(
-        fx.api.requests().is_empty(),
-        "sealing by path is offline"
-    );
+    assert!(fx.api.requests().is_empty(), "sealing by path is offline");
     let before = fs::read(fx.path("prod/db.yaml")).unwrap();
 
     // Online modes on the production file: refused, the file untouched.

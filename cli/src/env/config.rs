@@ -506,7 +506,7 @@ mod tests {
         .unwrap();
         let start = doc.find("```yaml\n").unwrap() + 8;
         let end = start + doc[start..].find("```").unwrap();
-        let value = parse_local_documents(doc[start..end].as_bytes())
+        let value = parse_local_documents(&doc.as_bytes()[start..end])
             .unwrap()
             .remove(0);
         let spec: RepositoryFile = serde_json::from_value(value).unwrap();
