@@ -6,8 +6,9 @@
 //! change nothing. So every Secret the controller writes carries an annotation,
 //! [`DIGEST_ANNOTATION`], holding a keyed digest (HMAC-SHA256) over
 //!
-//! - what the output depends on in the SealedSecret: its uid, namespace and name, its whole
-//!   `spec` (ciphertexts, template, deprecated data) and its scope annotations;
+//! - what the output depends on in the SealedSecret: its uid, namespace and name, the SHA-256
+//!   of its whole `spec` (ciphertexts, template, deprecated data; the watch cache keeps only
+//!   this hash, see `shed::slim`) and its scope annotations;
 //! - the whole Secret as written: data, type, `immutable`, labels, annotations (but this one)
 //!   and owner references;
 //!
@@ -34,7 +35,9 @@ use sealed_secrets_core::{keys::PrivateKey, sealed_secret::SealedSecret};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-/// Annotation on a generated Secret: `v1:<key fingerprint>:<base64url HMAC-SHA256>`.
+/// Annotation on a generated Secret: `v2:<key fingerprint>:<base64url HMAC-SHA256>` (v1, the
+/// first layout, covered the spec's bytes instead of their hash; a v1 Secret is decrypted once
+/// and stamped again).
 pub const DIGEST_ANNOTATION: &str = "sealed-secrets-rs.io/unsealed-digest";
 /// Upstream's scope annotations, which change the OAEP label and therefore the output.
 const SCOPE_ANNOTATIONS: [&str; 2] = [
@@ -42,8 +45,8 @@ const SCOPE_ANNOTATIONS: [&str; 2] = [
     "sealedsecrets.bitnami.com/namespace-wide",
 ];
 /// What the digest key is derived for; a new layout gets a new purpose and version.
-const PURPOSE: &[u8] = b"sealed-secrets-rs unsealed-digest v1";
-const VERSION: &str = "v1";
+const PURPOSE: &[u8] = b"sealed-secrets-rs unsealed-digest v2";
+const VERSION: &str = "v2";
 
 /// The digest key of one sealing key.
 #[derive(Clone)]
@@ -83,7 +86,7 @@ struct Covered<'a> {
     namespace: &'a str,
     name: &'a str,
     scope: BTreeMap<&'a str, &'a str>,
-    spec: &'a sealed_secrets_core::sealed_secret::SealedSecretSpec,
+    spec_sha256: String,
     secret_type: &'a str,
     immutable: bool,
     labels: Option<&'a BTreeMap<String, String>>,
@@ -112,7 +115,7 @@ fn covered_bytes(sealed: &SealedSecret, secret: &Secret) -> Zeroizing<Vec<u8>> {
         namespace: sealed.metadata.namespace.as_deref().unwrap_or_default(),
         name: sealed.metadata.name.as_deref().unwrap_or_default(),
         scope,
-        spec: &sealed.spec,
+        spec_sha256: crate::shed::spec_sha256(sealed),
         secret_type: secret.type_.as_deref().unwrap_or("Opaque"),
         immutable: secret.immutable.unwrap_or(false),
         labels: secret.metadata.labels.as_ref().filter(|l| !l.is_empty()),
@@ -376,6 +379,26 @@ mod tests {
         assert!(verify(&key, &labelled, &written));
     }
 
+    /// The watch cache keeps a hash of the spec, not the spec: a digest stamped with the whole
+    /// object verifies against the slimmed one, and a changed payload does not.
+    #[test]
+    fn slimmed_objects_verify_through_the_spec_hash() {
+        let (key, _) = keys();
+        let mut written = secret();
+        stamp(&key, &sealed(), &mut written);
+        let mut cached = sealed();
+        crate::shed::slim(&mut cached);
+        assert!(cached.spec.encrypted_data.is_empty());
+        assert!(verify(&key, &cached, &written));
+        let mut changed = sealed();
+        changed
+            .spec
+            .encrypted_data
+            .insert("new".into(), "AAAA".into());
+        crate::shed::slim(&mut changed);
+        assert!(!verify(&key, &changed, &written));
+    }
+
     #[test]
     fn missing_malformed_or_forged_annotations_do_not_verify() {
         let (key, _) = keys();
@@ -389,17 +412,19 @@ mod tests {
         let fp = key.fingerprint().to_string();
         for value in [
             "",
-            "v1",
-            "v2:x:y",
-            &format!("v1:{fp}:"),
-            &format!("v1:{fp}:not base64!"),
-            &format!("v1:{fp}:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+            "v2",
+            "v3:x:y",
+            &format!("v2:{fp}:"),
+            &format!("v2:{fp}:not base64!"),
+            &format!("v2:{fp}:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
         ] {
             assert!(!verify(&key, &sealed(), &set(value)), "{value:?}");
         }
-        assert_eq!(stamped_fingerprint(&set("v2:x:y")), None);
+        assert_eq!(stamped_fingerprint(&set("v3:x:y")), None);
+        // The first layout (over the spec's bytes) is not read: such a Secret is decrypted once.
+        assert_eq!(stamped_fingerprint(&set(&format!("v1:{fp}:abc"))), None);
         assert_eq!(
-            stamped_fingerprint(&set(&format!("v1:{fp}:abc"))),
+            stamped_fingerprint(&set(&format!("v2:{fp}:abc"))),
             Some(fp.as_str())
         );
     }

@@ -376,6 +376,91 @@ async fn unchanged_secret_and_status_mean_no_writes() {
     );
 }
 
+/// The watch cache keeps no ciphertexts: a slimmed object whose Secret is current needs no
+/// read of the object; one that must be opened is read whole first, and its uid checked.
+#[tokio::test]
+async fn a_slimmed_object_is_read_whole_only_when_it_must_be_opened() {
+    let ring = test_ring();
+    let whole = sealed_db(&ring);
+    let mut cached = whole.clone();
+    crate::shed::slim(&mut cached);
+    assert!(cached.spec.encrypted_data.is_empty());
+    let cached = Arc::new(cached);
+
+    // Current: proven by the digest through the spec hash, no read of the object.
+    let (ctx, mut handle) = test_context(Arc::clone(&ring));
+    let mut written = sealed_secrets_core::unseal::unseal(
+        &whole,
+        &ring.decrypter_for(None, None),
+        Default::default(),
+    )
+    .unwrap();
+    crate::digest::stamp(&ring.latest().unwrap().digest, &whole, &mut written);
+    written.metadata.resource_version = Some("42".into());
+    let task = tokio::spawn(reconcile(Arc::clone(&cached), Arc::clone(&ctx)));
+    let current = serde_json::to_value(&written).unwrap();
+    let bodies = serve(
+        &mut handle,
+        vec![
+            Expect::new("GET", SECRET, 200, current.clone()),
+            Expect::new("PUT", STATUS, 200, Value::Null),
+            Expect::new("POST", EVENTS, 201, Value::Null),
+        ],
+    )
+    .await;
+    task.await.unwrap().unwrap();
+    assert_eq!(synced(&bodies[1]).0, "True");
+    assert!(
+        ctx.metrics
+            .encode()
+            .contains("sealed_secrets_controller_decryptions_total 0\n")
+    );
+
+    // Absent Secret: the object is read whole (a forged internal annotation on it is
+    // ignored), opened and written.
+    let (ctx, mut handle) = test_context(Arc::clone(&ring));
+    let mut served = serde_json::to_value(&whole).unwrap();
+    served["metadata"]["annotations"] =
+        serde_json::json!({crate::shed::SPEC_SHA256: "0".repeat(64)});
+    let task = tokio::spawn(reconcile(Arc::clone(&cached), Arc::clone(&ctx)));
+    let bodies = serve(
+        &mut handle,
+        vec![
+            secret_absent(),
+            Expect::new("GET", SEALED, 200, served),
+            live_sealed(Some("uid-db")),
+            Expect::new("POST", SECRETS, 201, Value::Null),
+            live_sealed(Some("uid-db")),
+            Expect::new("PUT", STATUS, 200, Value::Null),
+            Expect::new("POST", EVENTS, 201, Value::Null),
+        ],
+    )
+    .await;
+    task.await.unwrap().unwrap();
+    assert_eq!(decoded(&bodies[3], "password"), "hunter2");
+    // What was written verifies against the cached (slimmed) object: the next pass is free.
+    let stamped: k8s_openapi::api::core::v1::Secret =
+        serde_json::from_value(bodies[3].clone()).unwrap();
+    assert!(crate::digest::verify(
+        &ring.latest().unwrap().digest,
+        &cached,
+        &stamped
+    ));
+
+    // Gone, or another object under the name: nothing is opened or written.
+    let (ctx, mut handle) = test_context(Arc::clone(&ring));
+    let mut other = serde_json::to_value(&whole).unwrap();
+    other["metadata"]["uid"] = Value::from("uid-other");
+    let task = tokio::spawn(reconcile(Arc::clone(&cached), Arc::clone(&ctx)));
+    serve(
+        &mut handle,
+        vec![secret_absent(), Expect::new("GET", SEALED, 200, other)],
+    )
+    .await;
+    assert!(matches!(task.await.unwrap(), Err(ReconcileError::Gone)));
+    assert_quiet(&mut handle).await;
+}
+
 #[tokio::test]
 async fn a_hand_edited_secret_is_decrypted_again_and_put_back() {
     let ring = test_ring();

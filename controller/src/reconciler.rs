@@ -378,10 +378,16 @@ async fn unseal_and_write(
         return Ok(Written::No);
     }
     // Over budget when it arrived: the cache holds it without its payload (see `shed`).
-    let unsealed = match crate::shed::over_budget(sealed) {
+    let over_budget = crate::shed::over_budget(sealed);
+    // The cache keeps no ciphertexts (see `shed::slim`): read the object whole to open it.
+    let full = match over_budget {
+        Some(_) => Arc::clone(sealed),
+        None => full_object(sealed, ctx).await?,
+    };
+    let unsealed = match over_budget {
         Some(err) => Err(UnsealError::OverBudget(err)),
         None => {
-            let (object, keys) = (Arc::clone(sealed), Arc::clone(&ctx.keys));
+            let (object, keys) = (Arc::clone(&full), Arc::clone(&ctx.keys));
             let created = sealed.metadata.creation_timestamp.as_ref().map(|t| t.0);
             let object_key = key.clone();
             ctx.metrics.decryption();
@@ -445,7 +451,7 @@ async fn unseal_and_write(
         takeover,
         |secret| {
             if let Some(digest_key) = &digest_key {
-                digest::stamp(digest_key, sealed, secret);
+                digest::stamp(digest_key, &full, secret);
             }
         },
     );
@@ -494,6 +500,34 @@ async fn unseal_and_write(
         }
     }
     Ok(Written::Yes)
+}
+
+/// The object with its payload: `sealed` itself, or, when the watch cache slimmed it, the
+/// object as the API server holds it now (the same uid, else it is gone). A newer version than
+/// the cached one is fine: it is what gets opened and what the digest then covers, and the
+/// watch delivers it next.
+async fn full_object(
+    sealed: &Arc<SealedSecret>,
+    ctx: &Context,
+) -> Result<Arc<SealedSecret>, ReconcileError> {
+    if !crate::shed::is_slimmed(sealed) {
+        return Ok(Arc::clone(sealed));
+    }
+    let namespace = sealed.namespace().unwrap_or_default();
+    let api: Api<SealedSecret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let Some(mut live) = api
+        .get_opt(&sealed.name_any())
+        .await
+        .map_err(ReconcileError::Api)?
+    else {
+        return Err(ReconcileError::Gone);
+    };
+    if live.uid() != sealed.uid() {
+        return Err(ReconcileError::Gone);
+    }
+    crate::shed::forget_internal(&mut live);
+    live.metadata.managed_fields = None;
+    Ok(Arc::new(live))
 }
 
 /// The fingerprint of the key whose digest on `secret` proves it current for `sealed`

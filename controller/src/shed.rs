@@ -22,9 +22,7 @@ const OVER_BUDGET: &str = "sealed-secrets-rs.internal/over-budget";
 
 /// Slims `sealed` when its shape is over the per-object budget; leaves it untouched otherwise.
 pub fn shed_over_budget(sealed: &mut SealedSecret) {
-    if let Some(annotations) = sealed.metadata.annotations.as_mut() {
-        annotations.remove(OVER_BUDGET);
-    }
+    forget_internal(sealed);
     let Err(err) = check_shape(sealed) else {
         return;
     };
@@ -48,18 +46,80 @@ pub fn shed_over_budget(sealed: &mut SealedSecret) {
 /// What `kubectl apply` keeps on every object it applies: a second copy of the whole object.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-/// Drops what the controller never reads before the watch cache keeps an object: its
-/// `managedFields` and `kubectl apply`'s copy of the whole object in an annotation. Together
-/// they are most of a SealedSecret's size (the copy repeats every ciphertext), and the cache
-/// holds every SealedSecret of the cluster for as long as it exists.
-pub fn slim(sealed: &mut SealedSecret) {
-    sealed.metadata.managed_fields = None;
+/// Annotation (in memory only) carrying the SHA-256 of the `spec` a cached object no longer
+/// holds: what the digest of its Secret covers, and how a pass knows the object was slimmed.
+pub const SPEC_SHA256: &str = "sealed-secrets-rs.internal/spec-sha256";
+
+/// Annotations only the controller may set, in memory: removed from anything the API server
+/// delivers before the controller reads them, so a user cannot forge them.
+const INTERNAL: [&str; 2] = [OVER_BUDGET, SPEC_SHA256];
+
+/// Removes the in-memory annotations from an object read from the API server.
+pub fn forget_internal(sealed: &mut SealedSecret) {
     if let Some(annotations) = sealed.metadata.annotations.as_mut() {
-        annotations.remove(LAST_APPLIED);
+        for key in INTERNAL {
+            annotations.remove(key);
+        }
         if annotations.is_empty() {
             sealed.metadata.annotations = None;
         }
     }
+}
+
+/// SHA-256 (hex) of the serialised `spec`.
+pub fn hash_spec(sealed: &SealedSecret) -> String {
+    let bytes = serde_json::to_vec(&sealed.spec).unwrap_or_default();
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The SHA-256 of the object's spec: recorded when the cache slimmed it, else computed.
+pub fn spec_sha256(sealed: &SealedSecret) -> String {
+    match sealed
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(SPEC_SHA256))
+    {
+        Some(recorded) => recorded.clone(),
+        None => hash_spec(sealed),
+    }
+}
+
+/// Whether the cache dropped the object's payload (a pass that must decrypt reads it again).
+pub fn is_slimmed(sealed: &SealedSecret) -> bool {
+    sealed
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(SPEC_SHA256))
+}
+
+/// Drops what the controller does not need to keep before the watch cache holds an object:
+/// its `managedFields`, `kubectl apply`'s copy of the whole object in an annotation, and the
+/// payload of its `spec` (ciphertexts, deprecated data, template data), recorded as a SHA-256
+/// in [`SPEC_SHA256`].
+///
+/// Why the payload: the cache holds every SealedSecret of the cluster for as long as it
+/// exists, and the ciphertexts are most of each (about 3 KB for three RSA-4096 items; 30 MB
+/// for 10,000, twice that while a relist builds the new listing). Most passes never need
+/// them: a Secret already current is proven so by its digest, which covers the spec through
+/// this hash. A pass that does decrypt reads the object from the API server first.
+pub fn slim(sealed: &mut SealedSecret) {
+    sealed.metadata.managed_fields = None;
+    if let Some(annotations) = sealed.metadata.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+        annotations.remove(SPEC_SHA256);
+    }
+    let hash = hash_spec(sealed);
+    sealed.spec.encrypted_data = BTreeMap::new();
+    sealed.spec.data = None;
+    sealed.spec.template.data = None;
+    sealed
+        .metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(SPEC_SHA256.to_string(), hash);
 }
 
 /// The budget verdict of an object [`shed_over_budget`] slimmed, if it was.
@@ -109,19 +169,38 @@ mod tests {
             .into(),
         );
         object.metadata.managed_fields = Some(vec![Default::default()]);
-        let spec = serde_json::to_value(&object.spec).unwrap();
+        let hash = hash_spec(&object);
+        let template = object.spec.template.metadata.clone();
         slim(&mut object);
         assert_eq!(object.metadata.managed_fields, None);
         assert_eq!(
             object.metadata.annotations,
-            Some([(scope.to_string(), "true".to_string())].into())
+            Some(
+                [
+                    (scope.to_string(), "true".to_string()),
+                    (SPEC_SHA256.to_string(), hash.clone()),
+                ]
+                .into()
+            )
         );
-        assert_eq!(serde_json::to_value(&object.spec).unwrap(), spec);
-        let mut only_copy = sealed(1, 1);
-        only_copy.metadata.annotations =
-            Some([(LAST_APPLIED.to_string(), "{}".to_string())].into());
-        slim(&mut only_copy);
-        assert_eq!(only_copy.metadata.annotations, None);
+        assert!(object.spec.encrypted_data.is_empty() && object.spec.template.data.is_none());
+        assert_eq!(
+            object.spec.template.metadata, template,
+            "the template's metadata stays"
+        );
+        assert!(is_slimmed(&object));
+        assert_eq!(spec_sha256(&object), hash);
+        // A forged hash from the API server is dropped before the real one is recorded.
+        let mut forged = sealed(1, 1);
+        let real = hash_spec(&forged);
+        forged.metadata.annotations = Some([(SPEC_SHA256.to_string(), "0".repeat(64))].into());
+        slim(&mut forged);
+        assert_eq!(spec_sha256(&forged), real);
+        let mut read = sealed(1, 1);
+        read.metadata.annotations = Some([(SPEC_SHA256.to_string(), "0".repeat(64))].into());
+        forget_internal(&mut read);
+        assert_eq!(read.metadata.annotations, None);
+        assert!(!is_slimmed(&read));
     }
 
     #[test]

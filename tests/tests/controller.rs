@@ -137,7 +137,7 @@ fn check_like_upstream(expected: &Value, live: &Value) -> Result<(), String> {
         // Ours alone, on every Secret we write: the digest that lets a restart skip decrypting
         // it (docs/controller.md). It must be well-formed and name the key that opened it.
         if let Some(digest) = got.remove(DIGEST_ANNOTATION)
-            && !digest.starts_with("v1:SHA256:")
+            && !digest.starts_with("v2:SHA256:")
         {
             return Err(format!(
                 "Secret {name}: malformed {DIGEST_ANNOTATION}: {digest}"
