@@ -12,6 +12,7 @@ use sealed_secrets_core::{
     seal::{NamespaceDefault, SealOptions, seal_secret, secret_from_value},
 };
 use sealed_secrets_sync::{
+    audit::{DriftAction, DriftChange, SyncResult, Trigger},
     cluster::Cluster,
     engine::{self, Action, Mode, SyncError, Target},
     policy::KeysVerifier,
@@ -529,6 +530,38 @@ async fn the_reconciler_syncs_heals_and_records_status() {
         server.object("deployments", "production", "web").unwrap()["spec"]["replicas"],
         3
     );
+    // ... and recorded: the path, the revision restored, the trigger.
+    let status = read_sync(&server).status.unwrap();
+    let drift = &status.drift[0];
+    assert_eq!(drift.object.to_string(), "Deployment/production/web");
+    assert_eq!(drift.paths, ["spec.replicas"]);
+    assert_eq!(drift.action, DriftAction::Reverted);
+    assert_eq!(drift.revision, head);
+    assert!(drift.resource_version_before.is_some());
+    assert_eq!(status.history.len(), 2, "{:?}", status.history);
+    assert_eq!(status.history[0].trigger, Trigger::Drift);
+    assert_eq!(status.history[0].configured, 1);
+    assert_eq!(status.history[1].trigger, Trigger::NewRevision);
+    assert_eq!(status.history[1].created, 3);
+    assert!(status.history[1].commit_subject.is_some());
+
+    // A deleted object is re-created, and recorded as such.
+    server.remove("services", "production", "web");
+    reconciler::reconcile(Arc::new(read_sync(&server)), Arc::clone(&ctx))
+        .await
+        .unwrap();
+    assert!(server.object("services", "production", "web").is_some());
+    let status = read_sync(&server).status.unwrap();
+    assert_eq!(status.drift[0].object.to_string(), "Service/production/web");
+    assert_eq!(status.drift[0].change, DriftChange::Deleted);
+    assert_eq!(status.drift[0].action, DriftAction::Recreated);
+    // A resync that finds nothing adds nothing.
+    reconciler::reconcile(Arc::new(read_sync(&server)), Arc::clone(&ctx))
+        .await
+        .unwrap();
+    let again = read_sync(&server).status.unwrap();
+    assert_eq!(again.history, status.history);
+    assert_eq!(again.drift, status.drift);
 
     // Self-heal off: left alone, and the Ready message says so.
     server.edit("gitsyncs", "gitops", "web", |s| {
@@ -555,6 +588,14 @@ async fn the_reconciler_syncs_heals_and_records_status() {
         "{:?}",
         condition(&sync, "Ready")
     );
+    // Reported once, not at every resync.
+    let drift = sync.status.clone().unwrap().drift;
+    assert_eq!(drift[0].action, DriftAction::ReportedOnly);
+    assert_eq!(drift[0].paths, ["spec.replicas"]);
+    reconciler::reconcile(Arc::new(read_sync(&server)), Arc::clone(&ctx))
+        .await
+        .unwrap();
+    assert_eq!(read_sync(&server).status.unwrap().drift, drift);
 
     // A new commit is applied; a raw Secret in the next one blocks the sync and keeps status.
     repo.write("deploy/base/config.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\ndata:\n  greeting: bonjour\n");
@@ -594,6 +635,15 @@ async fn the_reconciler_syncs_heals_and_records_status() {
     );
     assert!(status.last_error.unwrap().contains("leaked"));
     assert!(server.object("secrets", "production", "leaked").is_none());
+    let failed = &status.history[0];
+    assert_eq!(failed.result, SyncResult::Failed);
+    assert_eq!(failed.reason, "RawSecretRefused");
+    assert_eq!(failed.revision, third);
+    assert_eq!(failed.commit_subject.as_deref(), Some("leak"));
+    assert_eq!(failed.trigger, Trigger::NewRevision);
+    // The raw Secret's value is in no record.
+    let text = serde_json::to_string(&status.history).unwrap();
+    assert!(!text.contains("abc\""), "{text}");
 }
 
 #[tokio::test]
