@@ -431,12 +431,26 @@ async fn list_live(
         lists.extend(join_all(requests).await);
     }
     let mut live = HashMap::new();
-    for list in lists {
+    for (((api_version, kind, _), _), list) in queries.iter().zip(lists) {
         let list = list.map_err(|source| SyncError::Api {
             origin: "list".into(),
             source,
         })?;
-        for object in list {
+        for mut object in list {
+            // The API server leaves apiVersion and kind out of the items of a LIST of built-in
+            // kinds: without them no listed object was found again, so every resync took
+            // every object for missing (and re-applied it, or reported it).
+            if let Some(map) = object.as_object_mut() {
+                for (field, value) in [("apiVersion", api_version), ("kind", kind)] {
+                    let known = map
+                        .get(field)
+                        .and_then(Value::as_str)
+                        .is_some_and(|v| !v.is_empty());
+                    if !known {
+                        map.insert(field.into(), Value::String(value.clone()));
+                    }
+                }
+            }
             if let Some(key) = live_key(&object) {
                 live.insert(key, object);
             }
