@@ -14,8 +14,8 @@
 //! not the authenticated user; the recorded `resourceVersionBefore` and time let an operator
 //! find the exact request, and its user, in the API server's audit log (docs/gitops.md).
 //!
-//! Order: newest first, in history and in drift records alike (index 0 is the latest), as
-//! Flux's `status.history`.
+//! Order: newest first, in history and in drift records alike (index 0 is the latest): the
+//! latest is what people look for, and truncation drops the oldest.
 
 use std::collections::BTreeMap;
 
