@@ -33,6 +33,10 @@ pub const MAX_HISTORY_LIMIT: u32 = 50;
 pub const MAX_DRIFT_RECORDS: usize = 20;
 /// Byte cap of the drift records in status (serialized JSON); the oldest go first.
 pub const MAX_DRIFT_BYTES: usize = 24 * 1024;
+/// Byte cap of one drift record: at least six of the largest fit under [`MAX_DRIFT_BYTES`].
+pub const MAX_RECORD_BYTES: usize = 4 * 1024;
+/// Paths listed per field manager (the record's own list has them all).
+pub const MAX_MANAGER_PATHS: usize = 4;
 /// Paths kept per drift record; a record with more says how many were left out.
 pub const MAX_PATHS: usize = 16;
 /// Field managers kept per drift record.
@@ -346,7 +350,10 @@ impl DriftFinding {
         let omitted = self.paths.len().saturating_sub(MAX_PATHS);
         let mut managers = self.managers.clone();
         managers.truncate(MAX_MANAGERS);
-        DriftRecord {
+        for manager in &mut managers {
+            manager.paths.truncate(MAX_MANAGER_PATHS);
+        }
+        let mut record = DriftRecord {
             object: ObjectReference {
                 api_version: api_version.to_string(),
                 kind: key.kind.clone(),
@@ -358,10 +365,31 @@ impl DriftFinding {
             paths_omitted: u32::try_from(omitted).unwrap_or(u32::MAX),
             managers,
             resource_version_before: self.resource_version.clone(),
-            revision: revision.to_string(),
+            revision: cut(revision, MAX_TEXT),
             action,
-            detected_at: now.to_string(),
+            detected_at: cut(now, 40),
+        };
+        fit(&mut record);
+        record
+    }
+}
+
+/// Shrinks a record to [`MAX_RECORD_BYTES`]: managers' path lists first, then the managers
+/// (the latest writers are first and stay), then the paths (counted in `pathsOmitted`).
+fn fit(record: &mut DriftRecord) {
+    let too_big = |r: &DriftRecord| record_bytes(r) > MAX_RECORD_BYTES;
+    while too_big(record) && record.managers.iter().any(|m| m.paths.len() > 1) {
+        for manager in &mut record.managers {
+            let keep = manager.paths.len().saturating_sub(1).max(1);
+            manager.paths.truncate(keep);
         }
+    }
+    while too_big(record) && record.managers.len() > 1 {
+        record.managers.pop();
+    }
+    while too_big(record) && record.paths.len() > 1 {
+        record.paths.pop();
+        record.paths_omitted = record.paths_omitted.saturating_add(1);
     }
 }
 
@@ -369,6 +397,28 @@ fn resource_version(live: &Value) -> Option<String> {
     live.pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
         .map(str::to_string)
+}
+
+/// The drift records of a sync's objects: `Check` mode only reports; otherwise a deleted
+/// object was re-created and anything else reverted.
+pub fn drift_records(
+    objects: &[crate::engine::ObjectReport],
+    mode: crate::engine::Mode,
+    revision: &str,
+    now: &str,
+) -> Vec<DriftRecord> {
+    objects
+        .iter()
+        .filter_map(|o| {
+            let finding = o.drift.as_ref()?;
+            let action = match (mode, finding.change) {
+                (crate::engine::Mode::Check, _) => DriftAction::ReportedOnly,
+                (_, DriftChange::Deleted) => DriftAction::Recreated,
+                _ => DriftAction::Reverted,
+            };
+            Some(finding.record(&o.key, &o.api_version, revision, action, now))
+        })
+        .collect()
 }
 
 /// Cuts `text` to at most [`MAX_TEXT`] bytes at a char boundary.
@@ -628,7 +678,7 @@ pub fn repeats(drift: &[DriftRecord], record: &DriftRecord) -> bool {
 
 /// Adds new drift records (newest first) and bounds the list: at most
 /// [`MAX_DRIFT_RECORDS`], and at most [`MAX_DRIFT_BYTES`] of JSON (the oldest go first; the
-/// newest record is always kept, its own size being bounded by the per-field caps).
+/// newest record is always kept: its own size is bounded by [`MAX_RECORD_BYTES`]).
 /// Returns the records that were really added (repeats of a reported-only drift are not).
 pub fn push_drift(drift: &mut Vec<DriftRecord>, new: Vec<DriftRecord>) -> Vec<DriftRecord> {
     let mut added = Vec::new();
@@ -872,6 +922,36 @@ mod tests {
         assert_eq!(r.paths_omitted, 40 - MAX_PATHS as u32);
         assert_eq!(r.managers.len(), MAX_MANAGERS);
         assert_eq!(r.object.to_string(), "ConfigMap/a/b");
+    }
+
+    #[test]
+    fn one_record_never_exceeds_its_byte_cap() {
+        let long = |i: usize| format!("spec.{}{i:02}", "x".repeat(MAX_TEXT - 8));
+        let paths: Vec<String> = (0..40).map(long).collect();
+        let finding = DriftFinding {
+            change: DriftChange::Changed,
+            managers: (0..20)
+                .map(|m| FieldManagerRecord {
+                    manager: format!("{}{m:02}", "m".repeat(MAX_TEXT - 2)),
+                    operation: "Update".into(),
+                    time: "2026-12-07T01:55:40Z".into(),
+                    paths: paths.clone(),
+                })
+                .collect(),
+            resource_version: Some("1".into()),
+            paths,
+        };
+        let key = ObjectKey {
+            group: "apps".into(),
+            kind: "Deployment".into(),
+            namespace: "shop".into(),
+            name: "web".into(),
+        };
+        let r = finding.record(&key, "apps/v1", "rev", DriftAction::Reverted, "now");
+        assert!(record_bytes(&r) <= MAX_RECORD_BYTES, "{}", record_bytes(&r));
+        // What was cut is said, and the first (latest) manager stays.
+        assert!(!r.paths.is_empty() && r.paths_omitted as usize + r.paths.len() == 40);
+        assert_eq!(r.managers[0].manager, finding.managers[0].manager);
     }
 
     fn sync_record(revision: &str, result: SyncResult, reason: &str, at: &str) -> SyncRecord {

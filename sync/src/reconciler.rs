@@ -50,9 +50,7 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use crate::{
-    audit::{
-        self, DriftAction, DriftChange, DriftRecord, SyncRecord, SyncResult, Trigger, TriggerFacts,
-    },
+    audit::{self, DriftRecord, SyncRecord, SyncResult, Trigger, TriggerFacts},
     cluster::{Cluster, Kind},
     engine::{self, Mode, SyncError, SyncReport, Target},
     health::Health,
@@ -502,11 +500,18 @@ async fn reconcile_live(
                 health,
                 duration: started.elapsed(),
                 trigger: trigger.map(Trigger::as_str),
-                last_success: status
-                    .last_succeeded_at
-                    .as_deref()
-                    .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-                    .map(|t| t.as_second()),
+                // Now for a success; else the newest success the history still holds. (Not a
+                // status field: it would change, and be written, at every idle resync.)
+                last_success: if ready {
+                    Some(jiff::Timestamp::now().as_second())
+                } else {
+                    status
+                        .history
+                        .iter()
+                        .find(|r| r.result == SyncResult::Succeeded)
+                        .and_then(|r| r.finished_at.parse::<jiff::Timestamp>().ok())
+                        .map(|t| t.as_second())
+                },
             });
         }
     };
@@ -618,19 +623,7 @@ async fn reconcile_live(
             cluster,
             mode,
         }) => {
-            let found: Vec<DriftRecord> = report
-                .objects
-                .iter()
-                .filter_map(|o| {
-                    let finding = o.drift.as_ref()?;
-                    let action = match (mode, finding.change) {
-                        (Mode::Check, _) => DriftAction::ReportedOnly,
-                        (_, DriftChange::Deleted) => DriftAction::Recreated,
-                        _ => DriftAction::Reverted,
-                    };
-                    Some(finding.record(&o.key, &o.api_version, &revision, action, &now))
-                })
-                .collect();
+            let found = audit::drift_records(&report.objects, mode, &revision, &now);
             new_drift = audit::push_drift(&mut status.drift, found);
             let count = |f: fn(&engine::Action) -> bool| {
                 u32::try_from(report.objects.iter().filter(|o| f(&o.action)).count())
@@ -663,7 +656,6 @@ async fn reconcile_live(
                     attempts: 1,
                 });
             }
-            status.last_succeeded_at = Some(finished.clone());
             status.last_applied_revision = Some(revision.clone());
             status.last_error = None;
             status.inventory = Some(InventoryStatus {
@@ -1039,7 +1031,6 @@ async fn write_status(
             "lastAppliedRevision",
             "lastFetchedRevision",
             "lastHandledRequestedAt",
-            "lastSucceededAt",
         ] {
             map.entry(field).or_insert(Value::Null);
         }

@@ -205,9 +205,6 @@ pub struct GitSyncStatus {
     /// The `requested-at` annotation value last acted on (a change is a manual request).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_requested_at: Option<String>,
-    /// When a sync last succeeded (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_succeeded_at: Option<String>,
     /// Syncs that applied, corrected or failed, newest first (at most `spec.historyLimit`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<SyncRecord>,

@@ -611,7 +611,9 @@ fn drift_is_recorded_with_who_and_what_reverted_reported_and_notified() {
         "{table}"
     );
     let history = kubeseal(&cluster, &["sync", "history", "app", "-n", &ops], b"").unwrap();
-    println!("gitops_audit: kubeseal sync drift:\n{table}\ngitops_audit: kubeseal sync history:\n{history}");
+    println!(
+        "gitops_audit: kubeseal sync drift:\n{table}\ngitops_audit: kubeseal sync history:\n{history}"
+    );
     assert!(
         history.contains("NewRevision") && history.contains("Drift"),
         "{history}"
