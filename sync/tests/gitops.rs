@@ -4,6 +4,7 @@
 
 use std::{path::Path, process::Command, sync::Arc};
 
+use futures::future::BoxFuture;
 use kube::api::ObjectMeta;
 use sealed_secrets_core::{
     crypto::SystemRandom,
@@ -15,6 +16,7 @@ use sealed_secrets_sync::{
     audit::{DriftAction, DriftChange, SyncResult, Trigger},
     cluster::Cluster,
     engine::{self, Action, Mode, SyncError, Target},
+    notify::{Notifier, Webhook},
     policy::KeysVerifier,
     reconciler::{self, Context},
     render::Renderer,
@@ -891,4 +893,127 @@ async fn drift_watches_stop_when_no_gitsync_needs_them() {
         .await
         .unwrap();
     assert_eq!(ctx.drift_watch_count(), 0);
+}
+
+/// A notifier that refuses link-local addresses and keeps what it was asked to send.
+#[derive(Default)]
+struct RecordingNotifier {
+    sent: std::sync::Mutex<Vec<serde_json::Value>>,
+}
+
+impl Notifier for RecordingNotifier {
+    fn check<'a>(&'a self, address: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            if address.contains("169.254.") {
+                Err("169.254.169.254 is a link-local address".to_string())
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    fn send(&self, webhook: Webhook, body: serde_json::Value) {
+        assert_eq!(webhook.token.as_deref().map(String::as_str), Some("t0ken"));
+        self.sent.lock().unwrap().push(body);
+    }
+}
+
+fn notification_secret(server: &FakeApiServer, address: &str) {
+    use base64::Engine as _;
+    server.remove("secrets", "gitops", "hook");
+    server.insert(
+        "secrets",
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "hook", "namespace": "gitops"},
+               "data": {"address": base64::engine::general_purpose::STANDARD.encode(address),
+                        "token": base64::engine::general_purpose::STANDARD.encode("t0ken")}}),
+    );
+}
+
+#[tokio::test]
+async fn notifications_go_out_for_drift_new_failures_and_recoveries_only() {
+    require_kubectl!();
+    let repo = gitops_repo();
+    let cache = tempfile::tempdir().unwrap();
+    let server = FakeApiServer::new();
+    server.roll_out_deployments(true);
+    let notifier = Arc::new(RecordingNotifier::default());
+    let ctx = Arc::new(
+        reconciler_context(&server, cache.path())
+            .without_drift_watches()
+            .with_notifier(Arc::clone(&notifier) as _),
+    );
+    notification_secret(&server, "https://hooks.example/T0/secret");
+    git_sync(&server, &repo, true);
+    server.edit("gitsyncs", "gitops", "web", |s| {
+        s["spec"]["notifications"] = json!({"secretRef": {"name": "hook"}})
+    });
+    let sent = || notifier.sent.lock().unwrap().clone();
+    let reconcile = || reconciler::reconcile(Arc::new(read_sync(&server)), Arc::clone(&ctx));
+
+    // A first sync that succeeds sends nothing (not a recovery, no drift).
+    reconcile().await.unwrap();
+    let sync = read_sync(&server);
+    assert_eq!(condition(&sync, "Notifications").reason, "WebhookReady");
+    assert!(sent().is_empty(), "{:?}", sent());
+
+    // Drift: one DriftReverted body.
+    server.edit("deployments", "production", "web", |d| {
+        d["spec"]["replicas"] = json!(9)
+    });
+    reconcile().await.unwrap();
+    let bodies = sent();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert_eq!(bodies[0]["reason"], "DriftReverted");
+    assert_eq!(bodies[0]["record"]["paths"], json!(["spec.replicas"]));
+
+    // A failure is sent once, not at each retry; the recovery is sent.
+    repo.write(
+        "deploy/base/secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: leaked\nstringData:\n  token: hunter2\n",
+    );
+    repo.write(
+        "deploy/base/kustomization.yaml",
+        "resources:\n- deployment.yaml\n- service.yaml\n- config.yaml\n- secret.yaml\n",
+    );
+    repo.commit("leak");
+    reconcile().await.unwrap();
+    reconcile().await.unwrap();
+    let bodies = sent();
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    assert_eq!(bodies[1]["reason"], "SyncFailed");
+    assert_eq!(bodies[1]["severity"], "error");
+    assert_eq!(read_sync(&server).status.unwrap().history[0].attempts, 2);
+    repo.remove("deploy/base/secret.yaml");
+    repo.write(
+        "deploy/base/kustomization.yaml",
+        "resources:\n- deployment.yaml\n- service.yaml\n- config.yaml\n",
+    );
+    repo.commit("unleak");
+    reconcile().await.unwrap();
+    let bodies = sent();
+    assert_eq!(bodies.len(), 3, "{bodies:?}");
+    assert_eq!(bodies[2]["reason"], "SyncRecovered");
+    assert!(
+        !serde_json::to_string(&bodies).unwrap().contains("hunter2"),
+        "a value reached a payload"
+    );
+
+    // A refused target: condition False, nothing sent, the sync itself goes on.
+    notification_secret(&server, "http://169.254.169.254/latest");
+    server.edit("deployments", "production", "web", |d| {
+        d["spec"]["replicas"] = json!(4)
+    });
+    reconcile().await.unwrap();
+    let sync = read_sync(&server);
+    let refused = condition(&sync, "Notifications");
+    assert_eq!(refused.status, "False");
+    assert_eq!(refused.reason, "WebhookRefused");
+    assert!(refused.message.contains("link-local"), "{refused:?}");
+    assert_eq!(condition(&sync, "Ready").status, "True");
+    assert_eq!(sent().len(), 3);
+    assert_eq!(
+        server.object("deployments", "production", "web").unwrap()["spec"]["replicas"],
+        3
+    );
 }
