@@ -20,7 +20,7 @@ use std::{
 use base64::Engine as _;
 use sealed_secrets_e2e::{
     Assets, Cluster, Controller, SEALED_SECRET_CRD, apply_yaml, create_namespace, get_object,
-    kubectl_json, kubectl_ok, kubectl_program, kubeseal, suite_cluster, unique_name,
+    kubectl_json, kubectl_ok, kubectl_program, kubeseal, private_cluster_with_audit, unique_name,
 };
 use sealed_secrets_sync_testing::GitRepo;
 use serde_json::Value;
@@ -34,8 +34,17 @@ const CANARY_EDIT: &str = "canary-b81e22-by-hand";
 /// The webhook's bearer token (a secret too).
 const TOKEN: &str = "webhook-token-5d1c";
 
-fn setup() -> Option<Arc<Cluster>> {
-    suite_cluster(
+/// A cluster of its own whose API server keeps the audit log docs/gitops.md recommends
+/// ("What who means"): Secrets at `Metadata` (never a value), writes in `app` with the
+/// response, whose resourceVersion a drift record names.
+fn setup(app: &str) -> Option<Cluster> {
+    let policy = format!(
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n\
+         - level: Metadata\n  resources: [{{group: \"\", resources: [secrets]}}]\n\
+         - level: RequestResponse\n  verbs: [create, update, patch, delete]\n  namespaces: [{app}]\n\
+         - level: None\n"
+    );
+    private_cluster_with_audit(
         Assets::from_env(),
         &[
             ("bitnami.com_sealedsecrets.yaml", SEALED_SECRET_CRD),
@@ -44,6 +53,7 @@ fn setup() -> Option<Arc<Cluster>> {
                 "gitsyncs.gitops.sealed-secrets-rs.io",
             ),
         ],
+        &policy,
     )
 }
 
@@ -239,9 +249,9 @@ fn replicas(cluster: &Cluster, app: &str) -> i64 {
 
 #[test]
 fn drift_is_recorded_with_who_and_what_reverted_reported_and_notified() {
-    let Some(cluster) = setup() else { return };
     let ops = unique_name("audit-ops");
     let app = unique_name("audit-app");
+    let Some(cluster) = setup(&app) else { return };
     for ns in [&ops, &app] {
         create_namespace(&cluster, ns);
     }
@@ -365,6 +375,41 @@ fn drift_is_recorded_with_who_and_what_reverted_reported_and_notified() {
         .unwrap_or_else(|| panic!("alice-laptop not named: {record}"));
     assert_eq!(alice["operation"], "Update");
     assert_eq!(alice["paths"], serde_json::json!(["spec.replicas"]));
+    // Who, for real: the API server's audit log names the user of the request that produced
+    // the recorded resourceVersion.
+    let rv = record["resourceVersionBefore"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let entry = controller.wait_for("the audit log entry of the edit", WAIT, || {
+        let log = std::fs::read_to_string(cluster.audit_log()).map_err(|e| e.to_string())?;
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|e| {
+                e["objectRef"]["resource"] == "deployments"
+                    && e["objectRef"]["name"] == "web"
+                    && e["responseObject"]["metadata"]["resourceVersion"] == rv.as_str()
+            })
+            .ok_or_else(|| format!("no entry with resourceVersion {rv}"))
+    });
+    println!(
+        "gitops_audit: resourceVersion {rv} in the API server's audit log: {}",
+        serde_json::json!({"user": entry["user"]["username"], "groups": entry["user"]["groups"],
+            "verb": entry["verb"], "userAgent": entry["userAgent"],
+            "at": entry["requestReceivedTimestamp"]})
+    );
+    assert_eq!(
+        entry["user"]["username"], "sealed-secrets-e2e-admin",
+        "{entry}"
+    );
+    assert_eq!(entry["verb"], "patch", "{entry}");
+    assert!(
+        entry["userAgent"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("kubectl"),
+        "{entry}"
+    );
     controller.wait_for("replicas back to 2", WAIT, || {
         match replicas(&cluster, &app) {
             2 => Ok(()),
@@ -632,6 +677,10 @@ fn drift_is_recorded_with_who_and_what_reverted_reported_and_notified() {
                 .to_string(),
         ),
         ("log", controller.log()),
+        (
+            "API server audit log",
+            std::fs::read_to_string(cluster.audit_log()).unwrap(),
+        ),
         (
             "payloads",
             receiver
