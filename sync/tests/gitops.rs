@@ -547,6 +547,24 @@ async fn the_reconciler_syncs_heals_and_records_status() {
     assert_eq!(status.history[1].created, 3);
     assert!(status.history[1].commit_subject.is_some());
 
+    // A manual request is recorded even when it changes nothing.
+    server.edit(
+        "gitsyncs",
+        "gitops",
+        "web",
+        |s| {
+            s["metadata"]["annotations"] =
+                json!({"gitops.sealed-secrets-rs.io/requested-at": "2026-12-07T02:00:00Z"})
+        },
+    );
+    reconciler::reconcile(Arc::new(read_sync(&server)), Arc::clone(&ctx))
+        .await
+        .unwrap();
+    let status = read_sync(&server).status.unwrap();
+    assert_eq!(status.history.len(), 3, "{:?}", status.history);
+    assert_eq!(status.history[0].trigger, Trigger::ManualRequest);
+    assert_eq!(status.history[0].unchanged, 3);
+
     // A deleted object is re-created, and recorded as such.
     server.remove("services", "production", "web");
     reconciler::reconcile(Arc::new(read_sync(&server)), Arc::clone(&ctx))
