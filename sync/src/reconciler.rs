@@ -737,11 +737,18 @@ async fn reconcile_live(
         recorder: ctx.recorder.as_ref(),
         webhook,
     };
-    for drift in &new_drift {
+    // Every record is counted and logged; Events and webhooks (requests of their own) are
+    // sent for the first few, so a wiped namespace does not become hundreds of requests.
+    for (index, drift) in new_drift.iter().enumerate() {
         if let Some(observer) = &ctx.observer {
             observer.drift(&namespace, &name, drift);
         }
-        trail.drift(drift).await;
+        trail.drift(drift, index < MAX_PUBLISHED_DRIFT).await;
+    }
+    if new_drift.len() > MAX_PUBLISHED_DRIFT {
+        trail
+            .more_drift(new_drift.len() - MAX_PUBLISHED_DRIFT)
+            .await;
     }
     if let Some(kept) = status.history.first()
         && record.is_some()
@@ -751,6 +758,10 @@ async fn reconcile_live(
     }
     Ok(Requeue::requeue(requeue))
 }
+
+/// Drift records of one sync sent as Events and to the webhook; the rest are only logged,
+/// counted and (the newest) kept in status.
+const MAX_PUBLISHED_DRIFT: usize = 10;
 
 /// Condition type of the webhook's state.
 const NOTIFICATIONS: &str = "Notifications";

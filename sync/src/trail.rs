@@ -56,8 +56,9 @@ impl Trail<'_> {
         notify::wanted(events, kind)
     }
 
-    /// A drift record: Event `DriftReverted` / `DriftDetected`, audit line, webhook.
-    pub async fn drift(&self, record: &DriftRecord) {
+    /// A drift record: audit line, and with `publish` the Event `DriftReverted` /
+    /// `DriftDetected` and the webhook.
+    pub async fn drift(&self, record: &DriftRecord, publish: bool) {
         let (namespace, name) = self.id();
         let message = notify::drift_message(record);
         let managers: Vec<String> = record
@@ -80,6 +81,9 @@ impl Trail<'_> {
             detected_at = %record.detected_at,
             "{message}"
         );
+        if !publish {
+            return;
+        }
         let type_ = match record.action {
             DriftAction::ReportedOnly => EventType::Warning,
             DriftAction::Reverted | DriftAction::Recreated => EventType::Normal,
@@ -108,6 +112,21 @@ impl Trail<'_> {
                 notify::drift_payload(&namespace, &name, record),
             );
         }
+    }
+
+    /// One Event saying that `count` more drift records of this sync were only logged.
+    pub async fn more_drift(&self, count: usize) {
+        let note = format!(
+            "{count} more objects drifted in this sync; see `kubeseal sync drift` and the controller's audit log lines"
+        );
+        self.event(
+            EventType::Warning,
+            "DriftDetected",
+            "CorrectDrift",
+            &note,
+            None,
+        )
+        .await;
     }
 
     /// A sync record: Event `SyncSucceeded` / `SyncFailed`, audit line, and the webhook for a
