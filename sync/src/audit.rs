@@ -308,7 +308,9 @@ impl DriftFinding {
         }
         Some(DriftFinding {
             change: DriftChange::Changed,
-            managers: managers_for_paths(live, &paths, our_manager),
+            // Only the paths a record keeps: an object with thousands of changed keys must
+            // not cost thousands of walks per manager.
+            managers: managers_for_paths(live, &paths[..paths.len().min(MAX_PATHS)], our_manager),
             resource_version: resource_version(live),
             paths,
         })
@@ -332,7 +334,9 @@ impl DriftFinding {
         }
         DriftFinding {
             change: DriftChange::TakenOver,
-            managers: managers_for_paths(live, &paths, our_manager),
+            // Only the paths a record keeps: an object with thousands of changed keys must
+            // not cost thousands of walks per manager.
+            managers: managers_for_paths(live, &paths[..paths.len().min(MAX_PATHS)], our_manager),
             resource_version: resource_version(live),
             paths,
         }
