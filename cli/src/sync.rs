@@ -1,4 +1,5 @@
 //! `kubeseal sync diff|apply`: the reconcile core run once, from a laptop or a CI job.
+//! (`kubeseal sync history|drift NAME` print a GitSync's audit records: [`records`].)
 //!
 //! It renders a folder (a local checkout, or `--repo` fetched with git) exactly as the
 //! controller's GitSync would, applies the same secret policy, and either shows what applying
@@ -55,7 +56,9 @@ use crate::{
                   YAML file under it) from the working tree or from --repo, refuses raw Secrets, \
                   optionally checks SealedSecrets against private keys, then shows a server-side \
                   dry-run diff (`diff`) or applies with server-side apply (`apply`).\n\n\
-                  Exit codes: 0 in sync or applied, 1 differences found (diff), 2 error.",
+                  Exit codes: 0 in sync or applied, 1 differences found (diff), 2 error.\n\n\
+                  `kubeseal sync history NAME` and `kubeseal sync drift NAME` print a GitSync's \
+                  sync history and drift records (table, -o json|yaml).",
     max_term_width = 100
 )]
 struct SyncArgs {
@@ -115,8 +118,31 @@ struct SyncArgs {
     kube: KubeOverrides,
 }
 
+mod records;
+
 /// Entry point for `kubeseal sync ...` (arguments after `sync`).
 pub fn main(argv: impl Iterator<Item = OsString>) -> ExitCode {
+    let mut argv = argv.peekable();
+    let which = match argv.peek().and_then(|verb| verb.to_str()) {
+        Some("history") => Some(records::Which::History),
+        Some("drift") => Some(records::Which::Drift),
+        _ => None,
+    };
+    if let Some(which) = which {
+        let verb = argv.next().unwrap_or_default();
+        let name = format!("sync {}", verb.to_string_lossy());
+        let args: records::RecordArgs = match crate::args::parse_subcommand(&name, argv) {
+            Ok(args) => args,
+            Err(code) => return code,
+        };
+        return match records::run(which, &args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let args: SyncArgs = match crate::args::parse_subcommand("sync", argv) {
         Ok(args) => args,
         Err(code) => return code,

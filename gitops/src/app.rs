@@ -23,7 +23,12 @@ use sealed_secrets_process::{
     init_logging, kube_config, listen_address, serve, shutdown_signal, stop_future,
 };
 
-use crate::{args::Args, metrics::Metrics, verify::ControllerVerifier};
+use crate::{
+    args::Args,
+    metrics::Metrics,
+    verify::ControllerVerifier,
+    webhook::{WebhookNotifier, policy::TargetPolicy},
+};
 
 /// Upper bound of one API call that is not a watch.
 const API_CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -77,6 +82,13 @@ pub async fn run(args: Args) -> Result<()> {
     };
     let source =
         GitCli::new(args.git.clone(), args.cache_dir.clone()).with_timeout(args.fetch_timeout);
+    let target_policy = TargetPolicy {
+        allowed: args.webhook_allow_targets.clone(),
+        allow_http: args.webhook_allow_http,
+        api_server: api_server_addresses(&config.cluster_url).await,
+    };
+    let notifier =
+        WebhookNotifier::start(target_policy, Arc::clone(&metrics)).map_err(|e| anyhow!(e))?;
     let ctx = Arc::new(
         Context::new(
             own.clone(),
@@ -87,7 +99,9 @@ pub async fn run(args: Args) -> Result<()> {
         .with_tenancy(Arc::new(Impersonating::new(calls, own)), policy)
         .with_concurrency(usize::from(args.concurrent))
         .with_timeouts(timeouts)
-        .with_observer(Arc::clone(&metrics) as _),
+        .with_observer(Arc::clone(&metrics) as _)
+        .with_events("gitops-controller")
+        .with_notifier(Arc::new(notifier)),
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -149,4 +163,38 @@ pub async fn run(args: Args) -> Result<()> {
         work.abort();
     }
     Ok(())
+}
+
+/// The API server's addresses, which webhooks may not target: the kubeconfig's server (host
+/// resolved now) and, in a pod, `KUBERNETES_SERVICE_HOST:KUBERNETES_SERVICE_PORT`.
+async fn api_server_addresses(url: &http::Uri) -> Vec<std::net::SocketAddr> {
+    let mut found = Vec::new();
+    let mut hosts: Vec<(String, u16)> = Vec::new();
+    if let Some(host) = url.host() {
+        let port = url
+            .port_u16()
+            .unwrap_or(if url.scheme_str() == Some("http") {
+                80
+            } else {
+                443
+            });
+        hosts.push((host.trim_matches(['[', ']']).to_string(), port));
+    }
+    if let (Ok(host), Ok(port)) = (
+        std::env::var("KUBERNETES_SERVICE_HOST"),
+        std::env::var("KUBERNETES_SERVICE_PORT"),
+    ) && let Ok(port) = port.parse()
+    {
+        hosts.push((host, port));
+    }
+    for (host, port) in hosts {
+        let lookup = tokio::net::lookup_host((host.as_str(), port));
+        match tokio::time::timeout(Duration::from_secs(5), lookup).await {
+            Ok(Ok(addresses)) => found.extend(addresses),
+            _ => {
+                tracing::warn!(host = %host, "cannot resolve the API server's address for the webhook guard")
+            }
+        }
+    }
+    found
 }

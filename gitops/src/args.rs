@@ -115,6 +115,20 @@ pub struct Args {
         default_value = "kube-system"
     )]
     pub controller_namespace: String,
+    /// Webhook targets refused by default that notifications may reach anyway, comma-separated:
+    /// `loopback`, `link-local` (cloud metadata lives there), `api-server`.
+    #[arg(long, env = "SEALED_SECRETS_GITOPS_WEBHOOK_ALLOW_TARGETS", value_delimiter = ',',
+          value_parser = parse_guarded)]
+    pub webhook_allow_targets: Vec<crate::webhook::policy::Guarded>,
+    /// Allow webhooks over plain http:// (default: https only).
+    #[arg(long, env = "SEALED_SECRETS_GITOPS_WEBHOOK_ALLOW_HTTP", action = ArgAction::Set,
+          num_args = 0..=1, require_equals = true, default_value = "false",
+          default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub webhook_allow_http: bool,
+}
+
+fn parse_guarded(text: &str) -> Result<crate::webhook::policy::Guarded, String> {
+    crate::webhook::policy::Guarded::parse(text)
 }
 
 impl Args {
@@ -142,6 +156,7 @@ mod tests {
         assert_eq!(args.concurrent, 4);
         assert_eq!(args.fetch_timeout, Duration::from_secs(180));
         assert_eq!(args.namespaces(), None);
+        assert!(args.webhook_allow_targets.is_empty() && !args.webhook_allow_http);
     }
 
     #[test]
@@ -153,8 +168,22 @@ mod tests {
             "--allow-controller-identity",
             "--concurrent=2",
             "--apply-timeout=30s",
+            "--webhook-allow-targets=loopback,link-local",
+            "--webhook-allow-http",
         ])
         .unwrap();
+        assert_eq!(
+            args.webhook_allow_targets,
+            [
+                crate::webhook::policy::Guarded::Loopback,
+                crate::webhook::policy::Guarded::LinkLocal
+            ]
+        );
+        assert!(args.webhook_allow_http);
+        assert!(
+            Args::try_parse_from(["gitops-controller", "--webhook-allow-targets=anything"])
+                .is_err()
+        );
         assert_eq!(args.namespaces(), Some(vec!["a".into(), "b".into()]));
         assert_eq!(args.default_service_account.as_deref(), Some("gitsync"));
         assert!(args.allow_controller_identity);

@@ -14,9 +14,11 @@
 //! - the sealing controller no longer links git, kustomize or the sync engine.
 //!
 //! Module map: [`args`] (flags), [`verify`] (the `/v1/verify` client), [`metrics`]
-//! (Prometheus), [`app`] (start-up wiring).
+//! (Prometheus), [`webhook`] (notifications and their target guard), [`app`] (start-up
+//! wiring).
 
 pub mod app;
 pub mod args;
 pub mod metrics;
 pub mod verify;
+pub mod webhook;

@@ -97,9 +97,11 @@ pub fn init_logging(level: &str, format: &str, info_to_stdout: bool) -> Result<(
     // error) and every watch body cut short (`eof in poll`, at warn): an API server restart
     // printed dozens of errors and warnings that our code also gets as results, retries and
     // logs with context at the level they deserve. Its own errors still show.
+    // Audit records (target `audit`, the GitOps controller's sync and drift trail) are kept
+    // at any level: a log shipper holds the durable trail after Events expire.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!(
-            "{level},kube=warn,kube_client=error,kube_client::client::builder=off,hyper=warn,tower=warn"
+            "{level},audit=info,kube=warn,kube_client=error,kube_client::client::builder=off,hyper=warn,tower=warn"
         ))
     });
     let writer = if info_to_stdout {

@@ -7,11 +7,12 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_main};
 use sealed_secrets_sync::{
+    audit,
     cluster::Cluster,
     engine::{self, Mode, Target},
     manifest::Manifest,
     render::Renderer,
-    resource::{InventoryEntry, RawSecretPolicy},
+    resource::{GitSyncStatus, InventoryEntry, RawSecretPolicy},
 };
 use sealed_secrets_sync_testing::FakeApiServer;
 
@@ -103,6 +104,32 @@ fn benches(c: &mut Criterion) {
     });
     group.bench_function("noop_resync_self_heal", |b| {
         b.iter(|| black_box(sync(&runtime, &server, &manifests, &inventory, Mode::Heal)))
+    });
+    // The same resync plus what the reconciler records from it (issue #21): drift records of
+    // the report, their bounds, the trigger, and the status that holds them serialized (as the
+    // status write does). The engine's own drift findings cost nothing for in-sync objects.
+    let mut status = GitSyncStatus::default();
+    group.bench_function("noop_resync_self_heal_recorded", |b| {
+        b.iter(|| {
+            let _guard = runtime.enter();
+            let cluster = Cluster::new(server.client());
+            let report = runtime
+                .block_on(engine::sync(
+                    &cluster,
+                    &manifests,
+                    &target(),
+                    &inventory,
+                    Mode::Heal,
+                ))
+                .unwrap();
+            let found = audit::drift_records(&report.objects, Mode::Heal, "rev", "now");
+            let added = audit::push_drift(&mut status.drift, found);
+            let trigger = audit::trigger(audit::TriggerFacts {
+                drift_found: !added.is_empty(),
+                ..Default::default()
+            });
+            black_box((trigger, serde_json::to_vec(&status).unwrap()))
+        })
     });
     group.finish();
 }

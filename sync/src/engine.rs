@@ -16,12 +16,13 @@ use futures::future::join_all;
 use serde_json::Value;
 
 use crate::{
+    audit::DriftFinding,
     cluster::{Cluster, ClusterError, Kind},
     health::{self, Health},
     manifest::{InvalidObject, Manifest, ObjectKey, Origin, inventory_entry},
     plan::{self, DuplicateObject, PruneDecision, Stage},
     policy::{self, PolicyError, SealedSecretVerifier},
-    resource::{InventoryEntry, NAME_LABEL, NAMESPACE_LABEL, RawSecretPolicy},
+    resource::{FIELD_MANAGER, InventoryEntry, NAME_LABEL, NAMESPACE_LABEL, RawSecretPolicy},
 };
 
 /// How long to wait for kinds defined by CRDs of the same render to be served.
@@ -84,10 +85,15 @@ pub enum Action {
 pub struct ObjectReport {
     /// The object.
     pub key: ObjectKey,
+    /// Its apiVersion.
+    pub api_version: String,
     /// Where it was written.
     pub origin: Origin,
     /// What happened.
     pub action: Action,
+    /// What differed from Git when a resync of the same revision compared it (`Heal` and
+    /// `Check` modes), for the audit trail; `None` when it was as in Git or was applied anyway.
+    pub drift: Option<DriftFinding>,
 }
 
 /// The outcome of a sync.
@@ -425,12 +431,26 @@ async fn list_live(
         lists.extend(join_all(requests).await);
     }
     let mut live = HashMap::new();
-    for list in lists {
+    for (((api_version, kind, _), _), list) in queries.iter().zip(lists) {
         let list = list.map_err(|source| SyncError::Api {
             origin: "list".into(),
             source,
         })?;
-        for object in list {
+        for mut object in list {
+            // The API server leaves apiVersion and kind out of the items of a LIST of built-in
+            // kinds: without them no listed object was found again, so every resync took
+            // every object for missing (and re-applied it, or reported it).
+            if let Some(map) = object.as_object_mut() {
+                for (field, value) in [("apiVersion", api_version), ("kind", kind)] {
+                    let known = map
+                        .get(field)
+                        .and_then(Value::as_str)
+                        .is_some_and(|v| !v.is_empty());
+                    if !known {
+                        map.insert(field.into(), Value::String(value.clone()));
+                    }
+                }
+            }
             if let Some(key) = live_key(&object) {
                 live.insert(key, object);
             }
@@ -470,10 +490,12 @@ async fn sync_item(
     live: Option<&Value>,
     mode: Mode,
 ) -> Result<(ObjectReport, Option<Value>), SyncError> {
-    let report = |action| ObjectReport {
+    let report = |action, drift| ObjectReport {
         key: item.key.clone(),
+        api_version: item.api_version.clone(),
         origin: item.origin.clone(),
         action,
+        drift,
     };
     let api_err = |source| SyncError::Api {
         origin: item.origin.to_string(),
@@ -481,20 +503,38 @@ async fn sync_item(
     };
     let Some(kind) = &item.kind else {
         // Only reachable in Diff/Check mode: the CRD is not served yet.
-        return Ok((report(Action::WouldCreate), None));
+        return Ok((report(Action::WouldCreate, None), None));
+    };
+    // Same revision (Heal, Check): what differs from Git, before anything is written.
+    let finding = match (mode, live) {
+        (Mode::Heal | Mode::Check, Some(l)) if !plan::in_sync(&item.desired, l) => Some(
+            DriftFinding::changed(&item.desired, l, FIELD_MANAGER).unwrap_or(DriftFinding {
+                change: crate::audit::DriftChange::Changed,
+                paths: Vec::new(),
+                managers: Vec::new(),
+                resource_version: None,
+            }),
+        ),
+        // Not among our labelled objects: deleted, or relabelled by someone else (one GET,
+        // only for objects that went missing).
+        (Mode::Heal | Mode::Check, None) => {
+            Some(match cluster.get(kind, &item.key).await.map_err(api_err)? {
+                Some(existing) => DriftFinding::taken_over(&item.desired, &existing, FIELD_MANAGER),
+                None => DriftFinding::deleted(),
+            })
+        }
+        _ => None,
     };
     match mode {
         Mode::Check => {
             let action = match live {
                 None => Action::Missing,
-                Some(l) if plan::in_sync(&item.desired, l) => Action::Unchanged,
+                Some(_) if finding.is_none() => Action::Unchanged,
                 Some(l) => Action::Drifted(changed_fields(&item.desired, l)),
             };
-            Ok((report(action), live.cloned()))
+            Ok((report(action, finding), live.cloned()))
         }
-        Mode::Heal if live.is_some_and(|l| plan::in_sync(&item.desired, l)) => {
-            Ok((report(Action::Unchanged), live.cloned()))
-        }
+        Mode::Heal if finding.is_none() => Ok((report(Action::Unchanged, None), live.cloned())),
         Mode::Diff => {
             let would = cluster
                 .apply(kind, &item.key, &item.desired, true)
@@ -510,16 +550,19 @@ async fn sync_item(
                 }
                 Some(existing) => diff_action(&would, existing),
             };
-            Ok((report(action), live.cloned()))
+            Ok((report(action, None), live.cloned()))
         }
         Mode::Apply | Mode::Heal => {
             let after = cluster
                 .apply(kind, &item.key, &item.desired, false)
                 .await
                 .map_err(api_err)?;
-            let action = match live {
-                None => Action::Created,
-                Some(before) => {
+            let action = match (live, &finding) {
+                (None, Some(f)) if f.change == crate::audit::DriftChange::TakenOver => {
+                    Action::Configured
+                }
+                (None, _) => Action::Created,
+                (Some(before), _) => {
                     let same_version = before.pointer("/metadata/resourceVersion")
                         == after.pointer("/metadata/resourceVersion");
                     if same_version {
@@ -529,7 +572,7 @@ async fn sync_item(
                     }
                 }
             };
-            Ok((report(action), Some(after)))
+            Ok((report(action, finding), Some(after)))
         }
     }
 }

@@ -7,10 +7,12 @@
 //! runs it for every `GitSync` object ([`resource`]); `kubeseal sync` runs it once from a
 //! laptop or CI.
 
+pub mod audit;
 pub mod cluster;
 pub mod engine;
 pub mod health;
 pub mod manifest;
+pub mod notify;
 pub mod plan;
 pub mod policy;
 pub mod reconciler;
@@ -18,3 +20,4 @@ pub mod render;
 pub mod resource;
 pub mod source;
 pub mod tenancy;
+pub mod trail;

@@ -50,17 +50,20 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use crate::{
+    audit::{self, DriftRecord, SyncRecord, SyncResult, Trigger, TriggerFacts},
     cluster::{Cluster, Kind},
     engine::{self, Mode, SyncError, SyncReport, Target},
     health::Health,
+    notify::{Notifier, Webhook, webhook_from_secret},
     policy::SealedSecretVerifier,
     render::Renderer,
     resource::{
         Condition, FINALIZER, GitSync, GitSyncStatus, InventoryEntry, InventoryStatus, NAME_LABEL,
         NAMESPACE_LABEL, parse_interval,
     },
-    source::{Credentials, Source, SourceSpec},
+    source::{CommitInfo, Credentials, Source, SourceSpec},
     tenancy::{Identity, SameClient, SharedClusters, TenancyPolicy},
+    trail::Trail,
 };
 
 /// Annotation whose change asks for a sync now (value: any, e.g. a timestamp).
@@ -106,6 +109,11 @@ pub struct Outcome<'a> {
     pub health: Option<&'a str>,
     /// How long the reconcile took (waiting for a worker not included).
     pub duration: Duration,
+    /// What started it (`NewRevision`, `Drift`, ..., `Interval`); `None` when no sync ran
+    /// (suspended, invalid spec).
+    pub trigger: Option<&'a str>,
+    /// When a sync of this GitSync last succeeded (Unix seconds), from status.
+    pub last_success: Option<i64>,
 }
 
 /// Receives what the reconciler did (the controller turns it into Prometheus metrics).
@@ -118,6 +126,10 @@ pub trait Observer: Send + Sync {
     fn queue_depth(&self, waiting: usize);
     /// Drift watches running.
     fn drift_watches(&self, running: usize);
+    /// A sync found drift and recorded it (reverted, re-created or reported).
+    fn drift(&self, namespace: &str, name: &str, record: &DriftRecord) {
+        let _ = (namespace, name, record);
+    }
 }
 
 /// What the reconciler needs.
@@ -137,6 +149,8 @@ pub struct Context {
     /// Stage deadlines.
     pub timeouts: Timeouts,
     observer: Option<Arc<dyn Observer>>,
+    recorder: Option<kube::runtime::events::Recorder>,
+    notifier: Option<Arc<dyn Notifier>>,
     workers: Arc<tokio::sync::Semaphore>,
     waiting: AtomicUsize,
     drift: DriftWatches,
@@ -172,6 +186,8 @@ impl Context {
             verifier,
             timeouts: Timeouts::default(),
             observer: None,
+            recorder: None,
+            notifier: None,
             workers: Arc::new(tokio::sync::Semaphore::new(DEFAULT_CONCURRENT)),
             waiting: AtomicUsize::new(0),
         }
@@ -199,6 +215,27 @@ impl Context {
     /// Reports outcomes to `observer`.
     pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Context {
         self.observer = Some(observer);
+        self
+    }
+
+    /// Records Events on GitSyncs (as the controller's own identity), reported by
+    /// `controller`.
+    pub fn with_events(mut self, controller: &str) -> Context {
+        let reporter = kube::runtime::events::Reporter {
+            controller: controller.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        self.recorder = Some(kube::runtime::events::Recorder::new(
+            self.cluster.client().clone(),
+            reporter,
+        ));
+        self
+    }
+
+    /// Sends GitSyncs' notifications through `notifier`; without one, a GitSync that asks for
+    /// notifications gets `Notifications=False`.
+    pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Context {
+        self.notifier = Some(notifier);
         self
     }
 
@@ -449,7 +486,11 @@ async fn reconcile_live(
             &now,
         );
     };
-    let observe = |reason: &str, ready: bool, health: Option<&str>| {
+    let observe = |status: &GitSyncStatus,
+                   reason: &str,
+                   ready: bool,
+                   health: Option<&str>,
+                   trigger: Option<Trigger>| {
         if let Some(observer) = &ctx.observer {
             observer.finished(&Outcome {
                 namespace: &namespace,
@@ -458,6 +499,19 @@ async fn reconcile_live(
                 ready,
                 health,
                 duration: started.elapsed(),
+                trigger: trigger.map(Trigger::as_str),
+                // Now for a success; else the newest success the history still holds. (Not a
+                // status field: it would change, and be written, at every idle resync.)
+                last_success: if ready {
+                    Some(jiff::Timestamp::now().as_second())
+                } else {
+                    status
+                        .history
+                        .iter()
+                        .find(|r| r.result == SyncResult::Succeeded)
+                        .and_then(|r| r.finished_at.parse::<jiff::Timestamp>().ok())
+                        .map(|t| t.as_second())
+                },
             });
         }
     };
@@ -474,7 +528,7 @@ async fn reconcile_live(
                 err.to_string(),
             );
             write_status(ctx, sync, &old, &status).await?;
-            observe("InvalidSpec", false, None);
+            observe(&status, "InvalidSpec", false, None, None);
             return Ok(Requeue::await_change());
         }
     };
@@ -487,7 +541,7 @@ async fn reconcile_live(
             "spec.suspend is true".into(),
         );
         write_status(ctx, sync, &old, &status).await?;
-        observe("Suspended", false, None);
+        observe(&status, "Suspended", false, None, None);
         return Ok(Requeue::await_change());
     }
     let identity = match ctx
@@ -505,15 +559,103 @@ async fn reconcile_live(
                 err.to_string(),
             );
             write_status(ctx, sync, &old, &status).await?;
-            observe("NoServiceAccount", false, None);
+            observe(&status, "NoServiceAccount", false, None, None);
             // A new default needs a restart of the controller; a spec change re-triggers.
             return Ok(Requeue::requeue(interval));
         }
     };
 
-    let outcome = run_sync(sync, ctx, &identity, &mut status).await;
+    // The webhook first: a refused target is a condition of its own and never stops a sync.
+    let webhook = match &sync.spec.notifications {
+        None => {
+            status.conditions.retain(|c| c.type_ != NOTIFICATIONS);
+            None
+        }
+        Some(spec) => {
+            match prepare_webhook(ctx, &identity, &namespace, &name, &spec.secret_ref.name).await {
+                Ok((webhook, notifier)) => {
+                    set(
+                        &mut status,
+                        NOTIFICATIONS,
+                        Some(true),
+                        "WebhookReady",
+                        "records are sent to the webhook of the notification Secret".into(),
+                    );
+                    Some((webhook, notifier))
+                }
+                Err((reason, message)) => {
+                    tracing::info!(gitsync = %name, namespace = %namespace, reason, "notifications off");
+                    set(&mut status, NOTIFICATIONS, Some(false), reason, message);
+                    None
+                }
+            }
+        }
+    };
+
+    let requested_at = sync.annotations().get(REQUESTED_AT_ANNOTATION).cloned();
+    let facts = TriggerFacts {
+        requested: requested_at.is_some() && requested_at != old.last_handled_requested_at,
+        spec_changed: old.observed_generation.is_some() && old.observed_generation != generation,
+        after_failure: old.last_error.is_some()
+            || old
+                .history
+                .first()
+                .is_some_and(|r| r.result == SyncResult::Failed),
+        ..TriggerFacts::default()
+    };
+    status.last_handled_requested_at = requested_at;
+    let previous_record = old.history.first().cloned();
+    let history_limit = audit::history_limit(sync.spec.history_limit);
+
+    let mut fetched: Option<(String, Option<CommitInfo>)> = None;
+    let outcome = run_sync(sync, ctx, &identity, &mut status, &mut fetched).await;
+    let finished = jiff::Timestamp::now().to_string();
+    let (commit_subject, commit_author) = match fetched.as_ref().and_then(|f| f.1.clone()) {
+        Some(commit) => (Some(commit.subject), Some(commit.author)),
+        None => (None, None),
+    };
+    let mut new_drift: Vec<DriftRecord> = Vec::new();
+    let mut record: Option<SyncRecord> = None;
     let requeue = match outcome {
-        Ok((revision, report, cluster)) => {
+        Ok(Synced {
+            revision,
+            report,
+            cluster,
+            mode,
+        }) => {
+            let found = audit::drift_records(&report.objects, mode, &revision, &now);
+            new_drift = audit::push_drift(&mut status.drift, found);
+            let count = |f: fn(&engine::Action) -> bool| {
+                u32::try_from(report.objects.iter().filter(|o| f(&o.action)).count())
+                    .unwrap_or(u32::MAX)
+            };
+            let created = count(|a| matches!(a, engine::Action::Created));
+            let configured = count(|a| matches!(a, engine::Action::Configured));
+            let pruned = u32::try_from(report.pruned.len()).unwrap_or(u32::MAX);
+            let trigger = audit::trigger(TriggerFacts {
+                new_revision: old.last_applied_revision.as_deref() != Some(revision.as_str()),
+                drift_found: !new_drift.is_empty(),
+                ..facts
+            });
+            if trigger != Trigger::Interval || created + configured + pruned > 0 {
+                record = Some(SyncRecord {
+                    revision: revision.clone(),
+                    commit_subject: commit_subject.clone(),
+                    commit_author: commit_author.clone(),
+                    started_at: now.clone(),
+                    finished_at: finished.clone(),
+                    trigger,
+                    result: SyncResult::Succeeded,
+                    reason: "Synced".into(),
+                    message: String::new(),
+                    created,
+                    configured,
+                    unchanged: count(|a| matches!(a, engine::Action::Unchanged)),
+                    pruned,
+                    drifted: u32::try_from(new_drift.len()).unwrap_or(u32::MAX),
+                    attempts: 1,
+                });
+            }
             status.last_applied_revision = Some(revision.clone());
             status.last_error = None;
             status.inventory = Some(InventoryStatus {
@@ -546,7 +688,7 @@ async fn reconcile_live(
                     )
                     .await;
             }
-            observe("Synced", true, Some(reason));
+            observe(&status, "Synced", true, Some(reason), Some(trigger));
             if report.health.is_healthy() {
                 interval
             } else {
@@ -555,23 +697,139 @@ async fn reconcile_live(
         }
         Err((reason, message)) => {
             tracing::info!(gitsync = %name, namespace = %namespace, reason, "sync failed");
+            let trigger = audit::trigger(TriggerFacts {
+                new_revision: fetched
+                    .as_ref()
+                    .is_some_and(|f| old.last_applied_revision.as_deref() != Some(f.0.as_str())),
+                ..facts
+            });
+            record = Some(SyncRecord {
+                revision: fetched.as_ref().map(|f| f.0.clone()).unwrap_or_default(),
+                commit_subject,
+                commit_author,
+                started_at: now.clone(),
+                finished_at: finished.clone(),
+                trigger,
+                result: SyncResult::Failed,
+                reason: reason.to_string(),
+                message: audit::cut(&message, audit::MAX_MESSAGE),
+                created: 0,
+                configured: 0,
+                unchanged: 0,
+                pruned: 0,
+                drifted: 0,
+                attempts: 1,
+            });
             status.last_error = Some(message.clone());
             set(&mut status, "Ready", Some(false), reason, message);
-            observe(reason, false, None);
+            observe(&status, reason, false, None, Some(trigger));
             interval.min(FAILURE_REQUEUE)
         }
     };
+    if let Some(record) = &record {
+        audit::push_history(&mut status.history, record.clone(), history_limit);
+    }
     write_status(ctx, sync, &old, &status).await?;
+
+    // Status holds the records; now the Events, audit lines and webhook.
+    let trail = Trail {
+        sync: sync.as_ref(),
+        recorder: ctx.recorder.as_ref(),
+        webhook,
+    };
+    // Every record is counted and logged; Events and webhooks (requests of their own) are
+    // sent for the first few, so a wiped namespace does not become hundreds of requests.
+    for (index, drift) in new_drift.iter().enumerate() {
+        if let Some(observer) = &ctx.observer {
+            observer.drift(&namespace, &name, drift);
+        }
+        trail.drift(drift, index < MAX_PUBLISHED_DRIFT).await;
+    }
+    if new_drift.len() > MAX_PUBLISHED_DRIFT {
+        trail
+            .more_drift(new_drift.len() - MAX_PUBLISHED_DRIFT)
+            .await;
+    }
+    if let Some(kept) = status.history.first()
+        && record.is_some()
+    {
+        let recovered = crate::notify::is_recovery(kept, previous_record.as_ref());
+        trail.sync_record(kept, recovered).await;
+    }
     Ok(Requeue::requeue(requeue))
 }
 
-/// Fetch, render, sync. Errors come back as (condition reason, message).
+/// Drift records of one sync sent as Events and to the webhook; the rest are only logged,
+/// counted and (the newest) kept in status.
+const MAX_PUBLISHED_DRIFT: usize = 10;
+
+/// Condition type of the webhook's state.
+const NOTIFICATIONS: &str = "Notifications";
+
+/// Reads the notification Secret as the GitSync's identity and checks its address against
+/// the controller's target policy. Errors are (condition reason, message); messages name the
+/// Secret and the key, never the address.
+async fn prepare_webhook(
+    ctx: &Context,
+    identity: &Identity,
+    namespace: &str,
+    name: &str,
+    secret: &str,
+) -> Result<(Webhook, Arc<dyn Notifier>), (&'static str, String)> {
+    let Some(notifier) = ctx.notifier.clone() else {
+        return Err((
+            "NotificationsUnavailable",
+            "this controller sends no notifications".into(),
+        ));
+    };
+    let cluster = ctx
+        .clusters
+        .cluster_for(identity)
+        .map_err(|e| ("WebhookSecretUnreadable", e.to_string()))?;
+    let api: Api<Secret> = Api::namespaced(cluster.client().clone(), namespace);
+    let found = api.get_opt(secret).await.map_err(|e| {
+        (
+            "WebhookSecretUnreadable",
+            format!("spec.notifications.secretRef: reading Secret {namespace}/{secret}: {e}"),
+        )
+    })?;
+    let secret_obj = found.ok_or_else(|| {
+        (
+            "WebhookSecretUnreadable",
+            format!("spec.notifications.secretRef: Secret {namespace}/{secret} not found"),
+        )
+    })?;
+    let data = secret_obj.data.unwrap_or_default();
+    let webhook = webhook_from_secret(&data, &format!("{namespace}/{name}")).map_err(|m| {
+        (
+            "WebhookSecretInvalid",
+            format!("spec.notifications.secretRef: Secret {namespace}/{secret}: {m}"),
+        )
+    })?;
+    notifier
+        .check(&webhook.address)
+        .await
+        .map_err(|m| ("WebhookRefused", m))?;
+    Ok((webhook, notifier))
+}
+
+/// A sync that got to the end.
+struct Synced {
+    revision: String,
+    report: SyncReport,
+    cluster: Cluster,
+    mode: Mode,
+}
+
+/// Fetch, render, sync. Errors come back as (condition reason, message). `fetched` gets the
+/// revision and commit as soon as the fetch succeeded, for the history of a later failure.
 async fn run_sync(
     sync: &GitSync,
     ctx: &Context,
     identity: &Identity,
     status: &mut GitSyncStatus,
-) -> Result<(String, SyncReport, Cluster), (&'static str, String)> {
+    fetched: &mut Option<(String, Option<CommitInfo>)>,
+) -> Result<Synced, (&'static str, String)> {
     let namespace = sync.namespace().unwrap_or_default();
     let cluster = ctx
         .clusters
@@ -598,6 +856,7 @@ async fn run_sync(
         .map_err(|e| ("FetchFailed", e.to_string()))?
         .map_err(|e| ("FetchFailed", e.to_string()))?;
     status.last_fetched_revision = Some(checkout.revision.clone());
+    *fetched = Some((checkout.revision.clone(), checkout.commit.clone()));
 
     let renderer = ctx.renderer.clone();
     let path = sync.spec.source.path.clone();
@@ -646,7 +905,12 @@ async fn run_sync(
         .await
         .map_err(|_| ("ApplyFailed", timed_out("apply", ctx.timeouts.apply)))?
         .map_err(|e: SyncError| (e.reason(), e.to_string()))?;
-    Ok((checkout.revision, report, cluster))
+    Ok(Synced {
+        revision: checkout.revision,
+        report,
+        cluster,
+        mode,
+    })
 }
 
 fn timed_out(stage: &str, limit: Duration) -> String {
@@ -777,8 +1041,13 @@ async fn write_status(
             "inventory",
             "lastAppliedRevision",
             "lastFetchedRevision",
+            "lastHandledRequestedAt",
         ] {
             map.entry(field).or_insert(Value::Null);
+        }
+        // Lists are cleared with an empty list (a null would not read back as a list).
+        for field in ["history", "drift"] {
+            map.entry(field).or_insert(Value::Array(Vec::new()));
         }
     }
     api.patch_status(

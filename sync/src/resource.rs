@@ -14,6 +14,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{DriftRecord, SyncRecord};
+
 /// API group of our GitOps resources.
 pub const GROUP: &str = "gitops.sealed-secrets-rs.io";
 /// Label on every applied object naming the `GitSync` that applied it.
@@ -75,6 +77,36 @@ pub struct GitSyncSpec {
     /// `--default-service-account`; without one the GitSync is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
+    /// Syncs kept in `status.history` (default 10, at most 50).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 50))]
+    pub history_limit: Option<u32>,
+    /// Where records of this GitSync are sent (a webhook), and which.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<NotificationSpec>,
+}
+
+/// A webhook that receives records of this GitSync.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationSpec {
+    /// Secret of the GitSync's namespace with `address` (the webhook URL) and, optionally,
+    /// `token` (sent as `Authorization: Bearer`). Read as the GitSync's ServiceAccount.
+    pub secret_ref: SecretReference,
+    /// Which records to send; empty means all three.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<NotificationEvent>,
+}
+
+/// A kind of record a webhook can receive.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum NotificationEvent {
+    /// A sync failed.
+    SyncFailed,
+    /// Drift was found (reverted, re-created or reported).
+    Drift,
+    /// A sync succeeded after a failed one.
+    Recovered,
 }
 
 /// A Git repository path.
@@ -170,6 +202,15 @@ pub struct GitSyncStatus {
     /// Message of the last failure, cleared by a successful sync.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The `requested-at` annotation value last acted on (a change is a manual request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_requested_at: Option<String>,
+    /// Syncs that applied, corrected or failed, newest first (at most `spec.historyLimit`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<SyncRecord>,
+    /// Drift found by syncs, newest first (at most 20, and a byte cap).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<DriftRecord>,
 }
 
 /// The applied objects.

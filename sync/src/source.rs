@@ -65,6 +65,10 @@ pub const KEEP_PER_URL: usize = 3;
 const TREE_DIR: &str = "tree";
 /// Name of the marker file inside a cache entry, written last.
 const MARKER: &str = "complete";
+/// File of a cache entry with the commit's author and subject (`git log -1`).
+const COMMIT_FILE: &str = "commit";
+/// Bytes of [`COMMIT_FILE`] read back.
+const COMMIT_FILE_MAX: usize = 2048;
 /// Prefix of the directories in which entries are built.
 const TMP_PREFIX: &str = ".tmp-";
 /// Prefix of the per-run directories holding SSH key material.
@@ -181,6 +185,30 @@ pub struct Checkout {
     pub dir: PathBuf,
     /// `false` when served from the cache without fetching.
     pub fetched: bool,
+    /// Subject and author of the commit, when git could tell.
+    pub commit: Option<CommitInfo>,
+}
+
+/// What the sync history shows of a commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// First line of the message.
+    pub subject: String,
+    /// Author's name (never the e-mail address).
+    pub author: String,
+}
+
+impl CommitInfo {
+    /// Parses what `populate` stored: author name, NUL, subject; each cut to a bounded length.
+    fn parse(bytes: &[u8]) -> Option<CommitInfo> {
+        let text = String::from_utf8_lossy(bytes.get(..COMMIT_FILE_MAX).unwrap_or(bytes));
+        let (author, subject) = text.split_once('\0')?;
+        let line = |s: &str| crate::audit::cut(s.lines().next().unwrap_or("").trim(), 200);
+        Some(CommitInfo {
+            author: line(author),
+            subject: line(subject),
+        })
+    }
 }
 
 /// Why a fetch failed. URLs and git output in it are always redacted.
@@ -533,6 +561,14 @@ impl GitCli {
                 "FETCH_HEAD",
             ]),
         )?;
+        // Author and subject for the sync history; a failure here only loses them.
+        if let Ok(out) = self.run(
+            ctx,
+            "log",
+            &in_tree(&["log", "-1", "--no-show-signature", "--format=%an%x00%s"]),
+        ) {
+            let _ = fs::write(tmp.join(COMMIT_FILE), &out.stdout);
+        }
         let git_dir = tree.join(".git");
         fs::remove_dir_all(&git_dir).map_err(io_err(&git_dir))?;
         let marker = tmp.join(MARKER);
@@ -620,10 +656,14 @@ impl Source for GitCli {
             true
         };
         self.prune(&url_dir, &sha);
+        let commit = fs::read(entry.join(COMMIT_FILE))
+            .ok()
+            .and_then(|bytes| CommitInfo::parse(&bytes));
         Ok(Checkout {
             revision: sha,
             dir: entry.join(TREE_DIR),
             fetched,
+            commit,
         })
     }
 }
@@ -954,11 +994,15 @@ mod tests {
         );
         assert!(first.dir.join("app.yaml").is_file());
         assert!(!first.dir.join(".git").exists(), ".git is deleted");
+        let commit = first.commit.clone().expect("commit info");
+        assert_eq!(commit.subject, "b.yaml");
+        assert!(!commit.author.is_empty() && !commit.author.contains('@'));
 
         let second = cli.fetch(&repo.spec("main")).expect("refetch");
         assert!(!second.fetched);
         assert_eq!(second.dir, first.dir);
         assert_eq!(second.revision, head);
+        assert_eq!(second.commit, first.commit, "kept in the cache entry");
 
         // Remote HEAD resolves to the same commit.
         let head_spec = cli.fetch(&repo.spec("")).expect("HEAD");

@@ -4,6 +4,7 @@
 
 use std::{path::Path, process::Command, sync::Arc};
 
+use futures::future::BoxFuture;
 use kube::api::ObjectMeta;
 use sealed_secrets_core::{
     crypto::SystemRandom,
@@ -12,8 +13,10 @@ use sealed_secrets_core::{
     seal::{NamespaceDefault, SealOptions, seal_secret, secret_from_value},
 };
 use sealed_secrets_sync::{
+    audit::{DriftAction, DriftChange, SyncResult, Trigger},
     cluster::Cluster,
     engine::{self, Action, Mode, SyncError, Target},
+    notify::{Notifier, Webhook},
     policy::KeysVerifier,
     reconciler::{self, Context},
     render::Renderer,
@@ -529,6 +532,56 @@ async fn the_reconciler_syncs_heals_and_records_status() {
         server.object("deployments", "production", "web").unwrap()["spec"]["replicas"],
         3
     );
+    // ... and recorded: the path, the revision restored, the trigger.
+    let status = read_sync(&server).status.unwrap();
+    let drift = &status.drift[0];
+    assert_eq!(drift.object.to_string(), "Deployment/production/web");
+    assert_eq!(drift.paths, ["spec.replicas"]);
+    assert_eq!(drift.action, DriftAction::Reverted);
+    assert_eq!(drift.revision, head);
+    assert!(drift.resource_version_before.is_some());
+    assert_eq!(status.history.len(), 2, "{:?}", status.history);
+    assert_eq!(status.history[0].trigger, Trigger::Drift);
+    assert_eq!(status.history[0].configured, 1);
+    assert_eq!(status.history[1].trigger, Trigger::NewRevision);
+    assert_eq!(status.history[1].created, 3);
+    assert!(status.history[1].commit_subject.is_some());
+
+    // A manual request is recorded even when it changes nothing.
+    server.edit(
+        "gitsyncs",
+        "gitops",
+        "web",
+        |s| {
+            s["metadata"]["annotations"] =
+                json!({"gitops.sealed-secrets-rs.io/requested-at": "2026-12-07T02:00:00Z"})
+        },
+    );
+    reconciler::reconcile(Arc::new(read_sync(&server)), Arc::clone(&ctx))
+        .await
+        .unwrap();
+    let status = read_sync(&server).status.unwrap();
+    assert_eq!(status.history.len(), 3, "{:?}", status.history);
+    assert_eq!(status.history[0].trigger, Trigger::ManualRequest);
+    assert_eq!(status.history[0].unchanged, 3);
+
+    // A deleted object is re-created, and recorded as such.
+    server.remove("services", "production", "web");
+    reconciler::reconcile(Arc::new(read_sync(&server)), Arc::clone(&ctx))
+        .await
+        .unwrap();
+    assert!(server.object("services", "production", "web").is_some());
+    let status = read_sync(&server).status.unwrap();
+    assert_eq!(status.drift[0].object.to_string(), "Service/production/web");
+    assert_eq!(status.drift[0].change, DriftChange::Deleted);
+    assert_eq!(status.drift[0].action, DriftAction::Recreated);
+    // A resync that finds nothing adds nothing.
+    reconciler::reconcile(Arc::new(read_sync(&server)), Arc::clone(&ctx))
+        .await
+        .unwrap();
+    let again = read_sync(&server).status.unwrap();
+    assert_eq!(again.history, status.history);
+    assert_eq!(again.drift, status.drift);
 
     // Self-heal off: left alone, and the Ready message says so.
     server.edit("gitsyncs", "gitops", "web", |s| {
@@ -555,6 +608,14 @@ async fn the_reconciler_syncs_heals_and_records_status() {
         "{:?}",
         condition(&sync, "Ready")
     );
+    // Reported once, not at every resync.
+    let drift = sync.status.clone().unwrap().drift;
+    assert_eq!(drift[0].action, DriftAction::ReportedOnly);
+    assert_eq!(drift[0].paths, ["spec.replicas"]);
+    reconciler::reconcile(Arc::new(read_sync(&server)), Arc::clone(&ctx))
+        .await
+        .unwrap();
+    assert_eq!(read_sync(&server).status.unwrap().drift, drift);
 
     // A new commit is applied; a raw Secret in the next one blocks the sync and keeps status.
     repo.write("deploy/base/config.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\ndata:\n  greeting: bonjour\n");
@@ -594,6 +655,15 @@ async fn the_reconciler_syncs_heals_and_records_status() {
     );
     assert!(status.last_error.unwrap().contains("leaked"));
     assert!(server.object("secrets", "production", "leaked").is_none());
+    let failed = &status.history[0];
+    assert_eq!(failed.result, SyncResult::Failed);
+    assert_eq!(failed.reason, "RawSecretRefused");
+    assert_eq!(failed.revision, third);
+    assert_eq!(failed.commit_subject.as_deref(), Some("leak"));
+    assert_eq!(failed.trigger, Trigger::NewRevision);
+    // The raw Secret's value is in no record.
+    let text = serde_json::to_string(&status.history).unwrap();
+    assert!(!text.contains("abc\""), "{text}");
 }
 
 #[tokio::test]
@@ -841,4 +911,127 @@ async fn drift_watches_stop_when_no_gitsync_needs_them() {
         .await
         .unwrap();
     assert_eq!(ctx.drift_watch_count(), 0);
+}
+
+/// A notifier that refuses link-local addresses and keeps what it was asked to send.
+#[derive(Default)]
+struct RecordingNotifier {
+    sent: std::sync::Mutex<Vec<serde_json::Value>>,
+}
+
+impl Notifier for RecordingNotifier {
+    fn check<'a>(&'a self, address: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            if address.contains("169.254.") {
+                Err("169.254.169.254 is a link-local address".to_string())
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    fn send(&self, webhook: Webhook, body: serde_json::Value) {
+        assert_eq!(webhook.token.as_deref().map(String::as_str), Some("t0ken"));
+        self.sent.lock().unwrap().push(body);
+    }
+}
+
+fn notification_secret(server: &FakeApiServer, address: &str) {
+    use base64::Engine as _;
+    server.remove("secrets", "gitops", "hook");
+    server.insert(
+        "secrets",
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "hook", "namespace": "gitops"},
+               "data": {"address": base64::engine::general_purpose::STANDARD.encode(address),
+                        "token": base64::engine::general_purpose::STANDARD.encode("t0ken")}}),
+    );
+}
+
+#[tokio::test]
+async fn notifications_go_out_for_drift_new_failures_and_recoveries_only() {
+    require_kubectl!();
+    let repo = gitops_repo();
+    let cache = tempfile::tempdir().unwrap();
+    let server = FakeApiServer::new();
+    server.roll_out_deployments(true);
+    let notifier = Arc::new(RecordingNotifier::default());
+    let ctx = Arc::new(
+        reconciler_context(&server, cache.path())
+            .without_drift_watches()
+            .with_notifier(Arc::clone(&notifier) as _),
+    );
+    notification_secret(&server, "https://hooks.example/T0/secret");
+    git_sync(&server, &repo, true);
+    server.edit("gitsyncs", "gitops", "web", |s| {
+        s["spec"]["notifications"] = json!({"secretRef": {"name": "hook"}})
+    });
+    let sent = || notifier.sent.lock().unwrap().clone();
+    let reconcile = || reconciler::reconcile(Arc::new(read_sync(&server)), Arc::clone(&ctx));
+
+    // A first sync that succeeds sends nothing (not a recovery, no drift).
+    reconcile().await.unwrap();
+    let sync = read_sync(&server);
+    assert_eq!(condition(&sync, "Notifications").reason, "WebhookReady");
+    assert!(sent().is_empty(), "{:?}", sent());
+
+    // Drift: one DriftReverted body.
+    server.edit("deployments", "production", "web", |d| {
+        d["spec"]["replicas"] = json!(9)
+    });
+    reconcile().await.unwrap();
+    let bodies = sent();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert_eq!(bodies[0]["reason"], "DriftReverted");
+    assert_eq!(bodies[0]["record"]["paths"], json!(["spec.replicas"]));
+
+    // A failure is sent once, not at each retry; the recovery is sent.
+    repo.write(
+        "deploy/base/secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: leaked\nstringData:\n  token: hunter2\n",
+    );
+    repo.write(
+        "deploy/base/kustomization.yaml",
+        "resources:\n- deployment.yaml\n- service.yaml\n- config.yaml\n- secret.yaml\n",
+    );
+    repo.commit("leak");
+    reconcile().await.unwrap();
+    reconcile().await.unwrap();
+    let bodies = sent();
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    assert_eq!(bodies[1]["reason"], "SyncFailed");
+    assert_eq!(bodies[1]["severity"], "error");
+    assert_eq!(read_sync(&server).status.unwrap().history[0].attempts, 2);
+    repo.remove("deploy/base/secret.yaml");
+    repo.write(
+        "deploy/base/kustomization.yaml",
+        "resources:\n- deployment.yaml\n- service.yaml\n- config.yaml\n",
+    );
+    repo.commit("unleak");
+    reconcile().await.unwrap();
+    let bodies = sent();
+    assert_eq!(bodies.len(), 3, "{bodies:?}");
+    assert_eq!(bodies[2]["reason"], "SyncRecovered");
+    assert!(
+        !serde_json::to_string(&bodies).unwrap().contains("hunter2"),
+        "a value reached a payload"
+    );
+
+    // A refused target: condition False, nothing sent, the sync itself goes on.
+    notification_secret(&server, "http://169.254.169.254/latest");
+    server.edit("deployments", "production", "web", |d| {
+        d["spec"]["replicas"] = json!(4)
+    });
+    reconcile().await.unwrap();
+    let sync = read_sync(&server);
+    let refused = condition(&sync, "Notifications");
+    assert_eq!(refused.status, "False");
+    assert_eq!(refused.reason, "WebhookRefused");
+    assert!(refused.message.contains("link-local"), "{refused:?}");
+    assert_eq!(condition(&sync, "Ready").status, "True");
+    assert_eq!(sent().len(), 3);
+    assert_eq!(
+        server.object("deployments", "production", "web").unwrap()["spec"]["replicas"],
+        3
+    );
 }

@@ -63,6 +63,22 @@ impl Cluster {
     /// answers 200 to the admin certificate. Panics (after stopping whatever it started and
     /// printing the logs' tails) when they do not come up within [`READY_TIMEOUT`] each.
     pub fn start(assets: &Assets) -> Cluster {
+        Cluster::start_with(assets, None)
+    }
+
+    /// [`Cluster::start`] with an API server audit policy (YAML): every request it selects is
+    /// logged, as JSON lines, to [`Cluster::audit_log`].
+    pub fn start_with_audit_policy(assets: &Assets, policy: &str) -> Cluster {
+        Cluster::start_with(assets, Some(policy))
+    }
+
+    /// The API server's audit log (written with `SEALED_SECRETS_E2E_AUDIT=1` or an audit
+    /// policy).
+    pub fn audit_log(&self) -> std::path::PathBuf {
+        self.root.join("audit.log")
+    }
+
+    fn start_with(assets: &Assets, audit_policy: Option<&str>) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("sealed-secrets-e2e-")
             .tempdir()
@@ -85,7 +101,7 @@ impl Cluster {
             apiserver_command: None,
             dir: Some(dir),
         };
-        if let Err(err) = cluster.boot(assets) {
+        if let Err(err) = cluster.boot(assets, audit_policy) {
             panic!(
                 "the test cluster did not start: {err}\n\
                  ----- etcd log (last 40 lines, {}) -----\n{}\n\
@@ -99,7 +115,7 @@ impl Cluster {
         cluster
     }
 
-    fn boot(&mut self, assets: &Assets) -> Result<(), String> {
+    fn boot(&mut self, assets: &Assets, audit_policy: Option<&str>) -> Result<(), String> {
         let pki_dir = self.root.join("pki");
         let cert_dir = self.root.join("apiserver-cert-dir");
         for d in [&pki_dir, &cert_dir, &self.kubectl_cache] {
@@ -165,12 +181,14 @@ impl Cluster {
         // (who wrote what, when), to find the writer of an object when a suite fails. Keep the
         // folder with SEALED_SECRETS_E2E_KEEP=1.
         let mut apiserver_args = apiserver_args;
-        if std::env::var_os("SEALED_SECRETS_E2E_AUDIT").is_some_and(|v| !v.is_empty()) {
+        let audit = audit_policy.map(str::to_string).or_else(|| {
+            std::env::var_os("SEALED_SECRETS_E2E_AUDIT")
+                .is_some_and(|v| !v.is_empty())
+                .then(|| "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n".to_string())
+        });
+        if let Some(audit) = audit {
             let policy = self.root.join("audit-policy.yaml");
-            write_file(
-                &policy,
-                "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n",
-            )?;
+            write_file(&policy, &audit)?;
             apiserver_args.push(format!("--audit-policy-file={}", policy.display()));
             apiserver_args.push(format!(
                 "--audit-log-path={}",

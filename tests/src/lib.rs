@@ -70,5 +70,5 @@ pub use process::{
     COMMAND_TIMEOUT, CommandOutput, STOP_GRACE, kill_child, run_command, scrub_env,
     scrub_proxy_env, stop_child, tail,
 };
-pub use suite::{private_cluster, shared_cluster, suite_cluster};
+pub use suite::{private_cluster, private_cluster_with_audit, shared_cluster, suite_cluster};
 pub use wait::{READY_TIMEOUT, wait_for};

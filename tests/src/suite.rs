@@ -55,6 +55,19 @@ pub fn private_cluster(assets: Result<Assets, String>, crds: &[(&str, &str)]) ->
     Some(cluster)
 }
 
+/// [`private_cluster`] whose API server writes an audit log with `policy` (YAML) to
+/// [`Cluster::audit_log`].
+pub fn private_cluster_with_audit(
+    assets: Result<Assets, String>,
+    crds: &[(&str, &str)],
+    policy: &str,
+) -> Option<Cluster> {
+    let assets = suite_assets(assets)?;
+    let cluster = Cluster::start_with_audit_policy(&assets, policy);
+    install_crds(&cluster, crds);
+    Some(cluster)
+}
+
 /// The cluster shared by all tests of this test binary: started (and `init` run on it) by the
 /// first test that asks, kept while any test holds it, stopped when the last one lets go. A
 /// start failure is remembered, so later tests fail at once instead of waiting again.
