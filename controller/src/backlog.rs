@@ -339,9 +339,12 @@ impl ListRouter {
         }
     }
 
-    /// An object the watch reported changed (it is reconciled by the watch's own trigger).
-    pub fn changed(&mut self, object: Ref, hash: u64) {
-        self.seen.insert(object, hash);
+    /// An object the watch reported: whether its trigger hash changed (else the event is only
+    /// a status or resourceVersion change, ours or another writer's, and needs no pass). This
+    /// is the one map of trigger hashes per object (kube's predicate filter kept a second one,
+    /// about 700 bytes per object).
+    pub fn changed(&mut self, object: Ref, hash: u64) -> bool {
+        self.seen.insert(object, hash) != Some(hash)
     }
 
     /// An object the watch reported deleted.
@@ -388,7 +391,15 @@ mod tests {
         assert_eq!(router.listed(r("b"), 2, false), Route::Now);
         assert_eq!(router.listed(r("c"), 3, true), Route::Backlog);
         router.list_done();
-        router.changed(r("c"), 33);
+        assert!(router.changed(r("c"), 33));
+        assert!(
+            !router.changed(r("c"), 33),
+            "a status-only event needs no pass"
+        );
+        assert!(
+            !router.changed(r("a"), 1),
+            "nor does one for a backlogged object"
+        );
         router.deleted(&r("b"));
         // A relist after a watch gap: `a` unchanged, `b` back (deleted and created again),
         // `c` as last seen through the watch, `d` new.

@@ -1156,10 +1156,10 @@ pub async fn run(
                 hasher.finish()
             };
             let next = match event {
-                Ok(watcher::Event::Apply(sealed)) => {
-                    router.changed(ObjectRef::from_obj(&sealed), hash(&sealed));
-                    Some(Ok(sealed))
-                }
+                // Only what changes the output needs a pass: not our own status writes.
+                Ok(watcher::Event::Apply(sealed)) => router
+                    .changed(ObjectRef::from_obj(&sealed), hash(&sealed))
+                    .then_some(Ok(sealed)),
                 Ok(watcher::Event::InitApply(sealed)) => {
                     let object = ObjectRef::from_obj(&sealed);
                     match router.listed(object.clone(), hash(&sealed), status_is_current(&sealed)) {
@@ -1193,8 +1193,7 @@ pub async fn run(
             };
             std::future::ready(next)
         }
-    })
-    .predicate_filter(trigger_hash, Default::default());
+    });
     let leadership = ctx.leadership.clone();
     let backlog = backlog.releases(reader.clone(), move || leadership.holds());
 
