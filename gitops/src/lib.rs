@@ -20,5 +20,7 @@
 pub mod app;
 pub mod args;
 pub mod metrics;
+#[cfg(test)]
+mod test_http;
 pub mod verify;
 pub mod webhook;

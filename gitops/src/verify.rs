@@ -132,10 +132,7 @@ impl SealedSecretVerifier for ControllerVerifier {
 
 #[cfg(test)]
 mod tests {
-    use tokio::{
-        io::{AsyncReadExt, AsyncWriteExt},
-        net::TcpListener,
-    };
+    use tokio::{io::AsyncWriteExt, net::TcpListener};
 
     use super::*;
 
@@ -150,30 +147,10 @@ mod tests {
             let mut seen = Vec::new();
             for status in statuses {
                 let (mut socket, _) = listener.accept().await.unwrap();
-                let mut request = Vec::new();
-                let mut buf = [0u8; 4096];
-                loop {
-                    let n = socket.read(&mut buf).await.unwrap();
-                    request.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&request);
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let length = text
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap())
-                            })
-                            .unwrap_or(0);
-                        if request.len() >= end + 4 + length {
-                            let line = text.lines().next().unwrap().to_string();
-                            seen.push((line, text[end + 4..].to_string()));
-                            break;
-                        }
-                    }
-                    if n == 0 {
-                        break;
-                    }
+                let text = crate::test_http::read_request(&mut socket).await;
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let line = text.lines().next().unwrap_or_default().to_string();
+                    seen.push((line, text[end + 4..].to_string()));
                 }
                 let body = "{}";
                 let reply = format!(

@@ -124,10 +124,7 @@ mod tests {
     use std::time::Instant;
 
     use sealed_secrets_sync::notify::Webhook;
-    use tokio::{
-        io::{AsyncReadExt, AsyncWriteExt},
-        net::TcpListener,
-    };
+    use tokio::{io::AsyncWriteExt, net::TcpListener};
     use zeroize::Zeroizing;
 
     use super::{policy::Guarded, *};
@@ -148,33 +145,7 @@ mod tests {
         }
     }
 
-    /// Reads one HTTP request (head and body) from a socket.
-    async fn read_request(socket: &mut tokio::net::TcpStream) -> String {
-        let mut request = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = socket.read(&mut buf).await.unwrap();
-            if n == 0 {
-                break;
-            }
-            request.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&request).to_string();
-            if let Some(end) = text.find("\r\n\r\n") {
-                let length = text
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                            .map(|v| v.trim().parse::<usize>().unwrap())
-                    })
-                    .unwrap_or(0);
-                if request.len() >= end + 4 + length {
-                    return text;
-                }
-            }
-        }
-        String::from_utf8_lossy(&request).to_string()
-    }
+    use crate::test_http::read_request;
 
     #[tokio::test]
     async fn a_loopback_receiver_allowed_by_the_flag_gets_the_post() {
