@@ -39,7 +39,7 @@ use sealed_secrets_core::{
     reencrypt::reencrypt,
     scope::{CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION},
     sealed_secret::{
-        API_VERSION, CERTIFICATE_ANNOTATION, KIND, SEALED_FOR_ANNOTATION, SealedSecret,
+        API_VERSION, CERTIFICATE_ANNOTATION, KIND, SealedSecret, renamed_to_sealed_for,
     },
     unseal::{UnsealOptions, unseal},
 };
@@ -189,46 +189,50 @@ struct ForEnvironment<R> {
 }
 
 impl<R: Resealer> Resealer for ForEnvironment<R> {
-    /// A SealedSecret kubeseal sealed for the name an overlay renders records that identity
-    /// ([`SEALED_FOR_ANNOTATION`]): it is opened and re-sealed under it, and keeps the name
-    /// written in its file.
     fn reseal(&self, sealed: &SealedSecret, doc: &Value) -> Result<Option<SealedSecret>, String> {
-        let recorded = sealed
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(SEALED_FOR_ANNOTATION))
-            .and_then(|v| v.split_once('/'));
-        let Some((namespace, name)) = recorded else {
-            return self.inner.reseal(sealed, doc);
-        };
-        let namespace = (!namespace.is_empty()).then(|| namespace.to_string());
-        let mut renamed = sealed.clone();
-        renamed.metadata.name = Some(name.to_string());
-        renamed.metadata.namespace = namespace.clone();
-        let mut renamed_doc = doc.clone();
-        if let Some(meta) = renamed_doc
-            .get_mut("metadata")
-            .and_then(Value::as_object_mut)
-        {
-            meta.insert("name".into(), Value::from(name));
-            match &namespace {
-                Some(ns) => meta.insert("namespace".into(), Value::from(ns.as_str())),
-                None => meta.remove("namespace"),
-            };
-        }
-        Ok(self.inner.reseal(&renamed, &renamed_doc)?.map(|mut out| {
-            out.metadata.name = sealed.metadata.name.clone();
-            out.metadata.namespace = sealed.metadata.namespace.clone();
-            out.spec.template.metadata.name = sealed.spec.template.metadata.name.clone();
-            out.spec.template.metadata.namespace = sealed.spec.template.metadata.namespace.clone();
-            out
-        }))
+        self.inner.reseal(sealed, doc)
     }
 
     fn certificate(&self) -> Option<&str> {
         Some(&self.fingerprint)
     }
+}
+
+impl Totals {
+    /// Prints the summary (and the error line when anything failed); whether all went well.
+    fn finish(&self, dry_run: bool) -> bool {
+        println!("{}", self.summary(dry_run));
+        if self.failed > 0 {
+            eprintln!(
+                "error: {} SealedSecret(s) or file(s) could not be re-encrypted; their files were \
+                 left untouched",
+                self.failed
+            );
+        }
+        self.failed == 0
+    }
+}
+
+/// Re-seals one SealedSecret under the identity it opens with: a SealedSecret kubeseal sealed
+/// for the name an overlay renders records it
+/// ([`sealed_secrets_core::sealed_secret::SEALED_FOR_ANNOTATION`]) and is opened and
+/// re-sealed under it, whatever the resealer; the result keeps the name written in its file.
+fn reseal_as_sealed_for(
+    resealer: &dyn Resealer,
+    sealed: &SealedSecret,
+    doc: &Value,
+) -> Result<Option<SealedSecret>, String> {
+    let Some(renamed_doc) = renamed_to_sealed_for(doc) else {
+        return resealer.reseal(sealed, doc);
+    };
+    let renamed = SealedSecret::from_value(renamed_doc.clone()).map_err(|e| e.to_string())?;
+    Ok(resealer.reseal(&renamed, &renamed_doc)?.map(|mut out| {
+        out.metadata.name = sealed.metadata.name.clone();
+        out.metadata.namespace = sealed.metadata.namespace.clone();
+        out.spec.template.metadata.name = sealed.spec.template.metadata.name.clone();
+        out.spec.template.metadata.namespace = sealed.spec.template.metadata.namespace.clone();
+        out
+    }))
 }
 
 /// Offline: open with the recovery keys, seal for `--cert`.
@@ -306,15 +310,7 @@ fn run(args: &ReencryptArgs, root: &Path) -> Result<bool> {
         }
         totals.add(&report);
     }
-    println!("{}", totals.summary(args.dry_run));
-    if totals.failed > 0 {
-        eprintln!(
-            "error: {} SealedSecret(s) or file(s) could not be re-encrypted; their files were \
-             left untouched",
-            totals.failed
-        );
-    }
-    Ok(totals.failed == 0)
+    Ok(totals.finish(args.dry_run))
 }
 
 /// Re-seals each file with its own environment's newest certificate: offline with the
@@ -371,15 +367,7 @@ fn run_by_environment(args: &ReencryptArgs, repo: &Repository, root: &Path) -> R
             }
         }
     }
-    println!("{}", totals.summary(args.dry_run));
-    if totals.failed > 0 {
-        eprintln!(
-            "error: {} SealedSecret(s) or file(s) could not be re-encrypted; their files were \
-             left untouched",
-            totals.failed
-        );
-    }
-    Ok(totals.failed == 0)
+    Ok(totals.finish(args.dry_run))
 }
 
 fn environment_offline(env: &Environment, keys: &[PrivateKey]) -> Result<Box<dyn Resealer>> {
@@ -770,7 +758,7 @@ fn process_file(path: &Path, resealer: &dyn Resealer, dry_run: bool) -> FileRepo
                 continue;
             }
         };
-        match resealer.reseal(&original, &doc.value) {
+        match reseal_as_sealed_for(resealer, &original, &doc.value) {
             Ok(None) => {
                 report.unchanged += 1;
                 outcomes.push(format!(

@@ -298,6 +298,22 @@ fn sealing_by_path_and_by_env_lint_and_re_encrypt_each_overlay_for_its_own_clust
     assert!(repo.opens_rendered("overlays/production", "keys/production.pem"));
     assert!(!repo.opens_rendered("overlays/production", "keys/staging-new.pem"));
 
+    // With an explicit --cert (no environments), a file sealed for its overlay's rendered name
+    // is still opened under that name: found already sealed with the newest key.
+    let (stdout, _) = repo.ok(&[
+        "re-encrypt",
+        "--all",
+        "overlays/production",
+        "--cert",
+        "certs/production.pem",
+        "--recovery-private-key",
+        "keys/production.pem",
+    ]);
+    assert!(
+        stdout.contains("unchanged (already sealed with the newest key)"),
+        "{stdout}"
+    );
+
     // env list counts what routes where.
     let (json, _) = repo.ok(&["env", "list", "-o", "json"]);
     let rows: Value = serde_json::from_str(&json).unwrap();

@@ -39,6 +39,44 @@ pub const CERTIFICATE_ANNOTATION: &str = "sealed-secrets-rs.io/sealed-with-certi
 /// overlay renders (`db` → `db-prod`), and `kubeseal lint` reads this instead of guessing from
 /// the written name. Ignored by upstream, like [`CERTIFICATE_ANNOTATION`].
 pub const SEALED_FOR_ANNOTATION: &str = "sealed-secrets-rs.io/sealed-for";
+/// The [`SEALED_FOR_ANNOTATION`] value for an identity: `namespace/name` (`/name` when it has
+/// no namespace, as cluster-wide objects).
+pub fn sealed_for_value(namespace: Option<&str>, name: &str) -> String {
+    format!("{}/{name}", namespace.unwrap_or_default())
+}
+
+/// Reads a [`SEALED_FOR_ANNOTATION`] value: the namespace (if any) and the name.
+pub fn parse_sealed_for(value: &str) -> Option<(Option<&str>, &str)> {
+    let (namespace, name) = value.split_once('/')?;
+    (!name.is_empty()).then_some(((!namespace.is_empty()).then_some(namespace), name))
+}
+
+/// The identity an object (as a JSON value) records it was sealed for, if it records one.
+pub fn recorded_sealed_for(object: &Value) -> Option<(Option<&str>, &str)> {
+    parse_sealed_for(
+        object
+            .pointer("/metadata/annotations")?
+            .get(SEALED_FOR_ANNOTATION)?
+            .as_str()?,
+    )
+}
+
+/// The object renamed to the identity it records it was sealed for, which is the identity it
+/// opens under (what a controller's `/v1/rotate` or an offline re-encryption must see); `None`
+/// when it records none.
+pub fn renamed_to_sealed_for(object: &Value) -> Option<Value> {
+    let (namespace, name) = recorded_sealed_for(object)?;
+    let mut renamed = object.clone();
+    if let Some(meta) = renamed.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("name".into(), Value::from(name));
+        match namespace {
+            Some(namespace) => meta.insert("namespace".into(), Value::from(namespace)),
+            None => meta.remove("namespace"),
+        };
+    }
+    Some(renamed)
+}
+
 /// Annotations kubeseal strips from the template because they can hold the plaintext (#227).
 pub const LAST_APPLIED_ANNOTATIONS: &[&str] = &[
     "kubectl.kubernetes.io/last-applied-configuration",
@@ -339,5 +377,29 @@ mod tests {
             .keys()
             .collect();
         assert_eq!(items, ["a", "b"]);
+    }
+
+    #[test]
+    fn sealed_for_identities_round_trip_and_rename_the_object() {
+        assert_eq!(sealed_for_value(Some("prod"), "db-prod"), "prod/db-prod");
+        assert_eq!(
+            parse_sealed_for("prod/db-prod"),
+            Some((Some("prod"), "db-prod"))
+        );
+        assert_eq!(
+            parse_sealed_for(&sealed_for_value(None, "db")),
+            Some((None, "db"))
+        );
+        assert_eq!(parse_sealed_for("prod/"), None);
+        assert_eq!(parse_sealed_for("no-slash"), None);
+        let object = serde_json::json!({"metadata": {"name": "db", "namespace": "shop",
+            "annotations": {SEALED_FOR_ANNOTATION: "prod/db-prod"}}});
+        let renamed = renamed_to_sealed_for(&object).unwrap();
+        assert_eq!(renamed["metadata"]["name"], "db-prod");
+        assert_eq!(renamed["metadata"]["namespace"], "prod");
+        assert_eq!(
+            renamed_to_sealed_for(&serde_json::json!({"metadata": {"name": "x"}})),
+            None
+        );
     }
 }

@@ -14,7 +14,9 @@ use sealed_secrets_core::{
     documents::parse_local_documents,
     scope::Scope,
     seal::{NamespaceDefault, SealOptions, merge_into, seal_secret, secret_from_value},
-    sealed_secret::{CERTIFICATE_ANNOTATION, SEALED_FOR_ANNOTATION, SealedSecret},
+    sealed_secret::{
+        CERTIFICATE_ANNOTATION, SEALED_FOR_ANNOTATION, SealedSecret, parse_sealed_for,
+    },
 };
 
 use crate::{
@@ -60,8 +62,8 @@ pub fn run(args: &Args, path: &Path) -> Result<()> {
         .annotations
         .as_ref()
         .and_then(|a| a.get(SEALED_FOR_ANNOTATION))
-        .and_then(|v| v.split_once('/'))
-        .map(|(ns, name)| (name.to_string(), ns.to_string()));
+        .and_then(|v| parse_sealed_for(v))
+        .map(|(ns, name)| (name.to_string(), ns.unwrap_or_default().to_string()));
     let (name, namespace) = recorded.unwrap_or_else(|| {
         (
             target.metadata.name.clone().unwrap_or_default(),

@@ -16,8 +16,8 @@ use anyhow::{Result, anyhow, bail};
 use sealed_secrets_core::{
     scope::Scope,
     sealed_secret::{
-        API_VERSION, CERTIFICATE_ANNOTATION, KIND, LAST_APPLIED_ANNOTATIONS, SEALED_FOR_ANNOTATION,
-        SealedSecret,
+        API_VERSION, CERTIFICATE_ANNOTATION, KIND, LAST_APPLIED_ANNOTATIONS, SealedSecret,
+        renamed_to_sealed_for,
     },
 };
 use serde_json::Value;
@@ -70,29 +70,6 @@ pub(crate) fn rotated_object(input: &SealedSecret, body: &[u8]) -> Result<Value>
     Ok(rotated.to_upstream_value())
 }
 
-/// The document as the controller must open it: under the identity recorded in
-/// [`SEALED_FOR_ANNOTATION`] when kubeseal sealed it for an overlay's rendered name.
-fn as_sealed_for(doc: &Value) -> Value {
-    let Some((namespace, name)) = doc
-        .pointer("/metadata/annotations")
-        .and_then(|a| a.get(SEALED_FOR_ANNOTATION))
-        .and_then(Value::as_str)
-        .and_then(|v| v.split_once('/'))
-    else {
-        return doc.clone();
-    };
-    let mut renamed = doc.clone();
-    if let Some(meta) = renamed.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.insert("name".into(), Value::from(name));
-        if namespace.is_empty() {
-            meta.remove("namespace");
-        } else {
-            meta.insert("namespace".into(), Value::from(namespace));
-        }
-    }
-    renamed
-}
-
 /// Puts the name and namespace written in the input back on the re-encrypted object.
 fn keep_written_identity(input: &Value, rotated: &mut Value) {
     for pointer in ["/metadata", "/spec/template/metadata"] {
@@ -139,7 +116,7 @@ pub fn run(args: &Args) -> Result<()> {
     let mut out = Vec::with_capacity(docs.len());
     for (doc, sealed) in docs {
         let name = sealed.metadata.name.as_deref().unwrap_or("");
-        let body = serde_json::to_vec(&as_sealed_for(&doc))?;
+        let body = serde_json::to_vec(&renamed_to_sealed_for(&doc).unwrap_or_else(|| doc.clone()))?;
         let reply = controller
             .post("/v1/rotate", body)
             .map_err(|e| anyhow!("cannot re-encrypt secret: {e}"))?;
@@ -173,6 +150,7 @@ pub fn run(args: &Args) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sealed_secrets_core::sealed_secret::SEALED_FOR_ANNOTATION;
     use serde_json::json;
 
     fn sealed(value: Value) -> SealedSecret {
@@ -226,7 +204,7 @@ mod tests {
             "spec": {"template": {"metadata": {"name": "db", "namespace": "shop"}},
                      "encryptedData": {"k": "v"}}
         });
-        let sent = as_sealed_for(&doc);
+        let sent = renamed_to_sealed_for(&doc).unwrap();
         assert_eq!(sent["metadata"]["name"], "db-prod");
         assert_eq!(sent["metadata"]["namespace"], "prod");
         let mut answer = sent.clone();
@@ -240,9 +218,6 @@ mod tests {
             answer["metadata"]["annotations"][CERTIFICATE_ANNOTATION],
             "SHA256:new"
         );
-        // Without the annotation the document goes as it is.
-        let plain = json!({"metadata": {"name": "x"}});
-        assert_eq!(as_sealed_for(&plain), plain);
     }
 
     #[test]

@@ -60,21 +60,25 @@ pub fn sealed_in(text: &str) -> Vec<Found> {
     out
 }
 
-/// Every YAML/JSON file under `root` (the walk `kubeseal lint` does) that holds SealedSecrets.
+/// Every YAML/JSON file under `roots` (the walk `kubeseal lint` does) that holds SealedSecrets.
 pub fn sealed_files(roots: &[PathBuf]) -> Result<Vec<SealedFile>> {
-    let walked = walk(roots, &[])?;
+    Ok(sealed_in_files(&walk(roots, &[])?.files))
+}
+
+/// Those of `files` that hold SealedSecrets, with them (canonical paths).
+pub fn sealed_in_files(files: &[PathBuf]) -> Vec<SealedFile> {
     let mut out = Vec::new();
-    for path in walked.files {
-        let Ok(text) = fs::read_to_string(&path) else {
+    for path in files {
+        let Ok(text) = fs::read_to_string(path) else {
             continue;
         };
         let sealed = sealed_in(&text);
         if !sealed.is_empty() {
-            let path = fs::canonicalize(&path).unwrap_or(path);
+            let path = fs::canonicalize(path).unwrap_or_else(|_| path.clone());
             out.push(SealedFile { path, sealed });
         }
     }
-    Ok(out)
+    out
 }
 
 /// Every YAML/JSON file under `roots`, canonical (rules are checked against all of them).

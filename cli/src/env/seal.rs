@@ -21,7 +21,9 @@ use sealed_secrets_core::{
     keys::PublicKey,
     scope::Scope,
     seal::{NamespaceDefault, SealOptions, seal_secret, secret_from_value},
-    sealed_secret::{CERTIFICATE_ANNOTATION, SEALED_FOR_ANNOTATION, SealedSecret},
+    sealed_secret::{
+        CERTIFICATE_ANNOTATION, SEALED_FOR_ANNOTATION, SealedSecret, sealed_for_value,
+    },
 };
 use serde_json::Value;
 
@@ -222,11 +224,7 @@ pub fn seal_for(
         allow_empty_data,
     };
     let mut sealed = seal_secret(secret, key, &options, &mut SystemRandom)?;
-    let sealed_for = format!(
-        "{}/{}",
-        sealed.metadata.namespace.clone().unwrap_or_default(),
-        identity.name
-    );
+    let sealed_for = sealed_for_value(sealed.metadata.namespace.as_deref(), &identity.name);
     let renamed = written_name.as_deref() != Some(identity.name.as_str())
         || (sealed.metadata.namespace.is_some() && written_namespace != identity.namespace);
     let file_namespace = written_namespace.or_else(|| identity.namespace.clone());

@@ -13,15 +13,16 @@ use anyhow::Result;
 use super::findings::{self as rules, Finding, Location};
 use crate::env::{config::Repository, inventory};
 
-/// Findings for the SealedSecrets under `roots` (and the rules, against the whole repository).
-/// `shown` turns a path into what users read.
+/// Findings for the SealedSecrets of `files` (the files the lint walked), and for the rules,
+/// against the whole repository (walked only when a rule matches none of `files`). `shown`
+/// turns a path into what users read.
 pub fn check(
     repo: &Repository,
-    roots: &[PathBuf],
+    files: &[PathBuf],
     shown: &dyn Fn(&std::path::Path) -> String,
 ) -> Result<Vec<Finding>> {
     let mut findings = Vec::new();
-    for file in inventory::sealed_files(roots)? {
+    for file in inventory::sealed_in_files(files) {
         if repo.relative(&file.path).is_none() {
             continue;
         }
@@ -84,13 +85,26 @@ pub fn check(
             }
         }
     }
-    let all = inventory::all_files(std::slice::from_ref(&repo.root))?;
-    let text = std::fs::read_to_string(&repo.file).unwrap_or_default();
-    for rule in &repo.rules {
-        let used = all.iter().any(|f| {
+    let matches_any = |rule: &crate::env::config::Rule, paths: &[PathBuf]| {
+        paths.iter().any(|f| {
             repo.relative(f)
                 .is_some_and(|rel| rule.pattern.matches(&rel))
-        });
+        })
+    };
+    let walked: Vec<PathBuf> = files
+        .iter()
+        .map(|f| std::fs::canonicalize(f).unwrap_or_else(|_| f.clone()))
+        .collect();
+    let mut all: Option<Vec<PathBuf>> = None;
+    let text = std::fs::read_to_string(&repo.file).unwrap_or_default();
+    for rule in &repo.rules {
+        if matches_any(rule, &walked) {
+            continue;
+        }
+        if all.is_none() {
+            all = Some(inventory::all_files(std::slice::from_ref(&repo.root))?);
+        }
+        let used = matches_any(rule, all.as_deref().unwrap_or_default());
         if !used {
             let line = text
                 .lines()

@@ -199,7 +199,9 @@ fn run(args: &LintArgs) -> Result<Report> {
         })
         .unwrap_or_else(|| shown.cwd.clone());
     if let Some(repo) = crate::env::config::Repository::discover(&repo_start)? {
-        findings.extend(environments::check(&repo, &roots, &|p| shown.path(p))?);
+        findings.extend(environments::check(&repo, &walked.files, &|p| {
+            shown.path(p)
+        })?);
     }
     let graph = Graph::load(&walked.kustomizations)?;
     let render_roots = graph.roots(&walked.kustomizations);

@@ -14,7 +14,7 @@ use std::{
 
 use serde_json::Value;
 
-use sealed_secrets_core::{scope::Scope, sealed_secret::SEALED_FOR_ANNOTATION};
+use sealed_secrets_core::{scope::Scope, sealed_secret::recorded_sealed_for};
 
 use super::{
     check::{Place, identity, is_sealed_secret, name_of, namespace_of, objects, scope_of},
@@ -229,7 +229,7 @@ pub fn check_overlay_scope(
     let (sealed_for, renamed, moved) = match proof {
         None => {
             let scope = scope_of(&def.value);
-            let (old_name, old_ns) = match recorded_identity(&def.value) {
+            let (old_name, old_ns) = match recorded_sealed_for(&def.value) {
                 Some((ns, name)) => (name, ns),
                 None => (name_of(&def.value), namespace_of(&def.value)),
             };
@@ -293,7 +293,7 @@ pub fn check_overlay_scope(
             format!("its values open under the {id}"),
         ),
         None => {
-            let (claimed, source) = match recorded_identity(&def.value) {
+            let (claimed, source) = match recorded_sealed_for(&def.value) {
                 Some((ns, name)) => (
                     ns.map_or_else(|| name.to_string(), |ns| format!("{ns}/{name}")),
                     "as its sealed-for annotation records",
@@ -322,17 +322,6 @@ pub fn check_overlay_scope(
         finding = finding.with_related(location, format!("also changes it: {how}"));
     }
     Some(finding)
-}
-
-/// The `namespace/name` kubeseal recorded it sealed the object for, when that is not the name
-/// written in the file ([`SEALED_FOR_ANNOTATION`]).
-fn recorded_identity(value: &Value) -> Option<(Option<&str>, &str)> {
-    let recorded = value
-        .pointer("/metadata/annotations")?
-        .get(SEALED_FOR_ANNOTATION)?
-        .as_str()?;
-    let (ns, name) = recorded.split_once('/')?;
-    Some(((!ns.is_empty()).then_some(ns), name))
 }
 
 /// Where a rendered object without a definition comes from: a `secretGenerator` of some
