@@ -267,6 +267,16 @@ fn connection_for(args: &EnvArgs, env: &Environment) -> Result<crate::args::Args
     .map_err(|e| anyhow!(e))
 }
 
+/// The first `CERTIFICATE` block of a PEM text, from its BEGIN line to its END line.
+fn certificate_block(pem: &[u8]) -> Option<&str> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let text = std::str::from_utf8(pem).ok()?;
+    let start = text.find(BEGIN)?;
+    let end = start + text[start..].find(END)? + END.len();
+    Some(&text[start..end])
+}
+
 /// What `refresh` does with one environment's served certificate (pure).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refresh {
@@ -331,10 +341,12 @@ fn refresh_one(args: &EnvArgs, repo: &Repository, env: &Environment) -> Result<S
             if !bundle.ends_with(b"\n") && !bundle.is_empty() {
                 bundle.push(b'\n');
             }
-            bundle.extend_from_slice(&pem);
-            if !bundle.ends_with(b"\n") {
-                bundle.push(b'\n');
-            }
+            // Only the certificate goes into the committed file, not whatever else the answer
+            // held around it.
+            let block = certificate_block(&pem)
+                .ok_or_else(|| anyhow!("the controller's answer holds no PEM certificate block"))?;
+            bundle.extend_from_slice(block.as_bytes());
+            bundle.push(b'\n');
             write_atomically(&env.certificates_file, &bundle)?;
             Ok(format!(
                 "{}: {} -> {served} (added to {shown}; earlier certificates stay, SealedSecrets \
@@ -343,5 +355,21 @@ fn refresh_one(args: &EnvArgs, repo: &Repository, env: &Environment) -> Result<S
                 old.unwrap_or_else(|| "none".into())
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_certificate_block_of_an_answer_is_kept() {
+        let pem = "junk before\n-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n\
+                   -----BEGIN PRIVATE KEY-----\nno\n-----END PRIVATE KEY-----\n";
+        assert_eq!(
+            certificate_block(pem.as_bytes()),
+            Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----")
+        );
+        assert_eq!(certificate_block(b"no pem"), None);
     }
 }
