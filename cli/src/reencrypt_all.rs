@@ -425,8 +425,8 @@ fn environment_online(
             .unwrap_or_else(|| args.controller_namespace.clone()),
     })
     .map_err(|e| anyhow!("{e}"))?;
-    let cert = crate::env::guard::fetch_checked(repo, env, &upstream)?;
     let controller = Controller::connect(&upstream, "cannot re-encrypt secrets")?;
+    let cert = crate::env::guard::checked_certificate(repo, env, &controller, &upstream)?;
     Ok(Box::new(ForEnvironment {
         inner: Online(controller),
         fingerprint: cert.public_key().fingerprint(),

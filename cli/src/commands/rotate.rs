@@ -109,7 +109,7 @@ pub fn run(args: &Args) -> Result<()> {
         .sealed_secret_file
         .as_deref()
         .or(args.secret_file.as_deref());
-    let checked = crate::env::guard::check_online(args, routed)?;
+    let checked = crate::env::guard::check_online(args, routed, Some(&controller))?;
     let (source, bytes) = read_sealed_input(args)?;
     let output = Output::plan(args, &bytes)?;
     let docs = sealed_documents(&source, &bytes)?;

@@ -54,7 +54,7 @@ pub fn rate_limited(prefix: &str, reply: &Reply) -> String {
 /// Runs the mode.
 pub fn run(args: &Args) -> Result<()> {
     let controller = Controller::connect(args, "cannot validate sealed secret")?;
-    crate::env::guard::check_online(args, args.secret_file.as_deref())?;
+    crate::env::guard::check_online(args, args.secret_file.as_deref(), Some(&controller))?;
     let (source, bytes) = read_sealed_input(args)?;
     let docs = sealed_documents(&source, &bytes)
         .map_err(|e| anyhow!("unable to decrypt sealed secret ({e:#})"))?;

@@ -119,23 +119,41 @@ pub fn environment_for(args: &Args, path: Option<&Path>) -> Result<Option<(Repos
     Ok(Some((repo, env)))
 }
 
-/// Checks, for an online mode, that the controller of `args` serves a certificate of the
-/// environment `path` routes to (or `--env` names); returns the environment's name and the
-/// served fingerprint, or `None` outside any environment.
-pub fn check_online(args: &Args, path: Option<&Path>) -> Result<Option<(String, String)>> {
+/// Checks, for an online mode, that the controller of `args` (already connected, when the
+/// mode has it) serves a certificate of the environment `path` routes to (or `--env` names);
+/// returns the environment's name and the served fingerprint, or `None` outside any
+/// environment.
+pub fn check_online(
+    args: &Args,
+    path: Option<&Path>,
+    controller: Option<&Controller>,
+) -> Result<Option<(String, String)>> {
     let Some((repo, env)) = environment_for(args, path)? else {
         return Ok(None);
     };
     let environment = repo.environment(&env).map_err(|e| anyhow!(e))?;
-    let cert = fetch_checked(&repo, environment, args)?;
+    let cert = match controller {
+        Some(controller) => checked_certificate(&repo, environment, controller, args)?,
+        None => fetch_checked(&repo, environment, args)?,
+    };
     Ok(Some((env, cert.public_key().fingerprint())))
 }
 
-/// Fetches the certificate the controller of `args`' connection serves and checks it belongs
-/// to `env`; returns it.
+/// Connects to the controller of `args`' connection, fetches the certificate it serves and
+/// checks it belongs to `env`; returns it.
 pub fn fetch_checked(repo: &Repository, env: &Environment, args: &Args) -> Result<Certificate> {
-    let pem = Controller::connect(args, "cannot fetch certificate")?.fetch_cert()?;
-    let cert = Certificate::from_pem(&pem)?;
+    let controller = Controller::connect(args, "cannot fetch certificate")?;
+    checked_certificate(repo, env, &controller, args)
+}
+
+/// The certificate `controller` (reached with `args`) serves, checked to belong to `env`.
+pub fn checked_certificate(
+    repo: &Repository,
+    env: &Environment,
+    controller: &Controller,
+    args: &Args,
+) -> Result<Certificate> {
+    let cert = Certificate::from_pem(&controller.fetch_cert()?)?;
     check_served(
         repo,
         env,
