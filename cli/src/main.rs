@@ -15,6 +15,7 @@ mod kubeconfig;
 mod lint;
 mod reencrypt_all;
 mod sync;
+mod ui;
 
 use std::{io::IsTerminal, process::ExitCode};
 
@@ -93,6 +94,9 @@ fn main() -> ExitCode {
     }
     if argv.peek().is_some_and(|first| first == "env") {
         return env::main(argv.skip(1));
+    }
+    if argv.peek().is_some_and(|first| first == "ui") {
+        return ui::main(argv.skip(1));
     }
     if argv.peek().is_some_and(|first| first == "re-encrypt") {
         return reencrypt_all::main(argv.skip(1));

@@ -92,7 +92,8 @@ pub struct ObjectReport {
     /// What happened.
     pub action: Action,
     /// What differed from Git when a resync of the same revision compared it (`Heal` and
-    /// `Check` modes), for the audit trail; `None` when it was as in Git or was applied anyway.
+    /// `Check` modes), for the audit trail, or what a dry run found changed (`Diff` mode: the
+    /// paths and their field managers); `None` when it was as in Git or was applied anyway.
     pub drift: Option<DriftFinding>,
 }
 
@@ -550,7 +551,15 @@ async fn sync_item(
                 }
                 Some(existing) => diff_action(&would, existing),
             };
-            Ok((report(action, None), live.cloned()))
+            // Who wrote the fields that differ, for a viewer of the diff (the UI's drift page);
+            // paths and managers only, never values.
+            let finding = match (&action, live) {
+                (Action::WouldChange(_), Some(existing)) => {
+                    DriftFinding::changed(&item.desired, existing, FIELD_MANAGER)
+                }
+                _ => None,
+            };
+            Ok((report(action, finding), live.cloned()))
         }
         Mode::Apply | Mode::Heal => {
             let after = cluster
