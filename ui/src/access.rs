@@ -42,6 +42,28 @@ pub struct Listing {
     pub cluster_wide: bool,
 }
 
+/// Sets `apiVersion` and `kind` on listed items: the API server leaves them out of the items
+/// of a LIST of built-in kinds, and the views find objects by them.
+fn with_types(mut items: Vec<Value>, kind: &Kind) -> Vec<Value> {
+    for item in &mut items {
+        if let Some(map) = item.as_object_mut() {
+            for (field, value) in [
+                ("apiVersion", &kind.resource.api_version),
+                ("kind", &kind.resource.kind),
+            ] {
+                let known = map
+                    .get(field)
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| !v.is_empty());
+                if !known {
+                    map.insert(field.into(), Value::String(value.clone()));
+                }
+            }
+        }
+    }
+    items
+}
+
 /// The API server as the user.
 #[derive(Clone)]
 pub struct Access {
@@ -86,8 +108,9 @@ impl Access {
     }
 
     /// Namespaces to look in when the cluster-wide list is forbidden: every namespace the
-    /// user may list, else the context's.
-    async fn candidate_namespaces(&self) -> Vec<String> {
+    /// user may list, else the context's and `hints` (namespaces the page knows of, such as
+    /// those the GitSyncs the user can read deploy to).
+    async fn candidate_namespaces(&self, hints: &BTreeSet<String>) -> Vec<String> {
         let api: Api<Namespace> = Api::all(self.client());
         let listed =
             tokio::time::timeout(REQUEST_TIMEOUT, api.list_metadata(&ListParams::default())).await;
@@ -97,7 +120,11 @@ impl Access {
                 .into_iter()
                 .filter_map(|n| n.metadata.name)
                 .collect(),
-            _ => vec![self.default_namespace.clone()],
+            _ => {
+                let mut names = hints.clone();
+                names.insert(self.default_namespace.clone());
+                names.into_iter().collect()
+            }
         }
     }
 
@@ -107,6 +134,31 @@ impl Access {
         &self,
         kind: &Kind,
         namespaces: Option<&BTreeSet<String>>,
+        selector: &str,
+    ) -> Result<Listing, AccessError> {
+        self.list_hinted(kind, namespaces, &BTreeSet::new(), selector)
+            .await
+    }
+
+    /// [`Access::list`] that, when neither the cluster-wide list nor the namespace list is
+    /// allowed, also looks in `hints`.
+    pub async fn list_hinted(
+        &self,
+        kind: &Kind,
+        namespaces: Option<&BTreeSet<String>>,
+        hints: &BTreeSet<String>,
+        selector: &str,
+    ) -> Result<Listing, AccessError> {
+        let mut listing = self.list_untyped(kind, namespaces, hints, selector).await?;
+        listing.items = with_types(std::mem::take(&mut listing.items), kind);
+        Ok(listing)
+    }
+
+    async fn list_untyped(
+        &self,
+        kind: &Kind,
+        namespaces: Option<&BTreeSet<String>>,
+        hints: &BTreeSet<String>,
         selector: &str,
     ) -> Result<Listing, AccessError> {
         if !kind.namespaced {
@@ -132,7 +184,7 @@ impl Access {
         }
         let names: Vec<String> = match namespaces {
             Some(set) => set.iter().cloned().collect(),
-            None => self.candidate_namespaces().await,
+            None => self.candidate_namespaces(hints).await,
         };
         let lists = join_all(
             names

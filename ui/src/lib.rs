@@ -160,7 +160,7 @@ pub async fn bind(
     let app = App {
         access: Access::new(client, &settings.default_namespace),
         allowed_hosts: security::allowed_hosts(bound),
-        secrets: Secrets::generate()?,
+        secrets: Secrets::generate(bound.port())?,
         certificates,
         renders: Default::default(),
         checkouts: tempfile::Builder::new()

@@ -228,7 +228,10 @@ pub async fn tree_objects(app: &App, sync: &GitSync) -> (Vec<Value>, Vec<Value>,
     for entry in &entries {
         if let Some(key) = ObjectKey::from_id(&entry.id) {
             by_kind
-                .entry((entry.v.clone(), key.kind.clone()))
+                .entry((
+                    views::tree::api_version(&key.group, &entry.v),
+                    key.kind.clone(),
+                ))
                 .or_default()
                 .insert(key.namespace.clone());
         }
@@ -671,6 +674,30 @@ async fn diff(app: &App, sync: &GitSync, revision: &str) -> Result<Vec<drift::Dr
     Ok(drift::rows(&report))
 }
 
+/// Namespaces GitSyncs deploy to: their own, their destination, their inventory's.
+fn deployed_namespaces(syncs: &[GitSync]) -> BTreeSet<String> {
+    let mut namespaces = BTreeSet::new();
+    for sync in syncs {
+        namespaces.extend(sync.metadata.namespace.clone());
+        if !sync.spec.destination.namespace.is_empty() {
+            namespaces.insert(sync.spec.destination.namespace.clone());
+        }
+        for entry in sync
+            .status
+            .iter()
+            .filter_map(|s| s.inventory.as_ref())
+            .flat_map(|i| &i.entries)
+        {
+            if let Some(key) = ObjectKey::from_id(&entry.id)
+                && !key.namespace.is_empty()
+            {
+                namespaces.insert(key.namespace);
+            }
+        }
+    }
+    namespaces
+}
+
 /// The SealedSecrets page.
 pub async fn sealed_page(app: &App, q: String) -> Page {
     #[derive(Template)]
@@ -689,7 +716,13 @@ pub async fn sealed_page(app: &App, q: String) -> Page {
             .access
             .kind("bitnami.com/v1alpha1", "SealedSecret")
             .await?;
-        app.access.list(&kind, None, "").await
+        // A user who may list neither everything nor namespaces: look where the GitSyncs
+        // they can read deploy to.
+        let hints = match gitsyncs(app).await {
+            Ok((syncs, _)) => deployed_namespaces(&syncs),
+            Err(_) => BTreeSet::new(),
+        };
+        app.access.list_hinted(&kind, None, &hints, "").await
     };
     let keys = async {
         let ns = BTreeSet::from([app.settings.controller_namespace.clone()]);

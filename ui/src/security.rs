@@ -12,7 +12,8 @@ use std::net::SocketAddr;
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 
-/// Name of the session cookie.
+/// Name of the session cookie, before the port: browsers send a cookie to every port of a
+/// host, so two UIs on one machine (two clusters) each need their own name.
 pub const COOKIE: &str = "kubeseal-ui";
 
 /// Name of the form field (and header) that carries the CSRF token.
@@ -28,6 +29,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 /// and the CSRF token. All three are 256 random bits, new for each start.
 #[derive(Clone)]
 pub struct Secrets {
+    cookie: String,
     login: String,
     session: String,
     csrf: String,
@@ -51,9 +53,10 @@ fn random_token() -> Result<String, RandomError> {
 }
 
 impl Secrets {
-    /// New random secrets.
-    pub fn generate() -> Result<Secrets, RandomError> {
+    /// New random secrets for the UI listening on `port`.
+    pub fn generate(port: u16) -> Result<Secrets, RandomError> {
         Ok(Secrets {
+            cookie: format!("{COOKIE}-{port}"),
             login: random_token()?,
             session: random_token()?,
             csrf: random_token()?,
@@ -86,7 +89,7 @@ impl Secrets {
             header.split(';').any(|pair| {
                 pair.trim()
                     .split_once('=')
-                    .is_some_and(|(name, value)| name == COOKIE && equal(value, &self.session))
+                    .is_some_and(|(name, value)| name == self.cookie && equal(value, &self.session))
             })
         })
     }
@@ -95,8 +98,8 @@ impl Secrets {
     /// another site's requests, gone when the browser closes.
     pub fn session_cookie(&self) -> String {
         format!(
-            "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
-            self.session
+            "{}={}; HttpOnly; SameSite=Strict; Path=/",
+            self.cookie, self.session
         )
     }
 }
@@ -145,8 +148,8 @@ mod tests {
 
     #[test]
     fn secrets_are_random_and_compared_whole() {
-        let a = Secrets::generate().unwrap();
-        let b = Secrets::generate().unwrap();
+        let a = Secrets::generate(1).unwrap();
+        let b = Secrets::generate(1).unwrap();
         assert_ne!(a.login_token(), b.login_token());
         assert_ne!(a.login_token(), a.csrf_token());
         assert!(a.is_login_token(a.login_token()));
@@ -160,8 +163,9 @@ mod tests {
 
     #[test]
     fn the_session_cookie_is_http_only_and_strict() {
-        let s = Secrets::generate().unwrap();
+        let s = Secrets::generate(8123).unwrap();
         let cookie = s.session_cookie();
+        assert!(cookie.starts_with("kubeseal-ui-8123="), "{cookie}");
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
         let value = cookie.split(';').next().unwrap();
         assert!(s.has_session(Some(value)));
@@ -169,8 +173,10 @@ mod tests {
         assert!(!s.has_session(Some("kubeseal-ui=wrong")));
         assert!(!s.has_session(Some(&value.replace("kubeseal-ui", "other"))));
         assert!(!s.has_session(None));
-        let other = Secrets::generate().unwrap();
+        let other = Secrets::generate(8123).unwrap();
         assert!(!other.has_session(Some(value)));
+        let next_port = Secrets::generate(8124).unwrap();
+        assert!(!next_port.has_session(Some(value)), "another UI's cookie");
     }
 
     #[test]

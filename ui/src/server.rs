@@ -68,7 +68,9 @@ async fn guard(State(app): State<Arc<App>>, request: Request, next: Next) -> Res
     set(headers, header::CACHE_CONTROL, "no-store");
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(headers, header::X_FRAME_OPTIONS, "DENY");
-    set(headers, header::REFERRER_POLICY, "no-referrer");
+    // Not `no-referrer`: with it, browsers send `Origin: null` on our own form posts, which
+    // the Origin check must refuse. `same-origin` sends nothing to other sites.
+    set(headers, header::REFERRER_POLICY, "same-origin");
     set(
         headers,
         header::HeaderName::from_static("cross-origin-opener-policy"),

@@ -187,7 +187,7 @@ async fn the_guard_wants_our_host_then_a_session() {
         "the token leaves the URL"
     );
     let cookie = login.headers[header::SET_COOKIE].to_str().unwrap();
-    assert!(cookie.starts_with(&format!("{}=", crate::security::COOKIE)));
+    assert!(cookie.starts_with(&format!("{}-", crate::security::COOKIE)));
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
     assert_eq!(cookie.split(';').next().unwrap(), ui.cookie);
     let assets = ui
@@ -349,4 +349,64 @@ async fn hostile_values_from_the_cluster_are_escaped_and_never_links() {
         .await;
     assert!(detail.body.contains("href=\"https://grafana.example/d/1\""));
     assert!(detail.body.contains("not a web link"));
+}
+
+#[tokio::test]
+async fn the_tree_finds_the_inventory_objects_by_their_labels() {
+    let fake = FakeApiServer::new();
+    fake.insert(
+        "gitsyncs",
+        json!({
+            "apiVersion": "gitops.sealed-secrets-rs.io/v1alpha1", "kind": "GitSync",
+            "metadata": {"name": "web", "namespace": "ops", "uid": "g1"},
+            "spec": {"source": {"url": "https://git.example/repo.git"}},
+            "status": {"inventory": {"entries": [
+                {"id": "shop_settings__ConfigMap", "v": "v1"},
+                {"id": "shop_web_apps_Deployment", "v": "v1"},
+                {"id": "shop_gone__ConfigMap", "v": "v1"}
+            ]}}
+        }),
+    );
+    let labels = json!({"gitops.sealed-secrets-rs.io/name": "web",
+                        "gitops.sealed-secrets-rs.io/namespace": "ops"});
+    fake.insert(
+        "configmaps",
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "settings", "namespace": "shop", "uid": "c1", "labels": labels}}),
+    );
+    fake.insert(
+        "deployments",
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "web", "namespace": "shop", "uid": "d1", "labels": labels,
+                            "generation": 1},
+               "spec": {"replicas": 1},
+               "status": {"observedGeneration": 1, "conditions": [{"type": "Progressing",
+                   "status": "False", "reason": "ProgressDeadlineExceeded", "message": "stuck"}]}}),
+    );
+    let ui = ui(&fake).await;
+    let page = ui
+        .send(ui.get("/gitsyncs/ops/web").body(Body::empty()).unwrap())
+        .await;
+    let node = |id: &str| {
+        let start = page
+            .body
+            .find(&format!("data-node=\"{id}\""))
+            .unwrap_or_else(|| panic!("{id}: {}", page.body));
+        page.body[start..]
+            .split("</li>")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        node("ConfigMap/shop/settings").contains("Healthy"),
+        "{}",
+        page.body
+    );
+    assert!(
+        node("Deployment/shop/web").contains("Degraded"),
+        "{}",
+        page.body
+    );
+    assert!(node("ConfigMap/shop/gone").contains("Missing"));
 }

@@ -69,9 +69,11 @@ impl ConditionView {
 
     /// `ok`, `bad` or `unknown`: the CSS class of its badge.
     pub fn class(&self) -> &'static str {
-        match self.status.as_str() {
-            "True" => "ok",
-            "False" => "bad",
+        match (self.status.as_str(), self.reason.as_str()) {
+            ("True", _) => "ok",
+            // Healthy=False while a rollout is still under way is not (yet) a failure.
+            ("False", "Progressing") => "unknown",
+            ("False", _) => "bad",
             _ => "unknown",
         }
     }
@@ -214,7 +216,7 @@ mod tests {
                     {"type": "Ready", "status": ready, "reason": "Synced", "message": "m", "lastTransitionTime": "2026-12-07T10:00:05Z"},
                     {"type": "Healthy", "status": healthy, "reason": "Degraded", "message": "web: 0 of 1", "lastTransitionTime": "2026-12-07T10:00:05Z"}
                 ],
-                "inventory": {"entries": [{"id": "shop_web_apps_Deployment", "v": "apps/v1"}, {"id": "shop_cfg__ConfigMap", "v": "v1"}]},
+                "inventory": {"entries": [{"id": "shop_web_apps_Deployment", "v": "v1"}, {"id": "shop_cfg__ConfigMap", "v": "v1"}]},
                 "history": [{
                     "revision": "0123456789abcdef0123456789abcdef01234567",
                     "commitSubject": "Raise replicas <b>now</b>",
@@ -260,6 +262,12 @@ mod tests {
         assert_eq!(row.last_sync.unwrap().text, "3m");
         assert_eq!(row.ready.class(), "ok");
         assert_eq!(row.healthy.class(), "bad");
+        let rolling = ConditionView {
+            status: "False".into(),
+            reason: "Progressing".into(),
+            message: String::new(),
+        };
+        assert_eq!(rolling.class(), "unknown");
         assert_eq!(row.healthy.message, "web: 0 of 1");
     }
 

@@ -76,6 +76,15 @@ impl Node {
     }
 }
 
+/// The apiVersion of an inventory entry: Flux's `v` holds the version alone.
+pub fn api_version(group: &str, version: &str) -> String {
+    if group.is_empty() || version.contains('/') {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    }
+}
+
 /// Health of a live object: [`health::assess`], plus what it does not know: a SealedSecret's
 /// `Synced` condition and a Pod's phase.
 pub fn node_health(object: &Value) -> NodeHealth {
@@ -175,7 +184,7 @@ pub fn build(entries: &[InventoryEntry], live: &[Value], others: &[Value]) -> Ve
                 Some(object) => node(object, &by_owner, &mut seen, 0),
                 None => Node {
                     kind: key.kind.clone(),
-                    api_version: entry.v.clone(),
+                    api_version: api_version(&key.group, &entry.v),
                     namespace: key.namespace.clone(),
                     name: key.name.clone(),
                     health: NodeHealth {
@@ -336,8 +345,8 @@ mod tests {
     #[test]
     fn owners_nest_their_children_and_missing_objects_show() {
         let entries = vec![
-            entry("shop_web_apps_Deployment", "apps/v1"),
-            entry("shop_db_bitnami.com_SealedSecret", "bitnami.com/v1alpha1"),
+            entry("shop_web_apps_Deployment", "v1"),
+            entry("shop_db_bitnami.com_SealedSecret", "v1alpha1"),
             entry("shop_gone__ConfigMap", "v1"),
         ];
         let mut sealed = object("bitnami.com/v1alpha1", "SealedSecret", "db", "s1", None);
@@ -361,6 +370,9 @@ mod tests {
             ]
         );
         assert_eq!(tree[0].health.label, "Missing");
+        assert_eq!(api_version("apps", "v1"), "apps/v1");
+        assert_eq!(api_version("", "v1"), "v1");
+        assert_eq!(api_version("apps", "apps/v1"), "apps/v1");
         let web = &tree[1];
         assert_eq!(web.health.label, "Degraded", "{:?}", web.health);
         assert_eq!(web.children[0].id(), "ReplicaSet/shop/web-1");
@@ -397,7 +409,7 @@ mod tests {
                 None,
             ));
         }
-        entries.push(entry("shop_web_apps_Deployment", "apps/v1"));
+        entries.push(entry("shop_web_apps_Deployment", "v1"));
         live.push(degraded_deployment());
         let tree = build(&entries, &live, &[]);
         let all = page(tree.clone(), &TreeQuery::default());
