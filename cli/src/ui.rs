@@ -104,6 +104,7 @@ pub fn main(argv: impl Iterator<Item = OsString>) -> ExitCode {
 }
 
 fn run(args: UiArgs) -> Result<()> {
+    sealed_secrets_ui::check_address(args.address).map_err(|e| anyhow!("{e}"))?;
     let mut upstream = upstream_with(Connection {
         kubeconfig: args.kubeconfig.clone(),
         kube: args.kube.clone(),
@@ -185,5 +186,22 @@ mod tests {
         assert!(!args.open);
         let err = UiArgs::try_parse_from(["kubeseal ui", "--address", "localhost"]).unwrap_err();
         assert!(err.to_string().contains("--address"), "{err}");
+    }
+
+    #[test]
+    fn an_unspecified_address_is_refused_before_anything_else() {
+        let args = UiArgs::try_parse_from([
+            "kubeseal ui",
+            "--address",
+            "0.0.0.0:8080",
+            "--kubeconfig",
+            "/nonexistent/kubeconfig",
+        ])
+        .unwrap();
+        let err = run(args).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--address 0.0.0.0:8080: give one IP address"),
+            "{err}"
+        );
     }
 }

@@ -50,6 +50,7 @@ mod pki;
 mod process;
 pub mod sealing;
 mod suite;
+mod ui;
 mod wait;
 
 pub use assets::{Assets, DEFAULT_ASSETS_DIR, resolve_path, skip, workspace_root};
@@ -71,4 +72,5 @@ pub use process::{
     scrub_proxy_env, stop_child, tail,
 };
 pub use suite::{private_cluster, private_cluster_with_audit, shared_cluster, suite_cluster};
+pub use ui::Ui;
 pub use wait::{READY_TIMEOUT, wait_for};

@@ -13,11 +13,10 @@
 //! passes.
 
 use std::{
-    io::{BufRead, BufReader},
     net::TcpStream,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
+    sync::Arc,
     thread,
     time::{Duration, Instant},
 };
@@ -25,9 +24,9 @@ use std::{
 use base64::Engine as _;
 use fantoccini::{Client, ClientBuilder, Locator};
 use sealed_secrets_e2e::{
-    Assets, Binaries, Cluster, Controller, SEALED_SECRET_CRD, apply_yaml, create_namespace,
-    free_port, get_object, kubectl_ok, kubectl_program, kubeseal, scrub_env, skip, suite_cluster,
-    unique_name, workspace_root,
+    Assets, Cluster, Controller, SEALED_SECRET_CRD, Ui, apply_yaml, create_namespace, free_port,
+    get_object, kubectl_ok, kubectl_program, kubeseal, skip, suite_cluster, unique_name,
+    workspace_root,
 };
 use sealed_secrets_sync_testing::GitRepo;
 use serde_json::Value;
@@ -106,75 +105,6 @@ impl Driver {
             .connect(&self.url)
             .await
             .expect("cannot open a chromium session through chromedriver")
-    }
-}
-
-/// A running `kubeseal ui`, its URL and its output (kept for the canary check).
-struct Ui {
-    child: Child,
-    url: String,
-    output: Arc<Mutex<String>>,
-}
-
-impl Drop for Ui {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Ui {
-    fn start(kubeconfig: &Path, args: &[&str]) -> Ui {
-        let mut cmd = Command::new(&Binaries::get().kubeseal);
-        scrub_env(&mut cmd);
-        cmd.arg("ui")
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .args(args)
-            .env("KUBECTL", kubectl_program())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("cannot start kubeseal ui");
-        let output = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        let kept = Arc::clone(&output);
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("kubeseal ui: open ") {
-                    let _ = tx.send(url.to_string());
-                }
-                kept.lock().unwrap().push_str(&line);
-                kept.lock().unwrap().push('\n');
-            }
-        });
-        let stderr = child.stderr.take().unwrap();
-        let kept = Arc::clone(&output);
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                kept.lock().unwrap().push_str(&line);
-                kept.lock().unwrap().push('\n');
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "kubeseal ui printed no URL: {}",
-                    output.lock().unwrap().clone()
-                )
-            });
-        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
-        Ui { child, url, output }
-    }
-
-    fn base(&self) -> String {
-        self.url.split("/login").next().unwrap().to_string()
-    }
-
-    fn output(&self) -> String {
-        self.output.lock().unwrap().clone()
     }
 }
 

@@ -138,15 +138,22 @@ impl Bound {
     }
 }
 
+/// Refuses an address a browser cannot be sent to (`0.0.0.0`, `[::]`): the UI answers only
+/// requests addressed to the address it listens on.
+pub fn check_address(address: SocketAddr) -> Result<(), UiError> {
+    if address.ip().is_unspecified() {
+        return Err(UiError::UnspecifiedAddress(address));
+    }
+    Ok(())
+}
+
 /// Binds the UI: picks the port, makes the login token. Call inside a tokio runtime.
 pub async fn bind(
     client: kube::Client,
     settings: Settings,
     certificates: Arc<dyn CertificateSource>,
 ) -> Result<Bound, UiError> {
-    if settings.address.ip().is_unspecified() {
-        return Err(UiError::UnspecifiedAddress(settings.address));
-    }
+    check_address(settings.address)?;
     let listener = tokio::net::TcpListener::bind(settings.address)
         .await
         .map_err(|source| UiError::Bind {
