@@ -22,7 +22,11 @@ use std::{
 };
 
 use base64::Engine as _;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{
+    Client, ClientBuilder, Locator,
+    actions::{InputSource, KeyAction, KeyActions},
+    key::Key,
+};
 use sealed_secrets_e2e::{
     Assets, Cluster, Controller, SEALED_SECRET_CRD, Ui, apply_yaml, create_namespace, free_port,
     get_object, kubectl_ok, kubectl_program, kubeseal, skip, suite_cluster, unique_name,
@@ -83,8 +87,14 @@ impl Driver {
         })
     }
 
-    async fn session(&self) -> Client {
-        let profile = self._profile.path().display().to_string();
+    /// A browser session; `dark` makes the system's colour scheme dark.
+    async fn session(&self, dark: bool) -> Client {
+        let profile = self
+            ._profile
+            .path()
+            .join(if dark { "dark" } else { "light" })
+            .display()
+            .to_string();
         let capabilities = serde_json::json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -94,6 +104,7 @@ impl Driver {
                     "--disable-quic", "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
                     format!("--user-data-dir={profile}"),
+                    if dark { "--force-dark-mode" } else { "--no-default-browser-check" }.to_string(),
                 ]
             }
         });
@@ -378,7 +389,7 @@ async fn the_ui_in_a_real_browser() {
         &["--cert", &cert_arg, "--controller-namespace", &ops],
     );
     let base = ui.base();
-    let client = driver.session().await;
+    let client = driver.session(false).await;
 
     // Overview: the login link sets the cookie and lands on a clean URL.
     client.goto(&ui.url).await.unwrap();
@@ -395,6 +406,23 @@ async fn the_ui_in_a_real_browser() {
     )
     .await;
     screenshot(&client, "overview").await;
+
+    // Keyboard: the first Tab reaches "Skip to content", the next the first page of the nav.
+    let tab = || {
+        KeyActions::new("keyboard".to_string())
+            .then(KeyAction::Down {
+                value: Key::Tab.into(),
+            })
+            .then(KeyAction::Up {
+                value: Key::Tab.into(),
+            })
+    };
+    client.perform_actions(tab()).await.unwrap();
+    let focused = client.active_element().await.unwrap().text().await.unwrap();
+    assert_eq!(focused, "Skip to content");
+    client.perform_actions(tab()).await.unwrap();
+    let focused = client.active_element().await.unwrap().text().await.unwrap();
+    assert_eq!(focused, "GitSyncs");
 
     // Live: a GitSync created now appears without a reload.
     let started = Instant::now();
@@ -610,6 +638,22 @@ async fn the_ui_in_a_real_browser() {
     assert_eq!(sync["spec"]["suspend"], true);
 
     client.close().await.unwrap();
+
+    // Dark mode follows the system's setting.
+    let dark = driver.session(true).await;
+    dark.goto(&ui.url).await.unwrap();
+    element(&dark, &format!("tr[data-gitsync=\"{ops}/shop\"]")).await;
+    let background = dark
+        .execute(
+            "return getComputedStyle(document.body).backgroundColor",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(background, "rgb(13, 17, 23)", "the dark palette");
+    screenshot(&dark, "overview-dark").await;
+    dark.close().await.unwrap();
+
     for log in [ui.output(), viewer.output()] {
         assert!(!log.contains(CANARY), "the canary reached the UI's output");
     }

@@ -44,13 +44,23 @@ pub struct Page {
     pub title: String,
     /// Nav entry: `overview`, `sealed`, `seal` or empty.
     pub active: &'static str,
-    /// Whether its script re-fetches it.
-    pub live: bool,
+    /// How often its script re-fetches it, in milliseconds (0: never).
+    pub live: u32,
     /// The main content (HTML).
     pub content: String,
     /// HTTP status.
     pub status: u16,
 }
+
+/// How often a page fetches itself again: a change in the cluster shows within about a second
+/// plus the page's own time.
+const LIVE_MS: u32 = 1_000;
+
+/// The drift page dry-runs every object of its GitSync each time: less often.
+const DRIFT_LIVE_MS: u32 = 2_000;
+
+/// Renders of distinct revisions kept (a few overlays at a few revisions each).
+const MAX_RENDERS: usize = 32;
 
 fn render(template: &impl Template) -> String {
     template
@@ -69,7 +79,7 @@ pub fn message(status: u16, heading: &str, text: &str) -> Page {
     Page {
         title: heading.to_string(),
         active: "",
-        live: false,
+        live: 0,
         content: render(&Message {
             heading,
             message: text,
@@ -144,7 +154,7 @@ pub async fn overview(app: &App, filter: Filter) -> Page {
     Page {
         title: "GitSyncs".into(),
         active: "overview",
-        live: true,
+        live: LIVE_MS,
         content: render(&view),
         status: 200,
     }
@@ -484,7 +494,7 @@ pub async fn gitsync_page(
     Page {
         title: format!("{namespace}/{name}"),
         active: "overview",
-        live: true,
+        live: LIVE_MS,
         content: render(&view),
         status: 200,
     }
@@ -562,6 +572,9 @@ async fn rendered(app: &App, sync: &GitSync, revision: &str) -> Result<Arc<Vec<M
     .await
     .map_err(|e| format!("the render failed: {e}"))??;
     let manifests = Arc::new(manifests);
+    if cache.len() >= MAX_RENDERS {
+        cache.clear();
+    }
     cache.insert(key, manifests.clone());
     Ok(manifests)
 }
@@ -631,7 +644,7 @@ pub async fn drift_page(app: &App, namespace: &str, name: &str) -> Page {
     Page {
         title: format!("Drift of {namespace}/{name}"),
         active: "overview",
-        live: true,
+        live: DRIFT_LIVE_MS,
         content: render(&view),
         status: 200,
     }
@@ -749,7 +762,7 @@ pub async fn sealed_page(app: &App, q: String) -> Page {
     Page {
         title: "SealedSecrets".into(),
         active: "sealed",
-        live: true,
+        live: LIVE_MS,
         content: render(&View {
             q,
             forbidden,
@@ -820,7 +833,7 @@ pub fn seal_page(
     Page {
         title: "Seal".into(),
         active: "seal",
-        live: false,
+        live: 0,
         content: render(&view),
         status: if view.problem.is_some() { 422 } else { 200 },
     }

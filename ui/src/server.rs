@@ -143,7 +143,7 @@ fn respond(app: &App, headers: &HeaderMap, page: Page) -> Response {
         active: &'a str,
         context: &'a str,
         server: &'a str,
-        live: bool,
+        live: u32,
         content: &'a str,
     }
     let status = StatusCode::from_u16(page.status).unwrap_or(StatusCode::OK);

@@ -71,8 +71,9 @@ impl ConditionView {
     pub fn class(&self) -> &'static str {
         match (self.status.as_str(), self.reason.as_str()) {
             ("True", _) => "ok",
-            // Healthy=False while a rollout is still under way is not (yet) a failure.
-            ("False", "Progressing") => "unknown",
+            // Healthy=False while a rollout is under way, or Ready=False because someone
+            // suspended it, is not a failure.
+            ("False", "Progressing" | "Suspended") => "unknown",
             ("False", _) => "bad",
             _ => "unknown",
         }
