@@ -147,9 +147,14 @@ fn run(args: UiArgs) -> Result<()> {
         settings,
         Arc::new(Certificates { args: upstream }),
         |url| {
-            println!("kubeseal ui: open {url}");
-            println!("(the link logs this browser in once; stop with Ctrl-C)");
-            let _ = std::io::stdout().flush();
+            // Not println!: a closed stdout must not stop the server.
+            let mut out = std::io::stdout();
+            let _ = writeln!(out, "kubeseal ui: open {url}");
+            let _ = writeln!(
+                out,
+                "(the link logs this browser in once; stop with Ctrl-C)"
+            );
+            let _ = out.flush();
             if open {
                 open_browser(url);
             }

@@ -1135,3 +1135,121 @@ fn a_controller_serving_another_clusters_certificate_is_refused_and_nothing_is_w
     assert_eq!(decoded(&fx.unseal(&sealed)[0], "password"), "hunter2");
     fx.ok(&["--validate", "-f", "staging/db.yaml"], b"");
 }
+
+// ---------------------------------------------------------------------------------------------
+// kubeseal ui: the seal form's default certificate comes through the service proxy
+// ---------------------------------------------------------------------------------------------
+
+/// One HTTP/1.1 request to the UI on loopback: the head and the body.
+fn ui_request(
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (String, String) {
+    let mut stream = TcpStream::connect(host).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+    (head.to_string(), body.to_string())
+}
+
+#[test]
+fn the_ui_seals_with_the_controller_certificate_through_the_service_proxy() {
+    let fx = Fixture::new(cluster(|rest, _| match rest {
+        "/v1/cert.pem" => cert_answer(),
+        _ => Answer::empty(404),
+    }));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kubeseal"))
+        .args(["ui", "--kubeconfig"])
+        .arg(fx.path("kubeconfig"))
+        .env_clear()
+        .env("HOME", fx.dir.path())
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    // Keep reading what it prints (a closed pipe must not be what this test sees).
+    thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let url = first
+        .trim()
+        .strip_prefix("kubeseal ui: open ")
+        .unwrap_or_else(|| panic!("no URL: {first:?}"))
+        .to_string();
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, login) = rest.split_at(rest.find('/').unwrap());
+    let (head, _) = ui_request(host, "GET", login, &[], "");
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("no cookie: {head}"))
+        .to_string();
+    let (_, form) = ui_request(host, "GET", "/seal", &[("Cookie", &cookie)], "");
+    assert!(form.contains("sealed-secrets-controller"), "{form}");
+    let csrf = form
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let origin = format!("http://{host}");
+    let body = format!(
+        "csrf={csrf}&name=db&namespace=shop&scope=strict&key=password&value=hunter2-from-the-form"
+    );
+    let (head, page) = ui_request(
+        host,
+        "POST",
+        "/seal",
+        &[
+            ("Cookie", &cookie),
+            ("Origin", &origin),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        &body,
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{page}");
+    assert!(
+        !page.contains("hunter2-from-the-form"),
+        "the plaintext came back"
+    );
+    let yaml = page
+        .split("<textarea id=\"sealed-yaml\"")
+        .nth(1)
+        .and_then(|r| r.split_once('>'))
+        .and_then(|(_, r)| r.split("</textarea>").next())
+        .unwrap()
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'");
+    let secrets = fx.unseal(yaml.as_bytes());
+    assert_eq!(decoded(&secrets[0], "password"), "hunter2-from-the-form");
+    assert!(
+        fx.api
+            .paths()
+            .iter()
+            .any(|p| p == &format!("GET {DEFAULT_PROXY}/v1/cert.pem")),
+        "{:?}",
+        fx.api.paths()
+    );
+}
