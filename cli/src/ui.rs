@@ -24,7 +24,7 @@ use crate::{
              the controller's keys, and a form that seals with the cluster's certificate.",
     long_about = "Starts a web server on this machine that talks to the API server with your \
                   kubeconfig, as you: it shows what your RBAC lets you see, and installs nothing \
-                  in the cluster. It prints a URL with a one-time login token; open it in a \
+                  in the cluster. It prints a URL with a login token; open it in a \
                   browser (or pass --open). Read-only, except the actions a GitSync page offers \
                   when the API server says you may (sync now, suspend, resume). Stop with Ctrl-C.",
     max_term_width = 100
