@@ -44,11 +44,11 @@ use sealed_secrets_core::{
 };
 
 use crate::{
-    backlog::{Backlog, ListRouter, Route},
+    backlog::Backlog,
     decisions::{
         MANAGED_ANNOTATION, Ownership, SecretWrite, condition_gauge, immutable_message,
         is_controlled_by, may_write, next_status, ownership, plan_secret_write,
-        predecessor_is_gone, status_is_current, wipe_secret, write_needs_live_owner,
+        predecessor_is_gone, wipe_secret, write_needs_live_owner,
     },
     dependants::Dependants,
     digest,
@@ -61,6 +61,7 @@ use crate::{
     metrics::{Metrics, race},
     relist::{RelistGaps, object_key as relist_key},
     retry::{Cause, classify_kube_error, jitter, next_retry},
+    sealed_watch::{Lane, SealedWatch},
 };
 
 /// Label copied into the `condition_info` metric.
@@ -154,7 +155,7 @@ impl Context {
 
     /// Records the key `sealed` depends on (its `status.keyFingerprint`), or forgets it
     /// (`None`: deleted), and republishes the counts when they changed.
-    fn note_dependency(&self, object: &str, sealed: Option<&SealedSecret>) {
+    pub(crate) fn note_dependency(&self, object: &str, sealed: Option<&SealedSecret>) {
         let mut dependants = self.dependants.lock().unwrap_or_else(|e| e.into_inner());
         let changed = match sealed {
             Some(sealed) => dependants.set(
@@ -998,7 +999,7 @@ pub struct Gone {
 }
 
 impl Gone {
-    fn of(sealed: &SealedSecret) -> Self {
+    pub(crate) fn of(sealed: &SealedSecret) -> Self {
         Self {
             namespace: sealed.namespace().unwrap_or_default(),
             name: sealed.name_any(),
@@ -1030,7 +1031,7 @@ pub fn sealed_event_gone(
 }
 
 /// Reconcile triggers: spec (generation), labels and annotations — not status.
-fn trigger_hash(sealed: &SealedSecret) -> Option<u64> {
+pub(crate) fn trigger_hash(sealed: &SealedSecret) -> Option<u64> {
     let mut hasher = DefaultHasher::new();
     sealed.meta().generation.hash(&mut hasher);
     sealed.meta().labels.hash(&mut hasher);
@@ -1083,6 +1084,12 @@ async fn on_deleted(gone: Gone, ctx: Arc<Context>) {
     }
 }
 
+/// What the watch cache keeps of a SealedSecret (see `shed`).
+fn prepare_for_cache(sealed: &mut SealedSecret) {
+    crate::shed::shed_over_budget(sealed);
+    crate::shed::slim(sealed);
+}
+
 /// Page size of the initial list of all Secrets (metadata only).
 const SECRET_LIST_PAGE_SIZE: u32 = 100;
 
@@ -1118,82 +1125,38 @@ pub async fn run(
             on_deleted(gone, Arc::clone(&cleanup_ctx)).await;
         }
     });
-    let mut sealed_gaps = RelistGaps::default();
-    let deps_ctx = Arc::clone(&ctx);
     let backlog = ctx.backlog_of_scope(namespace.as_deref());
-    let sealed_stream = reflector::reflector(
+    let (first_list_tx, first_list_rx) = tokio::sync::watch::channel(false);
+    // See `sealed_watch`: the early lane serves what changes while the first list runs.
+    let early = {
+        let mut done = first_list_rx.clone();
+        crate::sealed_watch::early_lane(sealed_api.clone(), &ctx.options.label_selector)
+            .await
+            .take_until(async move {
+                let _ = done.wait_for(|done| *done).await;
+            })
+            .map(|mut event| {
+                if let watcher::Event::Apply(sealed) | watcher::Event::Delete(sealed) = &mut event {
+                    prepare_for_cache(sealed);
+                }
+                Lane::Early(event)
+            })
+    };
+    let main = watcher(sealed_api, watch_config.clone())
+        .default_backoff()
+        .modify(prepare_for_cache)
+        .map(Lane::Main);
+    let mut sealed_watch = SealedWatch::new(
         writer,
-        watcher(sealed_api, watch_config.clone())
-            .default_backoff()
-            .modify(|sealed| {
-                crate::shed::shed_over_budget(sealed);
-                crate::shed::slim(sealed);
-            }),
-    )
-    .inspect(move |event| {
-        if let Ok(event) = event {
-            if let watcher::Event::Apply(sealed) | watcher::Event::InitApply(sealed) = event
-                && let Some(key) = relist_key(sealed)
-            {
-                deps_ctx.note_dependency(&key, Some(sealed));
-            }
-            for gone in sealed_event_gone(&mut sealed_gaps, event) {
-                let _ = deleted_tx.send(gone);
-            }
-        }
-    })
+        Arc::clone(&ctx),
+        Arc::clone(&backlog),
+        deleted_tx,
+        first_list_tx,
+    );
     // What a (re)list delivers goes to the backlog, released as workers free up; what the
     // watch reports afterwards is reconciled at once, ahead of it (see `backlog`).
-    .filter_map({
-        let backlog = Arc::clone(&backlog);
-        let mut router = ListRouter::default();
-        let mut listed: Vec<ObjectRef<SealedSecret>> = Vec::new();
-        move |event| {
-            let hash = |sealed: &SealedSecret| {
-                let mut hasher = DefaultHasher::new();
-                trigger_hash(sealed).hash(&mut hasher);
-                sealed.meta().uid.hash(&mut hasher);
-                hasher.finish()
-            };
-            let next = match event {
-                // Only what changes the output needs a pass: not our own status writes.
-                Ok(watcher::Event::Apply(sealed)) => router
-                    .changed(ObjectRef::from_obj(&sealed), hash(&sealed))
-                    .then_some(Ok(sealed)),
-                Ok(watcher::Event::InitApply(sealed)) => {
-                    let object = ObjectRef::from_obj(&sealed);
-                    match router.listed(object.clone(), hash(&sealed), status_is_current(&sealed)) {
-                        Route::Now => Some(Ok(sealed)),
-                        // Released once the list is complete: the watch cache holds the
-                        // listed objects only from then on.
-                        Route::Backlog => {
-                            listed.push(object);
-                            None
-                        }
-                        Route::Skip => None,
-                    }
-                }
-                Ok(watcher::Event::Delete(sealed)) => {
-                    router.deleted(&ObjectRef::from_obj(&sealed));
-                    None
-                }
-                Ok(watcher::Event::Init) => {
-                    router.list_started();
-                    listed.clear();
-                    None
-                }
-                Ok(watcher::Event::InitDone) => {
-                    router.list_done();
-                    for object in listed.drain(..) {
-                        backlog.push(object);
-                    }
-                    None
-                }
-                Err(err) => Some(Err(err)),
-            };
-            std::future::ready(next)
-        }
-    });
+    let sealed_stream = futures::stream::select(main, early)
+        .filter_map(move |lane| std::future::ready(sealed_watch.handle(lane)));
     let leadership = ctx.leadership.clone();
     let backlog = backlog.releases(reader.clone(), move || leadership.holds());
 
@@ -1226,6 +1189,15 @@ pub async fn run(
         // buffers of a 10,000-Secret list to a few hundred KiB (see BENCHMARKS.md).
         let secret_triggers = watcher(secret_api, watch_config.page_size(SECRET_LIST_PAGE_SIZE))
             .default_backoff()
+            // The watch cache is ready before the first list is done (see `sealed_watch`): a
+            // Secret event waits for it, so its SealedSecret is found there.
+            .then(move |event| {
+                let mut first_list = first_list_rx.clone();
+                async move {
+                    let _ = first_list.wait_for(|done| *done).await;
+                    event
+                }
+            })
             .flat_map(move |event| {
                 let triggers = match event {
                     Ok(event) => secret_event_triggers(&mut secret_gaps, &event, self_heal),
