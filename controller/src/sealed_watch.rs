@@ -120,10 +120,10 @@ impl SealedWatch {
             // Only what changes the output needs a pass: not our own status writes.
             watcher::Event::Apply(sealed) => self
                 .router
-                .changed(ObjectRef::from_obj(&sealed), route_hash(&sealed))
+                .changed(bare_ref(&sealed), route_hash(&sealed))
                 .then_some(Ok(sealed)),
             watcher::Event::InitApply(sealed) => {
-                let object = ObjectRef::from_obj(&sealed);
+                let object = bare_ref(&sealed);
                 let route = self.router.listed(
                     object.clone(),
                     route_hash(&sealed),
@@ -147,7 +147,7 @@ impl SealedWatch {
                 }
             }
             watcher::Event::Delete(sealed) => {
-                self.router.deleted(&ObjectRef::from_obj(&sealed));
+                self.router.deleted(&bare_ref(&sealed));
                 None
             }
             watcher::Event::Init => {
@@ -178,16 +178,27 @@ impl SealedWatch {
                     self.ctx.note_dependency(&key, Some(&sealed));
                 }
                 self.router
-                    .changed(ObjectRef::from_obj(&sealed), route_hash(&sealed))
+                    .changed(bare_ref(&sealed), route_hash(&sealed))
                     .then_some(sealed)
             }
             watcher::Event::Delete(sealed) => {
-                self.router.deleted(&ObjectRef::from_obj(&sealed));
+                self.router.deleted(&bare_ref(&sealed));
                 let _ = self.deleted.send(Gone::of(&sealed));
                 None
             }
             watcher::Event::Init | watcher::Event::InitApply(_) | watcher::Event::InitDone => None,
         }
+    }
+}
+
+/// The name and namespace of an object, as the router and the backlog keep it: kube's
+/// `ObjectRef::from_obj` also copies the resourceVersion and uid, which its equality and hash
+/// ignore, and which would cost about 100 bytes per object in each of their maps.
+pub fn bare_ref(sealed: &SealedSecret) -> ObjectRef<SealedSecret> {
+    let name = sealed.metadata.name.as_deref().unwrap_or_default();
+    match sealed.metadata.namespace.as_deref() {
+        Some(namespace) => ObjectRef::new(name).within(namespace),
+        None => ObjectRef::new(name),
     }
 }
 
