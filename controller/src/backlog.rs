@@ -258,6 +258,12 @@ impl Backlog {
         self.wake.notify_one();
     }
 
+    /// Looks at the queue again now (this replica just took the lead) instead of at the next
+    /// one-second tick.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
     /// Objects waiting.
     pub fn len(&self) -> usize {
         self.with_queue(|q| q.len())

@@ -1165,6 +1165,15 @@ pub async fn run(
     // watch reports afterwards is reconciled at once, ahead of it (see `backlog`).
     let sealed_stream = futures::stream::select(main, early)
         .filter_map(move |lane| std::future::ready(sealed_watch.handle(lane)));
+    // A standby's backlog (what it was asked about while standing by first) is released the
+    // moment it takes the Lease over, not at the release loop's next tick.
+    {
+        let (leadership, backlog) = (ctx.leadership.clone(), Arc::clone(&backlog));
+        tokio::spawn(async move {
+            leadership.won().await;
+            backlog.wake();
+        });
+    }
     let leadership = ctx.leadership.clone();
     let backlog = backlog.releases(reader.clone(), move || leadership.holds());
 
