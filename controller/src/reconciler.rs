@@ -62,6 +62,7 @@ use crate::{
     relist::{RelistGaps, object_key as relist_key},
     retry::{Cause, classify_kube_error, jitter, next_retry},
     sealed_watch::{Lane, SealedWatch},
+    spec_hashes::SpecHashes,
 };
 
 /// Label copied into the `condition_info` metric.
@@ -128,6 +129,8 @@ pub struct Context {
     /// Objects to check as workers free up (after a list, or deferred while standing by), one
     /// backlog per watched scope (`None`: all namespaces).
     backlogs: Mutex<HashMap<Option<String>, Arc<Backlog>>>,
+    /// The spec hashes of the cached objects (see `spec_hashes`).
+    pub(crate) spec_hashes: SpecHashes,
 }
 
 impl Context {
@@ -149,6 +152,7 @@ impl Context {
             unseal_failed: Mutex::default(),
             dependants: Mutex::default(),
             backlogs: Mutex::default(),
+            spec_hashes: SpecHashes::default(),
             options,
         }
     }
@@ -738,6 +742,7 @@ pub async fn reconcile(
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
     let object = crate::sealed_watch::bare_ref(&sealed);
+    let sealed = ctx.spec_hashes.restore(sealed);
     let backlog = ctx.backlog(object.namespace.as_deref().unwrap_or_default());
     if !ctx.leadership.holds() {
         // A standby keeps what it was asked about (new or changed objects, deleted Secrets)

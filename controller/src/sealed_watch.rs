@@ -102,11 +102,22 @@ impl SealedWatch {
     /// Applies one event to the watch cache and the bookkeeping; returns the object to hand to
     /// the work queue now, if any.
     pub fn handle(&mut self, lane: Lane) -> Option<Result<SealedSecret, watcher::Error>> {
-        let event = match lane {
+        let mut event = match lane {
             Lane::Main(Ok(event)) => event,
             Lane::Main(Err(err)) => return Some(Err(err)),
             Lane::Early(event) => return self.early(event).map(Ok),
         };
+        match &mut event {
+            watcher::Event::Apply(sealed) | watcher::Event::InitApply(sealed) => {
+                self.ctx.spec_hashes.take(sealed);
+            }
+            watcher::Event::Delete(sealed) => {
+                self.ctx
+                    .spec_hashes
+                    .forget(sealed.metadata.uid.as_deref().unwrap_or_default());
+            }
+            watcher::Event::Init | watcher::Event::InitDone => {}
+        }
         self.writer.apply_watcher_event(&event);
         if let watcher::Event::Apply(sealed) | watcher::Event::InitApply(sealed) = &event
             && let Some(key) = object_key(sealed)
@@ -114,6 +125,7 @@ impl SealedWatch {
             self.ctx.note_dependency(&key, Some(sealed));
         }
         for gone in sealed_event_gone(&mut self.gaps, &event) {
+            self.ctx.spec_hashes.forget(&gone.uid);
             let _ = self.deleted.send(gone);
         }
         match event {
@@ -167,9 +179,17 @@ impl SealedWatch {
     }
 
     /// An event of the early lane (ignored once the first list is done).
-    fn early(&mut self, event: watcher::Event<SealedSecret>) -> Option<SealedSecret> {
+    fn early(&mut self, mut event: watcher::Event<SealedSecret>) -> Option<SealedSecret> {
         if self.first_list_done() {
             return None;
+        }
+        match &mut event {
+            watcher::Event::Apply(sealed) => self.ctx.spec_hashes.take(sealed),
+            watcher::Event::Delete(sealed) => self
+                .ctx
+                .spec_hashes
+                .forget(sealed.metadata.uid.as_deref().unwrap_or_default()),
+            _ => {}
         }
         self.writer.apply_watcher_event(&event);
         match event {
