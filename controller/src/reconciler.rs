@@ -1211,15 +1211,6 @@ pub async fn run(
         // buffers of a 10,000-Secret list to a few hundred KiB (see BENCHMARKS.md).
         let secret_triggers = watcher(secret_api, watch_config.page_size(SECRET_LIST_PAGE_SIZE))
             .default_backoff()
-            // The watch cache is ready before the first list is done (see `sealed_watch`): a
-            // Secret event waits for it, so its SealedSecret is found there.
-            .then(move |event| {
-                let mut first_list = first_list_rx.clone();
-                async move {
-                    let _ = first_list.wait_for(|done| *done).await;
-                    event
-                }
-            })
             .flat_map(move |event| {
                 let triggers = match event {
                     Ok(event) => secret_event_triggers(&mut secret_gaps, &event, self_heal),
@@ -1230,7 +1221,13 @@ pub async fn run(
                 };
                 futures::stream::iter(triggers)
             });
-        controller = controller.reconcile_on(secret_triggers);
+        // The watch cache is ready before the first list is done (see `sealed_watch`): the
+        // Secret watch runs on, and what it triggers waits for that list, so the SealedSecret
+        // is found in the cache.
+        controller = controller.reconcile_on(crate::sealed_watch::after_first_list(
+            secret_triggers,
+            first_list_rx,
+        ));
     }
     controller
         .graceful_shutdown_on(shutdown)

@@ -222,6 +222,43 @@ pub fn bare_ref(sealed: &SealedSecret) -> ObjectRef<SealedSecret> {
     }
 }
 
+/// `triggers`, held back until `first_list` says the first list is done, while a task of its
+/// own keeps pulling them (the Secret watch lists on meanwhile, so a Secret deleted after its
+/// list is an event, not a gap). The task ends with the stream or when the output is dropped.
+pub fn after_first_list<S>(
+    triggers: S,
+    first_list: watch::Receiver<bool>,
+) -> impl Stream<Item = ObjectRef<SealedSecret>> + Send + use<S>
+where
+    S: Stream<Item = ObjectRef<SealedSecret>> + Send + 'static,
+{
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut triggers = std::pin::pin!(triggers);
+        loop {
+            tokio::select! {
+                next = triggers.next() => {
+                    let Some(object) = next else { return };
+                    if tx.send(object).is_err() {
+                        return;
+                    }
+                }
+                () = tx.closed() => return,
+            }
+        }
+    });
+    futures::stream::unfold(
+        (first_list, rx, false),
+        |(mut first_list, mut rx, released)| async move {
+            if !released {
+                let _ = first_list.wait_for(|done| *done).await;
+            }
+            let object = rx.recv().await?;
+            Some((object, (first_list, rx, true)))
+        },
+    )
+}
+
 /// The router's hash of an object: its trigger hash and its uid (a new object of the same name
 /// is new work).
 fn route_hash(sealed: &SealedSecret) -> u64 {
@@ -455,6 +492,37 @@ mod tests {
         h.watch.handle(main(watcher::Event::InitDone));
         assert!(h.store.get(&ObjectRef::from_obj(&changed)).is_some());
         assert!(h.backlog.is_empty());
+    }
+
+    #[tokio::test]
+    async fn secret_triggers_wait_for_the_first_list_and_the_watch_runs_on() {
+        use std::time::Duration;
+        let (source_tx, mut source_rx) = mpsc::channel::<ObjectRef<SealedSecret>>(1);
+        let source = futures::stream::poll_fn(move |cx| source_rx.poll_recv(cx));
+        let (done_tx, done_rx) = watch::channel(false);
+        let mut out = std::pin::pin!(after_first_list(source, done_rx));
+        // The watch is drained while the first list runs (a channel of one would block)...
+        for name in ["a", "b", "c"] {
+            tokio::time::timeout(
+                Duration::from_secs(1),
+                source_tx.send(ObjectRef::new(name).within("shop")),
+            )
+            .await
+            .expect("the source is drained")
+            .expect("the task is alive");
+        }
+        // ...but nothing is handed on yet.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), out.next())
+                .await
+                .is_err()
+        );
+        done_tx.send_replace(true);
+        for name in ["a", "b", "c"] {
+            assert_eq!(out.next().await.map(|r| r.name), Some(name.to_string()));
+        }
+        drop(source_tx);
+        assert_eq!(out.next().await, None, "ends with the source");
     }
 
     #[tokio::test]
