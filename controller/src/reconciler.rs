@@ -954,8 +954,32 @@ pub fn sealed_secret_for(secret: &PartialObjectMeta<Secret>) -> Option<ObjectRef
 }
 
 /// What the Secret watch remembers of a Secret we own: which SealedSecret it belongs to and
-/// its resourceVersion (to see changes made during a gap).
-type SecretMark = (ObjectRef<SealedSecret>, Option<String>);
+/// its resourceVersion (to see changes made during a gap). One per owned Secret of the
+/// cluster, so it is compact: the owner as one `namespace/name` string (an `ObjectRef` and a
+/// `String` made a 144-byte slot, 2.4 MB of hash table at 10,000 Secrets; now 56).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretMark {
+    owner: Box<str>,
+    version: Option<Box<str>>,
+}
+
+impl SecretMark {
+    fn new(owner: &ObjectRef<SealedSecret>, version: Option<&str>) -> Self {
+        let namespace = owner.namespace.as_deref().unwrap_or_default();
+        Self {
+            owner: format!("{namespace}/{}", owner.name).into(),
+            version: version.map(Into::into),
+        }
+    }
+
+    /// The SealedSecret the Secret belongs to (names and namespaces hold no `/`).
+    fn owner(&self) -> ObjectRef<SealedSecret> {
+        match self.owner.split_once('/') {
+            Some((namespace, name)) => ObjectRef::new(name).within(namespace),
+            None => ObjectRef::new(&self.owner),
+        }
+    }
+}
 
 /// The SealedSecrets one Secret watch event should wake: a deleted Secret's owner; with
 /// `self_heal`, a changed one's; after a relist, the owners of Secrets deleted (and, with
@@ -969,7 +993,7 @@ pub fn secret_event_triggers(
         let owner = sealed_secret_for(meta)?;
         Some((
             relist_key(meta)?,
-            (owner, meta.metadata.resource_version.clone()),
+            SecretMark::new(&owner, meta.metadata.resource_version.as_deref()),
         ))
     });
     let mut triggers: Vec<ObjectRef<SealedSecret>> = match event {
@@ -983,9 +1007,9 @@ pub fn secret_event_triggers(
             "Secrets deleted while the watch was down; re-creating"
         );
     }
-    triggers.extend(gap.vanished.into_iter().map(|(owner, _)| owner));
+    triggers.extend(gap.vanished.iter().map(SecretMark::owner));
     if self_heal {
-        triggers.extend(gap.changed.into_iter().map(|(_, (owner, _))| owner));
+        triggers.extend(gap.changed.iter().map(|(_, now)| now.owner()));
     }
     triggers
 }
@@ -1311,6 +1335,18 @@ mod tests {
             relist_secrets(&mut gaps, &[owned_secret("b", "b-owner", "2")], false),
             ["a-owner"]
         );
+    }
+
+    #[test]
+    fn a_secret_mark_keeps_its_owner_and_version() {
+        let owner = ObjectRef::<SealedSecret>::new("db").within("shop");
+        let mark = SecretMark::new(&owner, Some("7"));
+        let back = mark.owner();
+        assert_eq!(
+            (back.name.as_str(), back.namespace.as_deref()),
+            ("db", Some("shop"))
+        );
+        assert_ne!(mark, SecretMark::new(&owner, Some("8")), "versions differ");
     }
 
     #[test]
