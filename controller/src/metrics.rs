@@ -331,12 +331,12 @@ impl Metrics {
     }
 
     /// Replaces `sealed_secrets_key_dependants` with `counts` (fingerprint → SealedSecrets).
-    pub fn set_dependants<'a>(&self, counts: impl IntoIterator<Item = (&'a String, &'a i64)>) {
+    pub fn set_dependants<'a>(&self, counts: impl IntoIterator<Item = (&'a str, &'a i64)>) {
         self.key_dependants.clear();
         for (fingerprint, count) in counts {
             self.key_dependants
                 .get_or_create(&FingerprintLabels {
-                    fingerprint: fingerprint.clone(),
+                    fingerprint: fingerprint.to_string(),
                 })
                 .set(*count);
         }
