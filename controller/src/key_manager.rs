@@ -434,7 +434,7 @@ mod tests {
         let ring = crate::fixtures::test_ring();
         metrics.set_keys(&key_reports(&ring, &HashMap::new()));
         let fingerprint = ring.latest().unwrap().fingerprint.clone();
-        metrics.set_dependants([(&fingerprint, &3)]);
+        metrics.set_dependants([(fingerprint.as_str(), &3)]);
         let text = metrics.encode();
         assert!(
             text.contains(&format!(

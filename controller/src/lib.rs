@@ -9,6 +9,8 @@
 //! - [`decisions`]: pure reconcile decisions (ownership, patch/replace, status);
 //! - [`dependants`]: which key each SealedSecret needs, counted per key;
 //! - [`reconciler`]: the watch-driven reconcile loop around them;
+//! - [`shed`], [`spec_hashes`]: what the watch cache keeps of a SealedSecret;
+//! - [`sealed_watch`]: from SealedSecret watch events to work (cache, backlog, early lane);
 //! - [`relist`], [`retry`]: what a watch missed during a gap, and which failures to retry when;
 //! - [`events`], [`metrics`], [`http`]: what users and tools observe;
 //! - [`leader`]: Lease-based leader election for several replicas;
@@ -29,7 +31,9 @@ pub mod metrics;
 pub mod reconciler;
 pub mod relist;
 pub mod retry;
+pub mod sealed_watch;
 pub mod shed;
+pub mod spec_hashes;
 
 #[cfg(test)]
 mod budget_tests;
