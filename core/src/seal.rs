@@ -72,7 +72,28 @@ pub struct SealOptions {
 
 /// Decodes a document into a Secret without checking its `kind` (as upstream).
 pub fn secret_from_value(value: Value) -> Result<Secret, SealError> {
-    serde_json::from_value(value).map_err(|e| SealError::InvalidSecret(e.to_string()))
+    serde_json::from_value(value)
+        .map_err(|e| SealError::InvalidSecret(without_values(&e.to_string())))
+}
+
+/// A serde message without the values it quotes: `invalid type: integer `48213957`, expected
+/// a string` names the wrong value, and in a Secret that value is the secret (upstream's Go
+/// message names only the types). Backtick- and double-quoted spans go.
+fn without_values(message: &str) -> String {
+    if !(message.contains("invalid type") || message.contains("invalid value")) {
+        return message.to_string();
+    }
+    let mut out = String::with_capacity(message.len());
+    let mut quote: Option<char> = None;
+    for c in message.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '`' || c == '"' => quote = Some(c),
+            None => out.push(c),
+        }
+    }
+    out.replace("  ", " ").replace(" ,", ",")
 }
 
 /// Removes what the API server sets, so a Secret fetched with `kubectl get -o yaml` seals cleanly.
@@ -404,6 +425,28 @@ mod tests {
             secret_from_value(json!({"data": {"k": "not base64!"}})),
             Err(SealError::InvalidSecret(_))
         ));
+    }
+
+    #[test]
+    fn an_invalid_secret_is_described_without_its_values() {
+        for document in [
+            json!({"stringData": {"pin": 48213957}}),
+            json!({"stringData": {"pin": ["48213957"]}}),
+            json!({"data": {"pin": "48213957!"}}),
+            json!({"data": {"pin": 48213957.5}}),
+            json!({"type": 48213957}),
+        ] {
+            let err = secret_from_value(document.clone()).unwrap_err().to_string();
+            assert!(err.starts_with("invalid Secret: "), "{err}");
+            assert!(!err.contains("48213957"), "{document} -> {err}");
+        }
+        let err = secret_from_value(json!({"stringData": {"pin": 48213957}}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("invalid type: integer, expected a string"),
+            "{err}"
+        );
     }
 
     #[test]

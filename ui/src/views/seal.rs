@@ -400,4 +400,40 @@ mod tests {
         );
         assert_eq!(sealed.scope, "namespace-wide");
     }
+
+    #[test]
+    fn manifest_errors_carry_no_value() {
+        const CANARY: &str = "canary-in-a-broken-manifest";
+        let manifests = [
+            format!(
+                "apiVersion: v1\nkind: Secret\nmetadata: {{name: x}}\nstringData:\n  a: [\"{CANARY}\"\n"
+            ),
+            format!(
+                "apiVersion: v1\nkind: Secret\nmetadata: {{name: x}}\nstringData:\n  a: [\"{CANARY}\"]\n"
+            ),
+            format!(
+                "apiVersion: v1\nkind: Secret\nmetadata: {{name: x}}\ndata:\n  a: \"{CANARY}!\"\n"
+            ),
+            format!(
+                "{{\"apiVersion\": \"v1\", \"kind\": \"Secret\", \"data\": {{\"a\": \"{CANARY}\"}}"
+            ),
+            format!("kind: {CANARY}\n"),
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: x}\nstringData:\n  pin: 48213957\n"
+                .to_string(),
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: x}\nstringData:\n  pin: [48213957]\n"
+                .to_string(),
+            format!("{CANARY}: [\n"),
+        ];
+        for manifest in manifests {
+            let form = SealForm {
+                manifest: Zeroizing::new(manifest.clone()),
+                name: "x".into(),
+                ..SealForm::default()
+            };
+            let err = secret(&form).unwrap_err().to_string();
+            assert!(err.starts_with("manifest: "), "{err}");
+            assert!(!err.contains(CANARY), "{manifest:?} -> {err}");
+            assert!(!err.contains("48213957"), "{manifest:?} -> {err}");
+        }
+    }
 }
