@@ -219,22 +219,6 @@ impl Access {
             .unwrap_or_default()
     }
 
-    /// One object, `None` when it does not exist.
-    pub async fn get(
-        &self,
-        kind: &Kind,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Option<Value>, AccessError> {
-        let key = sealed_secrets_sync::manifest::ObjectKey {
-            group: String::new(),
-            kind: String::new(),
-            namespace: namespace.to_string(),
-            name: name.to_string(),
-        };
-        bounded(self.cluster.get(kind, &key)).await
-    }
-
     /// Whether the user may `verb` `resource` of `group` in `namespace` (a
     /// SelfSubjectAccessReview; any failure counts as no).
     pub async fn may(&self, verb: &str, group: &str, resource: &str, namespace: &str) -> bool {

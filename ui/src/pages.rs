@@ -335,8 +335,8 @@ fn links(sync: &GitSync) -> Vec<(String, String, bool)> {
 }
 
 /// Depth-first rows of a node (the template draws depth as indentation).
-fn flatten(node: Node, depth: usize, out: &mut Vec<(usize, Node)>) {
-    let children = node.children.clone();
+fn flatten(mut node: Node, depth: usize, out: &mut Vec<(usize, Node)>) {
+    let children = std::mem::take(&mut node.children);
     out.push((depth, node));
     for child in children {
         flatten(child, depth + 1, out);
@@ -842,18 +842,16 @@ pub fn seal_page(
 /// Seals a posted form with the current certificate (fetched for each seal, so a renewed
 /// key is used at once).
 pub async fn seal_post(app: &App, form: &SealForm) -> Page {
+    // The certificate source may run a runtime of its own (kubeseal's proxy client): it gets
+    // a plain thread, outside ours, and we wait for its answer without blocking a worker.
     let source = app.certificates.clone();
-    let certificate = tokio::task::spawn_blocking(move || {
-        // The certificate source may run a runtime of its own (kubeseal's proxy client):
-        // give it a thread outside ours.
-        std::thread::scope(|s| {
-            s.spawn(|| source.fetch())
-                .join()
-                .unwrap_or_else(|_| Err("the certificate fetch failed".into()))
-        })
-    })
-    .await
-    .unwrap_or_else(|_| Err("the certificate fetch failed".into()));
+    let (answer, certificate) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = answer.send(source.fetch());
+    });
+    let certificate = certificate
+        .await
+        .unwrap_or_else(|_| Err("the certificate fetch failed".into()));
     let outcome = match certificate {
         Ok(pem) => views::seal::seal(form, &pem, jiff::Timestamp::now()),
         Err(e) => Err(FormError::Certificate(e)),

@@ -286,7 +286,10 @@ async fn a_seal_never_sends_the_plaintext_back() {
     );
     assert!(sealed.body.contains("encryptedData"));
     assert!(!sealed.body.contains(CANARY));
-    assert!(sealed.body.contains("SHA256:") || sealed.body.contains("fingerprint"));
+    assert!(
+        sealed.body.contains("<code class=\"fingerprint\">SHA256:"),
+        "the page names the certificate it sealed for"
+    );
     // An error keeps names and keys, never a value.
     let refused = ui
         .send(ui.post(

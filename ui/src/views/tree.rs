@@ -300,7 +300,7 @@ pub fn page(nodes: Vec<Node>, query: &TreeQuery) -> TreePage {
     }
 }
 
-/// Every uid in `nodes` and below (for the events timeline).
+/// The uids of the live objects and their descendants (whose events the timeline shows).
 pub fn uids(live: &[Value], others: &[Value]) -> HashSet<String> {
     live.iter()
         .chain(others)
