@@ -25,10 +25,9 @@ use std::{
 };
 
 use kube::runtime::reflector::{ObjectRef, Store};
-use sealed_secrets_core::sealed_secret::SealedSecret;
 use tokio::sync::Notify;
 
-use crate::metrics::Metrics;
+use crate::{cached::CachedSealedSecret, metrics::Metrics};
 
 /// After this long, a released object whose pass never reported back (it was deleted before
 /// the work queue got to it) no longer holds its slot.
@@ -36,7 +35,7 @@ const SLOT_EXPIRY: Duration = Duration::from_secs(5);
 /// How often a draining backlog logs its progress.
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 
-type Ref = ObjectRef<SealedSecret>;
+type Ref = ObjectRef<CachedSealedSecret>;
 
 /// What the backlog holds: queued objects, released ones, and progress.
 #[derive(Debug, Default)]
@@ -283,7 +282,7 @@ impl Backlog {
     /// says so (this replica leads and has its keys); skips objects `store` no longer has.
     pub fn releases(
         self: Arc<Self>,
-        store: Store<SealedSecret>,
+        store: Store<CachedSealedSecret>,
         may_run: impl Fn() -> bool + Send + 'static,
     ) -> impl futures::Stream<Item = Ref> + Send {
         futures::stream::unfold(

@@ -386,8 +386,7 @@ mod tests {
         let (key, _) = keys();
         let mut written = secret();
         stamp(&key, &sealed(), &mut written);
-        let mut cached = sealed();
-        crate::shed::slim(&mut cached);
+        let cached = crate::cached::CachedSealedSecret::from(sealed()).to_pass();
         assert!(cached.spec.encrypted_data.is_empty());
         assert!(verify(&key, &cached, &written));
         let mut changed = sealed();
@@ -395,7 +394,7 @@ mod tests {
             .spec
             .encrypted_data
             .insert("new".into(), "AAAA".into());
-        crate::shed::slim(&mut changed);
+        let changed = crate::cached::CachedSealedSecret::from(changed).to_pass();
         assert!(!verify(&key, &changed, &written));
     }
 

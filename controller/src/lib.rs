@@ -9,7 +9,7 @@
 //! - [`decisions`]: pure reconcile decisions (ownership, patch/replace, status);
 //! - [`dependants`]: which key each SealedSecret needs, counted per key;
 //! - [`reconciler`]: the watch-driven reconcile loop around them;
-//! - [`shed`], [`spec_hashes`]: what the watch cache keeps of a SealedSecret;
+//! - [`cached`], [`shed`]: what the watch cache keeps of a SealedSecret;
 //! - [`sealed_watch`]: from SealedSecret watch events to work (cache, backlog, early lane);
 //! - [`relist`], [`retry`]: what a watch missed during a gap, and which failures to retry when;
 //! - [`events`], [`metrics`], [`http`]: what users and tools observe;
@@ -19,6 +19,7 @@
 pub mod app;
 pub mod args;
 pub mod backlog;
+pub mod cached;
 pub mod decisions;
 pub mod dependants;
 pub mod digest;
@@ -33,7 +34,6 @@ pub mod relist;
 pub mod retry;
 pub mod sealed_watch;
 pub mod shed;
-pub mod spec_hashes;
 
 #[cfg(test)]
 mod budget_tests;

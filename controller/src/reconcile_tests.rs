@@ -12,7 +12,7 @@ use crate::{
         Expect, assert_quiet, existing_secret, sealed_db, serve, status_error, test_context,
         test_ring,
     },
-    reconciler::{ReconcileError, reconcile},
+    reconciler::{ReconcileError, reconcile_pass},
 };
 
 const SECRET: &str = "/api/v1/namespaces/shop/secrets/db";
@@ -84,7 +84,7 @@ async fn creates_the_secret_with_owner_reference_status_and_event() {
     let ring = test_ring();
     let sealed = Arc::new(sealed_db(&ring));
     let (ctx, mut handle) = test_context(ring);
-    let task = tokio::spawn(reconcile(sealed, ctx));
+    let task = tokio::spawn(reconcile_pass(sealed, ctx));
     let bodies = serve(
         &mut handle,
         vec![
@@ -128,7 +128,7 @@ async fn updates_an_owned_secret_whose_data_differs() {
     let sealed = Arc::new(sealed_db(&ring));
     let (ctx, mut handle) = test_context(ring);
     let existing = existing_secret(&[("password", "old"), ("stale", "x")], &[], Some("uid-db"));
-    let task = tokio::spawn(reconcile(sealed, ctx));
+    let task = tokio::spawn(reconcile_pass(sealed, ctx));
     let bodies = serve(
         &mut handle,
         vec![
@@ -159,7 +159,7 @@ async fn refuses_a_secret_it_does_not_own() {
     // Controlled by a SealedSecret of another name: never ours, whatever exists.
     let mut foreign = existing_secret(&[("password", "theirs")], &[], Some("someone-else"));
     foreign.metadata.owner_references.as_mut().unwrap()[0].name = "db-other".into();
-    let task = tokio::spawn(reconcile(sealed, ctx));
+    let task = tokio::spawn(reconcile_pass(sealed, ctx));
     let bodies = serve(
         &mut handle,
         vec![
@@ -199,7 +199,7 @@ async fn takes_over_a_managed_secret() {
         &[(MANAGED_ANNOTATION, "true")],
         None,
     );
-    let task = tokio::spawn(reconcile(sealed, ctx));
+    let task = tokio::spawn(reconcile_pass(sealed, ctx));
     let bodies = serve(
         &mut handle,
         vec![
@@ -223,7 +223,7 @@ async fn merges_into_a_patch_annotated_secret() {
     let sealed = Arc::new(sealed_db(&ring));
     let (ctx, mut handle) = test_context(ring);
     let patched = existing_secret(&[("keep", "mine")], &[(PATCH_ANNOTATION, "true")], None);
-    let task = tokio::spawn(reconcile(sealed, ctx));
+    let task = tokio::spawn(reconcile_pass(sealed, ctx));
     let bodies = serve(
         &mut handle,
         vec![
@@ -252,7 +252,7 @@ async fn decrypt_failure_records_event_and_status_and_leaves_the_secret_alone() 
     let other = test_ring();
     sealed.spec.encrypted_data = sealed_db(&other).spec.encrypted_data;
     let (ctx, mut handle) = test_context(ring);
-    let task = tokio::spawn(reconcile(Arc::new(sealed), ctx));
+    let task = tokio::spawn(reconcile_pass(Arc::new(sealed), ctx));
     let bodies = serve(
         &mut handle,
         vec![
@@ -288,7 +288,7 @@ async fn immutable_secret_gets_upstreams_message_and_no_retry() {
     let (ctx, mut handle) = test_context(ring);
     let mut immutable = existing_secret(&[("password", "old")], &[], Some("uid-db"));
     immutable.immutable = Some(true);
-    let task = tokio::spawn(reconcile(Arc::clone(&sealed), Arc::clone(&ctx)));
+    let task = tokio::spawn(reconcile_pass(Arc::clone(&sealed), Arc::clone(&ctx)));
     let bodies = serve(&mut handle, vec![
         Expect::new("GET", SECRET, 200, serde_json::to_value(&immutable).unwrap()),
         Expect::new("PUT", SECRET, 422, status_error(422, "Invalid",
@@ -304,7 +304,7 @@ async fn immutable_secret_gets_upstreams_message_and_no_retry() {
             .unwrap()
             .starts_with("Error updating shop/db: the target Secret is immutable.")
     );
-    let action = crate::reconciler::error_policy(sealed, &err, ctx);
+    let action = error_policy_of(sealed, &err, ctx);
     assert_eq!(action, kube::runtime::controller::Action::await_change());
 }
 
@@ -331,7 +331,7 @@ async fn unchanged_secret_and_status_mean_no_writes() {
     let mut written = desired.clone();
     let key = ring.latest().unwrap();
     crate::digest::stamp(&key.digest, &sealed, &mut written);
-    let task = tokio::spawn(reconcile(Arc::new(sealed.clone()), Arc::clone(&ctx)));
+    let task = tokio::spawn(reconcile_pass(Arc::new(sealed.clone()), Arc::clone(&ctx)));
     serve(
         &mut handle,
         vec![Expect::new(
@@ -354,7 +354,7 @@ async fn unchanged_secret_and_status_mean_no_writes() {
 
     // The same Secret without its digest (written by upstream or an older version) is
     // decrypted and rewritten once, with the digest.
-    let task = tokio::spawn(reconcile(Arc::new(sealed.clone()), Arc::clone(&ctx)));
+    let task = tokio::spawn(reconcile_pass(Arc::new(sealed.clone()), Arc::clone(&ctx)));
     let bodies = serve(
         &mut handle,
         vec![
@@ -382,8 +382,7 @@ async fn unchanged_secret_and_status_mean_no_writes() {
 async fn a_slimmed_object_is_read_whole_only_when_it_must_be_opened() {
     let ring = test_ring();
     let whole = sealed_db(&ring);
-    let mut cached = whole.clone();
-    crate::shed::slim(&mut cached);
+    let cached = crate::cached::CachedSealedSecret::from(whole.clone()).to_pass();
     assert!(cached.spec.encrypted_data.is_empty());
     let cached = Arc::new(cached);
 
@@ -397,7 +396,7 @@ async fn a_slimmed_object_is_read_whole_only_when_it_must_be_opened() {
     .unwrap();
     crate::digest::stamp(&ring.latest().unwrap().digest, &whole, &mut written);
     written.metadata.resource_version = Some("42".into());
-    let task = tokio::spawn(reconcile(Arc::clone(&cached), Arc::clone(&ctx)));
+    let task = tokio::spawn(reconcile_pass(Arc::clone(&cached), Arc::clone(&ctx)));
     let current = serde_json::to_value(&written).unwrap();
     let bodies = serve(
         &mut handle,
@@ -422,7 +421,7 @@ async fn a_slimmed_object_is_read_whole_only_when_it_must_be_opened() {
     let mut served = serde_json::to_value(&whole).unwrap();
     served["metadata"]["annotations"] =
         serde_json::json!({crate::shed::SPEC_SHA256: "0".repeat(64)});
-    let task = tokio::spawn(reconcile(Arc::clone(&cached), Arc::clone(&ctx)));
+    let task = tokio::spawn(reconcile_pass(Arc::clone(&cached), Arc::clone(&ctx)));
     let bodies = serve(
         &mut handle,
         vec![
@@ -451,7 +450,7 @@ async fn a_slimmed_object_is_read_whole_only_when_it_must_be_opened() {
     let (ctx, mut handle) = test_context(Arc::clone(&ring));
     let mut other = serde_json::to_value(&whole).unwrap();
     other["metadata"]["uid"] = Value::from("uid-other");
-    let task = tokio::spawn(reconcile(Arc::clone(&cached), Arc::clone(&ctx)));
+    let task = tokio::spawn(reconcile_pass(Arc::clone(&cached), Arc::clone(&ctx)));
     serve(
         &mut handle,
         vec![secret_absent(), Expect::new("GET", SEALED, 200, other)],
@@ -479,7 +478,7 @@ async fn a_hand_edited_secret_is_decrypted_again_and_put_back() {
         "password".into(),
         k8s_openapi::ByteString(b"changed".to_vec()),
     );
-    let task = tokio::spawn(reconcile(Arc::new(sealed), Arc::clone(&ctx)));
+    let task = tokio::spawn(reconcile_pass(Arc::new(sealed), Arc::clone(&ctx)));
     let bodies = serve(
         &mut handle,
         vec![
@@ -508,7 +507,7 @@ async fn a_status_conflict_is_retried_on_a_fresh_read() {
     // Someone else wrote meanwhile (an annotation): a newer resourceVersion.
     fresh.metadata.resource_version = Some("2".into());
     let (ctx, mut handle) = test_context(ring);
-    let task = tokio::spawn(reconcile(Arc::new(sealed), ctx));
+    let task = tokio::spawn(reconcile_pass(Arc::new(sealed), ctx));
     let bodies = serve(
         &mut handle,
         vec![
@@ -556,8 +555,7 @@ async fn api_failures_retry_without_limit_and_unseal_failures_wait_for_a_change(
         )))
     };
     for _ in 0..50 {
-        let action =
-            crate::reconciler::error_policy(Arc::clone(&sealed), &unavailable(), Arc::clone(&ctx));
+        let action = error_policy_of(Arc::clone(&sealed), &unavailable(), Arc::clone(&ctx));
         assert_ne!(
             action,
             Action::await_change(),
@@ -568,11 +566,10 @@ async fn api_failures_retry_without_limit_and_unseal_failures_wait_for_a_change(
         || ReconcileError::Unseal(sealed_secrets_core::unseal::UnsealError::DeprecatedDataDisabled);
     // `--max-unseal-retries` (5 here) quick retries, not eaten by the API failures above.
     for attempt in 1..=5 {
-        let action =
-            crate::reconciler::error_policy(Arc::clone(&sealed), &unseal(), Arc::clone(&ctx));
+        let action = error_policy_of(Arc::clone(&sealed), &unseal(), Arc::clone(&ctx));
         assert_ne!(action, Action::await_change(), "attempt {attempt}");
     }
-    let action = crate::reconciler::error_policy(Arc::clone(&sealed), &unseal(), Arc::clone(&ctx));
+    let action = error_policy_of(Arc::clone(&sealed), &unseal(), Arc::clone(&ctx));
     assert_eq!(action, Action::await_change());
 }
 
@@ -583,7 +580,7 @@ async fn objects_that_cannot_be_unsealed_are_remembered_for_the_next_key() {
     let other = test_ring();
     sealed.spec.encrypted_data = sealed_db(&other).spec.encrypted_data;
     let (ctx, mut handle) = test_context(Arc::clone(&ring));
-    let task = tokio::spawn(reconcile(Arc::new(sealed.clone()), Arc::clone(&ctx)));
+    let task = tokio::spawn(reconcile_pass(Arc::new(sealed.clone()), Arc::clone(&ctx)));
     serve(
         &mut handle,
         vec![
@@ -611,7 +608,7 @@ async fn objects_that_cannot_be_unsealed_are_remembered_for_the_next_key() {
         changes.has_changed().unwrap(),
         "registering a key is announced"
     );
-    let task = tokio::spawn(reconcile(Arc::new(sealed), Arc::clone(&ctx)));
+    let task = tokio::spawn(reconcile_pass(Arc::new(sealed), Arc::clone(&ctx)));
     serve(
         &mut handle,
         vec![
@@ -643,7 +640,7 @@ async fn nothing_is_written_without_leadership() {
             .expect("sole owner")
             .with_leadership(crate::leader::Leadership::elected()),
     );
-    let err = reconcile(sealed, Arc::clone(&ctx)).await.unwrap_err();
+    let err = reconcile_pass(sealed, Arc::clone(&ctx)).await.unwrap_err();
     assert!(matches!(err, ReconcileError::NotLeader));
     assert_quiet(&mut handle).await;
     // A standby keeps it for when it leads.
@@ -666,7 +663,7 @@ async fn a_secret_left_by_a_deleted_predecessor_of_the_same_name_is_taken_over()
     // `db` was deleted and created again (uid-db) before garbage collection removed the
     // Secret of the first one (uid-old).
     let leftover = existing_secret(&[("password", "old")], &[], Some("uid-old"));
-    let task = tokio::spawn(reconcile(sealed, Arc::clone(&ctx)));
+    let task = tokio::spawn(reconcile_pass(sealed, Arc::clone(&ctx)));
     let bodies = serve(
         &mut handle,
         vec![
@@ -701,7 +698,7 @@ async fn a_pass_on_a_stale_cache_entry_writes_nothing() {
             let ring = test_ring();
             let sealed = Arc::new(sealed_db(&ring));
             let (ctx, mut handle) = test_context(ring);
-            let task = tokio::spawn(reconcile(Arc::clone(&sealed), Arc::clone(&ctx)));
+            let task = tokio::spawn(reconcile_pass(Arc::clone(&sealed), Arc::clone(&ctx)));
             let read = match existing {
                 None => Expect::new(
                     "GET",
@@ -724,7 +721,7 @@ async fn a_pass_on_a_stale_cache_entry_writes_nothing() {
                 "{live:?} {existing:?}: {err}"
             );
             assert_eq!(
-                crate::reconciler::error_policy(sealed, &err, Arc::clone(&ctx)),
+                error_policy_of(sealed, &err, Arc::clone(&ctx)),
                 kube::runtime::controller::Action::await_change()
             );
             assert_eq!(race_count(&ctx, "stale_object"), 1);
@@ -743,7 +740,7 @@ async fn a_secret_created_while_its_sealed_secret_is_deleted_is_taken_back() {
     let ring = test_ring();
     let sealed = Arc::new(sealed_db(&ring));
     let (ctx, mut handle) = test_context(ring);
-    let task = tokio::spawn(reconcile(sealed, Arc::clone(&ctx)));
+    let task = tokio::spawn(reconcile_pass(sealed, Arc::clone(&ctx)));
     let mut created = existing_secret(&[("password", "hunter2")], &[], Some("uid-db"));
     created.metadata.uid = Some("secret-uid".into());
     created.metadata.resource_version = Some("77".into());
@@ -790,7 +787,7 @@ async fn a_secret_created_by_someone_else_meanwhile_is_a_race_not_an_error() {
     let ring = test_ring();
     let sealed = Arc::new(sealed_db(&ring));
     let (ctx, mut handle) = test_context(ring);
-    let task = tokio::spawn(reconcile(Arc::clone(&sealed), Arc::clone(&ctx)));
+    let task = tokio::spawn(reconcile_pass(Arc::clone(&sealed), Arc::clone(&ctx)));
     serve(
         &mut handle,
         vec![
@@ -815,7 +812,7 @@ async fn a_secret_created_by_someone_else_meanwhile_is_a_race_not_an_error() {
     assert_eq!(err.race(), Some("conflict"));
     assert_eq!(race_count(&ctx, "conflict"), 1);
     assert!(!ctx.metrics.encode().contains("unseal_errors_total{"));
-    let action = crate::reconciler::error_policy(sealed, &err, ctx);
+    let action = error_policy_of(sealed, &err, ctx);
     assert_ne!(action, Action::await_change(), "retried at once");
     assert_quiet(&mut handle).await;
 }
@@ -827,7 +824,7 @@ async fn a_status_for_a_sealed_secret_deleted_meanwhile_is_skipped() {
     let (ctx, mut handle) = test_context(ring);
     let mut owned = existing_secret(&[("password", "old")], &[], Some("uid-db"));
     owned.metadata.resource_version = Some("3".into());
-    let task = tokio::spawn(reconcile(sealed, Arc::clone(&ctx)));
+    let task = tokio::spawn(reconcile_pass(sealed, Arc::clone(&ctx)));
     serve(
         &mut handle,
         vec![
@@ -854,7 +851,7 @@ async fn a_status_that_cannot_be_written_retries_the_pass() {
     let sealed = Arc::new(sealed_db(&ring));
     let (ctx, mut handle) = test_context(ring);
     let owned = existing_secret(&[("password", "old")], &[], Some("uid-db"));
-    let task = tokio::spawn(reconcile(Arc::clone(&sealed), Arc::clone(&ctx)));
+    let task = tokio::spawn(reconcile_pass(Arc::clone(&sealed), Arc::clone(&ctx)));
     serve(
         &mut handle,
         vec![
@@ -873,7 +870,7 @@ async fn a_status_that_cannot_be_written_retries_the_pass() {
     assert!(matches!(err, ReconcileError::Status(_)), "{err}");
     assert_eq!(err.metric_reason(), "status");
     assert_ne!(
-        crate::reconciler::error_policy(sealed, &err, ctx),
+        error_policy_of(sealed, &err, ctx),
         kube::runtime::controller::Action::await_change()
     );
 }
@@ -883,7 +880,7 @@ async fn a_check_after_the_write_that_fails_keeps_the_secret_and_retries() {
     let ring = test_ring();
     let sealed = Arc::new(sealed_db(&ring));
     let (ctx, mut handle) = test_context(ring);
-    let task = tokio::spawn(reconcile(Arc::clone(&sealed), Arc::clone(&ctx)));
+    let task = tokio::spawn(reconcile_pass(Arc::clone(&sealed), Arc::clone(&ctx)));
     serve(
         &mut handle,
         vec![
@@ -904,10 +901,20 @@ async fn a_check_after_the_write_that_fails_keeps_the_secret_and_retries() {
     let err = task.await.unwrap().unwrap_err();
     assert!(matches!(err, ReconcileError::Api(_)), "{err}");
     assert_ne!(
-        crate::reconciler::error_policy(sealed, &err, ctx),
+        error_policy_of(sealed, &err, ctx),
         kube::runtime::controller::Action::await_change(),
         "retried"
     );
     // No DELETE of the Secret just written.
     assert_quiet(&mut handle).await;
+}
+
+/// `error_policy` for an object as the watch cache would hold it.
+fn error_policy_of(
+    sealed: Arc<sealed_secrets_core::sealed_secret::SealedSecret>,
+    err: &ReconcileError,
+    ctx: Arc<crate::reconciler::Context>,
+) -> kube::runtime::controller::Action {
+    let cached = crate::cached::CachedSealedSecret::from(Arc::unwrap_or_clone(sealed));
+    crate::reconciler::error_policy(Arc::new(cached), err, ctx)
 }

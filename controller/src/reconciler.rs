@@ -45,6 +45,7 @@ use sealed_secrets_core::{
 
 use crate::{
     backlog::Backlog,
+    cached::CachedSealedSecret as Cached,
     decisions::{
         MANAGED_ANNOTATION, Ownership, SecretWrite, condition_gauge, immutable_message,
         is_controlled_by, may_write, next_status, ownership, plan_secret_write,
@@ -62,7 +63,6 @@ use crate::{
     relist::{RelistGaps, object_key as relist_key},
     retry::{Cause, classify_kube_error, jitter, next_retry},
     sealed_watch::{Lane, SealedWatch},
-    spec_hashes::SpecHashes,
 };
 
 /// Label copied into the `condition_info` metric.
@@ -123,14 +123,12 @@ pub struct Context {
     /// Failures per object since its last success.
     retries: Mutex<HashMap<String, Failures>>,
     /// Objects whose last pass could not unseal them; requeued when the key ring changes.
-    unseal_failed: Mutex<HashSet<ObjectRef<SealedSecret>>>,
+    unseal_failed: Mutex<HashSet<ObjectRef<Cached>>>,
     /// Which key each SealedSecret depends on (from its status).
     dependants: Mutex<Dependants>,
     /// Objects to check as workers free up (after a list, or deferred while standing by), one
     /// backlog per watched scope (`None`: all namespaces).
     backlogs: Mutex<HashMap<Option<String>, Arc<Backlog>>>,
-    /// The spec hashes of the cached objects (see `spec_hashes`).
-    pub(crate) spec_hashes: SpecHashes,
 }
 
 impl Context {
@@ -152,14 +150,13 @@ impl Context {
             unseal_failed: Mutex::default(),
             dependants: Mutex::default(),
             backlogs: Mutex::default(),
-            spec_hashes: SpecHashes::default(),
             options,
         }
     }
 
     /// Records the key `sealed` depends on (its `status.keyFingerprint`), or forgets it
     /// (`None`: deleted), and republishes the counts when they changed.
-    pub(crate) fn note_dependency(&self, object: &str, sealed: Option<&SealedSecret>) {
+    pub(crate) fn note_dependency(&self, object: &str, sealed: Option<&Cached>) {
         let mut dependants = self.dependants.lock().unwrap_or_else(|e| e.into_inner());
         let changed = match sealed {
             Some(sealed) => dependants.set(
@@ -230,7 +227,7 @@ impl Context {
         }
     }
 
-    fn note_unseal_failure(&self, object: ObjectRef<SealedSecret>, failed: bool) {
+    fn note_unseal_failure(&self, object: ObjectRef<Cached>, failed: bool) {
         let mut set = self.unseal_failed.lock().unwrap_or_else(|e| e.into_inner());
         if failed {
             set.insert(object);
@@ -240,7 +237,7 @@ impl Context {
     }
 
     /// Objects of `scope` (`None`: all) that could not be unsealed last time.
-    pub fn unseal_failures(&self, scope: Option<&str>) -> Vec<ObjectRef<SealedSecret>> {
+    pub fn unseal_failures(&self, scope: Option<&str>) -> Vec<ObjectRef<Cached>> {
         self.unseal_failed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -736,13 +733,17 @@ async fn write_status(sealed: &SealedSecret, ctx: &Context, error: Option<&str>)
     StatusWrite::Unchanged
 }
 
-/// One pass over one SealedSecret.
-pub async fn reconcile(
+/// One pass over one SealedSecret of the watch cache.
+pub async fn reconcile(cached: Arc<Cached>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    reconcile_pass(Arc::new(cached.to_pass()), ctx).await
+}
+
+/// One pass over one SealedSecret: as the cache gives it (see `cached`), or whole (tests).
+pub async fn reconcile_pass(
     sealed: Arc<SealedSecret>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
-    let object = crate::sealed_watch::bare_ref(&sealed);
-    let sealed = ctx.spec_hashes.restore(sealed);
+    let object = crate::sealed_watch::bare_ref(sealed.as_ref());
     let backlog = ctx.backlog(object.namespace.as_deref().unwrap_or_default());
     if !ctx.leadership.holds() {
         // A standby keeps what it was asked about (new or changed objects, deleted Secrets)
@@ -780,7 +781,7 @@ async fn reconcile_leading(
         _ => {}
     }
     ctx.note_unseal_failure(
-        ObjectRef::from_obj(sealed.as_ref()),
+        crate::sealed_watch::bare_ref(sealed.as_ref()),
         matches!(outcome, Err(ReconcileError::Unseal(_))),
     );
     let status = if ctx.options.update_status {
@@ -825,7 +826,7 @@ async fn reconcile_leading(
 /// Retry policy by cause (see [`crate::retry`]): API trouble retries without limit with
 /// capped, jittered backoff; an object that cannot be unsealed gets `--max-unseal-retries`
 /// quick retries, then waits for a change of itself, its Secret or the key ring.
-pub fn error_policy(sealed: Arc<SealedSecret>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
+pub fn error_policy(sealed: Arc<Cached>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
     let namespace = sealed.namespace().unwrap_or_default();
     let name = sealed.name_any();
     match err {
@@ -926,7 +927,7 @@ pub fn retry_log_level(
 }
 
 /// The SealedSecret a Secret event should wake, if the Secret is one we own or manage.
-pub fn sealed_secret_for(secret: &PartialObjectMeta<Secret>) -> Option<ObjectRef<SealedSecret>> {
+pub fn sealed_secret_for(secret: &PartialObjectMeta<Secret>) -> Option<ObjectRef<Cached>> {
     let namespace = secret.metadata.namespace.as_deref()?;
     let owner = secret.metadata.owner_references.iter().flatten().find(|r| {
         r.controller == Some(true)
@@ -964,7 +965,7 @@ pub struct SecretMark {
 }
 
 impl SecretMark {
-    fn new(owner: &ObjectRef<SealedSecret>, version: Option<&str>) -> Self {
+    fn new(owner: &ObjectRef<Cached>, version: Option<&str>) -> Self {
         let namespace = owner.namespace.as_deref().unwrap_or_default();
         Self {
             owner: format!("{namespace}/{}", owner.name).into(),
@@ -973,7 +974,7 @@ impl SecretMark {
     }
 
     /// The SealedSecret the Secret belongs to (names and namespaces hold no `/`).
-    fn owner(&self) -> ObjectRef<SealedSecret> {
+    fn owner(&self) -> ObjectRef<Cached> {
         match self.owner.split_once('/') {
             Some((namespace, name)) => ObjectRef::new(name).within(namespace),
             None => ObjectRef::new(&self.owner),
@@ -988,7 +989,7 @@ pub fn secret_event_triggers(
     gaps: &mut RelistGaps<SecretMark>,
     event: &watcher::Event<PartialObjectMeta<Secret>>,
     self_heal: bool,
-) -> Vec<ObjectRef<SealedSecret>> {
+) -> Vec<ObjectRef<Cached>> {
     let gap = gaps.observe(event, |meta: &PartialObjectMeta<Secret>| {
         let owner = sealed_secret_for(meta)?;
         Some((
@@ -996,7 +997,7 @@ pub fn secret_event_triggers(
             SecretMark::new(&owner, meta.metadata.resource_version.as_deref()),
         ))
     });
-    let mut triggers: Vec<ObjectRef<SealedSecret>> = match event {
+    let mut triggers: Vec<ObjectRef<Cached>> = match event {
         watcher::Event::Delete(meta) => sealed_secret_for(meta).into_iter().collect(),
         watcher::Event::Apply(meta) if self_heal => sealed_secret_for(meta).into_iter().collect(),
         _ => Vec::new(),
@@ -1028,7 +1029,7 @@ pub struct Gone {
 }
 
 impl Gone {
-    pub(crate) fn of(sealed: &SealedSecret) -> Self {
+    pub(crate) fn of(sealed: &impl Resource) -> Self {
         Self {
             namespace: sealed.namespace().unwrap_or_default(),
             name: sealed.name_any(),
@@ -1040,11 +1041,8 @@ impl Gone {
 
 /// The SealedSecrets one SealedSecret watch event says are gone: a deleted one; after a
 /// relist, those deleted (or deleted and re-created) while the watch was down.
-pub fn sealed_event_gone(
-    gaps: &mut RelistGaps<Gone>,
-    event: &watcher::Event<SealedSecret>,
-) -> Vec<Gone> {
-    let gap = gaps.observe(event, |sealed: &SealedSecret| {
+pub fn sealed_event_gone(gaps: &mut RelistGaps<Gone>, event: &watcher::Event<Cached>) -> Vec<Gone> {
+    let gap = gaps.observe(event, |sealed: &Cached| {
         Some((relist_key(sealed)?, Gone::of(sealed)))
     });
     let mut gone: Vec<Gone> = match event {
@@ -1059,12 +1057,14 @@ pub fn sealed_event_gone(
     gone
 }
 
-/// Reconcile triggers: spec (generation), labels and annotations — not status.
-pub(crate) fn trigger_hash(sealed: &SealedSecret) -> Option<u64> {
+/// Reconcile triggers: spec (generation and the spec hash), labels and annotations — not
+/// status.
+pub(crate) fn trigger_hash(sealed: &Cached) -> Option<u64> {
     let mut hasher = DefaultHasher::new();
     sealed.meta().generation.hash(&mut hasher);
     sealed.meta().labels.hash(&mut hasher);
     sealed.meta().annotations.hash(&mut hasher);
+    sealed.spec_sha256.hash(&mut hasher);
     Some(hasher.finish())
 }
 
@@ -1113,12 +1113,6 @@ async fn on_deleted(gone: Gone, ctx: Arc<Context>) {
     }
 }
 
-/// What the watch cache keeps of a SealedSecret (see `shed`).
-fn prepare_for_cache(sealed: &mut SealedSecret) {
-    crate::shed::shed_over_budget(sealed);
-    crate::shed::slim(sealed);
-}
-
 /// Page size of the lists of SealedSecrets: each page is parsed whole (ciphertexts included)
 /// before the cache slims its objects, so a smaller page is a smaller transient peak (50
 /// objects of three RSA-4096 items: about 0.15 MB of JSON, against 1.5 MB at kube's default
@@ -1136,14 +1130,13 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.watch_client.clone();
-    let (sealed_api, secret_api): (Api<SealedSecret>, Api<PartialObjectMeta<Secret>>) =
-        match &namespace {
-            Some(ns) => (
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client, ns),
-            ),
-            None => (Api::all(client.clone()), Api::all(client)),
-        };
+    let (sealed_api, secret_api): (Api<Cached>, Api<PartialObjectMeta<Secret>>) = match &namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client, ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client)),
+    };
     let mut watch_config = watcher::Config::default();
     if !ctx.options.label_selector.is_empty() {
         watch_config = watch_config.labels(&ctx.options.label_selector);
@@ -1171,19 +1164,13 @@ pub async fn run(
             .take_until(async move {
                 let _ = done.wait_for(|done| *done).await;
             })
-            .map(|mut event| {
-                if let watcher::Event::Apply(sealed) | watcher::Event::Delete(sealed) = &mut event {
-                    prepare_for_cache(sealed);
-                }
-                Lane::Early(event)
-            })
+            .map(Lane::Early)
     };
     let main = watcher(
         sealed_api,
         watch_config.clone().page_size(SEALED_LIST_PAGE_SIZE),
     )
     .default_backoff()
-    .modify(prepare_for_cache)
     .map(Lane::Main);
     let mut sealed_watch = SealedWatch::new(
         writer,
@@ -1292,7 +1279,7 @@ mod tests {
         }
     }
 
-    fn names(refs: &[ObjectRef<SealedSecret>]) -> Vec<String> {
+    fn names(refs: &[ObjectRef<Cached>]) -> Vec<String> {
         let mut names: Vec<String> = refs.iter().map(|r| r.name.clone()).collect();
         names.sort();
         names
@@ -1341,7 +1328,7 @@ mod tests {
 
     #[test]
     fn a_secret_mark_keeps_its_owner_and_version() {
-        let owner = ObjectRef::<SealedSecret>::new("db").within("shop");
+        let owner = ObjectRef::<Cached>::new("db").within("shop");
         let mark = SecretMark::new(&owner, Some("7"));
         let back = mark.owner();
         assert_eq!(
@@ -1364,17 +1351,17 @@ mod tests {
         assert!(relist_secrets(&mut quiet, &[owned_secret("a", "a-owner", "9")], false).is_empty());
     }
 
-    fn sealed(name: &str, uid: &str) -> SealedSecret {
+    fn sealed(name: &str, uid: &str) -> Cached {
         let mut sealed = SealedSecret::new(name, Default::default());
         sealed.metadata.namespace = Some("shop".into());
         sealed.metadata.uid = Some(uid.into());
-        sealed
+        Cached::from(sealed)
     }
 
     #[test]
     fn a_sealed_secret_deleted_during_a_gap_is_cleaned_up() {
         let mut gaps = RelistGaps::default();
-        let events = |gaps: &mut RelistGaps<Gone>, objects: Vec<SealedSecret>| {
+        let events = |gaps: &mut RelistGaps<Gone>, objects: Vec<Cached>| {
             let mut gone = sealed_event_gone(gaps, &watcher::Event::Init);
             for object in objects {
                 gone.extend(sealed_event_gone(gaps, &watcher::Event::InitApply(object)));
@@ -1414,7 +1401,7 @@ mod tests {
         // (client-go would hand out DeletedFinalStateUnknown tombstones); both are found.
         let mut sealed_gaps = RelistGaps::default();
         let mut secret_gaps = RelistGaps::default();
-        let relist_sealed = |gaps: &mut RelistGaps<Gone>, objects: Vec<SealedSecret>| {
+        let relist_sealed = |gaps: &mut RelistGaps<Gone>, objects: Vec<Cached>| {
             let mut gone = sealed_event_gone(gaps, &watcher::Event::Init);
             for object in objects {
                 gone.extend(sealed_event_gone(gaps, &watcher::Event::InitApply(object)));
@@ -1550,19 +1537,23 @@ mod tests {
     }
 
     #[test]
-    fn status_changes_do_not_trigger_but_annotations_do() {
+    fn status_changes_do_not_trigger_but_annotations_and_the_spec_do() {
         let mut sealed = SealedSecret::new("db", Default::default());
         sealed.metadata.generation = Some(1);
-        let before = trigger_hash(&sealed);
+        let before = trigger_hash(&Cached::from(sealed.clone()));
         sealed.status = Some(Default::default());
-        assert_eq!(trigger_hash(&sealed), before);
-        sealed.metadata.annotations = Some(
+        assert_eq!(trigger_hash(&Cached::from(sealed.clone())), before);
+        let mut annotated = sealed.clone();
+        annotated.metadata.annotations = Some(
             [(
                 "sealedsecrets.bitnami.com/cluster-wide".into(),
                 "true".into(),
             )]
             .into(),
         );
-        assert_ne!(trigger_hash(&sealed), before);
+        assert_ne!(trigger_hash(&Cached::from(annotated)), before);
+        // A spec change the generation does not show (a cache that missed it): the hash does.
+        sealed.spec.encrypted_data.insert("a".into(), "AgB=".into());
+        assert_ne!(trigger_hash(&Cached::from(sealed)), before);
     }
 }

@@ -39,11 +39,11 @@ use kube::{
         watcher,
     },
 };
-use sealed_secrets_core::sealed_secret::SealedSecret;
 use tokio::sync::{mpsc, watch};
 
 use crate::{
     backlog::{Backlog, ListRouter, Route},
+    cached::CachedSealedSecret as Cached,
     decisions::status_is_current,
     reconciler::{Context, Gone, sealed_event_gone, trigger_hash},
     relist::{RelistGaps, object_key},
@@ -53,21 +53,21 @@ use crate::{
 #[derive(Debug)]
 pub enum Lane {
     /// The main watch (lists, relists, watch events).
-    Main(Result<watcher::Event<SealedSecret>, watcher::Error>),
+    Main(Result<watcher::Event<Cached>, watcher::Error>),
     /// The early lane: `Apply` and `Delete` only, while the first list runs.
-    Early(watcher::Event<SealedSecret>),
+    Early(watcher::Event<Cached>),
 }
 
 /// The state between the SealedSecret watch and the work queue of one watched scope.
 pub struct SealedWatch {
-    writer: Writer<SealedSecret>,
+    writer: Writer<Cached>,
     ctx: Arc<Context>,
     backlog: Arc<Backlog>,
     deleted: mpsc::UnboundedSender<Gone>,
     router: ListRouter,
     gaps: RelistGaps<Gone>,
     /// Objects of the list in progress whose status is current: to the backlog when it ends.
-    listed: Vec<ObjectRef<SealedSecret>>,
+    listed: Vec<ObjectRef<Cached>>,
     /// Set once the first list is complete (the early lane stops, Secret triggers flow).
     first_list_done: watch::Sender<bool>,
 }
@@ -75,7 +75,7 @@ pub struct SealedWatch {
 impl SealedWatch {
     /// The state for one scope; marks `writer`'s cache ready (see the module documentation).
     pub fn new(
-        mut writer: Writer<SealedSecret>,
+        mut writer: Writer<Cached>,
         ctx: Arc<Context>,
         backlog: Arc<Backlog>,
         deleted: mpsc::UnboundedSender<Gone>,
@@ -101,23 +101,12 @@ impl SealedWatch {
 
     /// Applies one event to the watch cache and the bookkeeping; returns the object to hand to
     /// the work queue now, if any.
-    pub fn handle(&mut self, lane: Lane) -> Option<Result<SealedSecret, watcher::Error>> {
-        let mut event = match lane {
+    pub fn handle(&mut self, lane: Lane) -> Option<Result<Cached, watcher::Error>> {
+        let event = match lane {
             Lane::Main(Ok(event)) => event,
             Lane::Main(Err(err)) => return Some(Err(err)),
             Lane::Early(event) => return self.early(event).map(Ok),
         };
-        match &mut event {
-            watcher::Event::Apply(sealed) | watcher::Event::InitApply(sealed) => {
-                self.ctx.spec_hashes.take(sealed);
-            }
-            watcher::Event::Delete(sealed) => {
-                self.ctx
-                    .spec_hashes
-                    .forget(sealed.metadata.uid.as_deref().unwrap_or_default());
-            }
-            watcher::Event::Init | watcher::Event::InitDone => {}
-        }
         self.writer.apply_watcher_event(&event);
         if let watcher::Event::Apply(sealed) | watcher::Event::InitApply(sealed) = &event
             && let Some(key) = object_key(sealed)
@@ -125,7 +114,6 @@ impl SealedWatch {
             self.ctx.note_dependency(&key, Some(sealed));
         }
         for gone in sealed_event_gone(&mut self.gaps, &event) {
-            self.ctx.spec_hashes.forget(&gone.uid);
             let _ = self.deleted.send(gone);
         }
         match event {
@@ -139,7 +127,7 @@ impl SealedWatch {
                 let route = self.router.listed(
                     object.clone(),
                     route_hash(&sealed),
-                    status_is_current(&sealed),
+                    status_is_current(sealed.status.as_ref(), sealed.metadata.generation),
                 );
                 match route {
                     // In the cache now (the list's own copy is swapped in when it ends), so
@@ -179,17 +167,9 @@ impl SealedWatch {
     }
 
     /// An event of the early lane (ignored once the first list is done).
-    fn early(&mut self, mut event: watcher::Event<SealedSecret>) -> Option<SealedSecret> {
+    fn early(&mut self, event: watcher::Event<Cached>) -> Option<Cached> {
         if self.first_list_done() {
             return None;
-        }
-        match &mut event {
-            watcher::Event::Apply(sealed) => self.ctx.spec_hashes.take(sealed),
-            watcher::Event::Delete(sealed) => self
-                .ctx
-                .spec_hashes
-                .forget(sealed.metadata.uid.as_deref().unwrap_or_default()),
-            _ => {}
         }
         self.writer.apply_watcher_event(&event);
         match event {
@@ -214,9 +194,9 @@ impl SealedWatch {
 /// The name and namespace of an object, as the router and the backlog keep it: kube's
 /// `ObjectRef::from_obj` also copies the resourceVersion and uid, which its equality and hash
 /// ignore, and which would cost about 100 bytes per object in each of their maps.
-pub fn bare_ref(sealed: &SealedSecret) -> ObjectRef<SealedSecret> {
-    let name = sealed.metadata.name.as_deref().unwrap_or_default();
-    match sealed.metadata.namespace.as_deref() {
+pub fn bare_ref(sealed: &impl Resource) -> ObjectRef<Cached> {
+    let name = sealed.meta().name.as_deref().unwrap_or_default();
+    match sealed.meta().namespace.as_deref() {
         Some(namespace) => ObjectRef::new(name).within(namespace),
         None => ObjectRef::new(name),
     }
@@ -228,9 +208,9 @@ pub fn bare_ref(sealed: &SealedSecret) -> ObjectRef<SealedSecret> {
 pub fn after_first_list<S>(
     triggers: S,
     first_list: watch::Receiver<bool>,
-) -> impl Stream<Item = ObjectRef<SealedSecret>> + Send + use<S>
+) -> impl Stream<Item = ObjectRef<Cached>> + Send + use<S>
 where
-    S: Stream<Item = ObjectRef<SealedSecret>> + Send + 'static,
+    S: Stream<Item = ObjectRef<Cached>> + Send + 'static,
 {
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -261,7 +241,7 @@ where
 
 /// The router's hash of an object: its trigger hash and its uid (a new object of the same name
 /// is new work).
-fn route_hash(sealed: &SealedSecret) -> u64 {
+fn route_hash(sealed: &Cached) -> u64 {
     let mut hasher = DefaultHasher::new();
     trigger_hash(sealed).hash(&mut hasher);
     sealed.meta().uid.hash(&mut hasher);
@@ -273,9 +253,9 @@ fn route_hash(sealed: &SealedSecret) -> u64 {
 /// resourceVersion first; if that fails there is no early lane (an empty stream), and the
 /// main watch does the work alone.
 pub async fn early_lane(
-    api: Api<SealedSecret>,
+    api: Api<Cached>,
     label_selector: &str,
-) -> impl Stream<Item = watcher::Event<SealedSecret>> + Send + use<> {
+) -> impl Stream<Item = watcher::Event<Cached>> + Send + use<> {
     let mut list = ListParams::default().limit(1);
     let mut params = WatchParams::default();
     if !label_selector.is_empty() {
@@ -327,7 +307,7 @@ mod tests {
 
     struct Harness {
         watch: SealedWatch,
-        store: Store<SealedSecret>,
+        store: Store<Cached>,
         backlog: Arc<Backlog>,
         gone: mpsc::UnboundedReceiver<Gone>,
         done: watch::Receiver<bool>,
@@ -350,22 +330,23 @@ mod tests {
     }
 
     /// An object as the cache keeps it; `handled` gives it a current status.
-    fn sealed(name: &str, uid: &str, generation: i64, handled: bool) -> SealedSecret {
-        let mut sealed = SealedSecret::new(name, Default::default());
+    fn sealed(name: &str, uid: &str, generation: i64, handled: bool) -> Cached {
+        let mut sealed =
+            sealed_secrets_core::sealed_secret::SealedSecret::new(name, Default::default());
         sealed.metadata.namespace = Some("shop".into());
         sealed.metadata.uid = Some(uid.into());
         sealed.metadata.generation = Some(generation);
         if handled {
             sealed.status = next_status(None, Some(generation), None, None, jiff::Timestamp::now());
         }
-        sealed
+        Cached::from(sealed)
     }
 
-    fn main(event: watcher::Event<SealedSecret>) -> Lane {
+    fn main(event: watcher::Event<Cached>) -> Lane {
         Lane::Main(Ok(event))
     }
 
-    fn emitted(out: Option<Result<SealedSecret, watcher::Error>>) -> Option<String> {
+    fn emitted(out: Option<Result<Cached, watcher::Error>>) -> Option<String> {
         out.map(|o| o.expect("no error").metadata.name.unwrap_or_default())
     }
 
@@ -497,7 +478,7 @@ mod tests {
     #[tokio::test]
     async fn secret_triggers_wait_for_the_first_list_and_the_watch_runs_on() {
         use std::time::Duration;
-        let (source_tx, mut source_rx) = mpsc::channel::<ObjectRef<SealedSecret>>(1);
+        let (source_tx, mut source_rx) = mpsc::channel::<ObjectRef<Cached>>(1);
         let source = futures::stream::poll_fn(move |cx| source_rx.poll_recv(cx));
         let (done_tx, done_rx) = watch::channel(false);
         let mut out = std::pin::pin!(after_first_list(source, done_rx));

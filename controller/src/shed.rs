@@ -1,52 +1,36 @@
-//! SealedSecrets over the per-object budget are slimmed before the watch cache keeps them.
+//! What the watch cache drops of a SealedSecret, and the in-memory annotations that tell a
+//! pass what was dropped (the cache's own type is `cached::CachedSealedSecret`).
 //!
-//! The budget (`sealed_secrets_core::budget`) stops an object with 20,000 template entries
-//! before any key is tried, but the watch cache would still hold the whole object, parsed, for
-//! as long as it exists: about 6 MB for a 0.8 MB bomb, so fifteen of them took the controller
-//! past 100 MB although none of them was ever rendered. Every object the watch delivers passes
-//! through [`shed_over_budget`] first: one that fails the shape check (entry count, input
-//! bytes) keeps its metadata, loses its `spec` payload, and carries the verdict in an in-memory
-//! annotation that [`over_budget`] reads back when the object is reconciled, so the status
-//! still names the limit and the numbers.
+//! **The payload.** The cache holds every SealedSecret of the cluster for as long as it
+//! exists, and the ciphertexts are most of each (about 3 KB for three RSA-4096 items; 30 MB
+//! for 10,000, twice that while a relist builds the new listing). Most passes never need
+//! them: a Secret already current is proven so by its digest, which covers the spec through
+//! its SHA-256 ([`spec_digest`]). A pass that does decrypt reads the object from the API
+//! server first. `managedFields` and `kubectl apply`'s copy of the whole object in an
+//! annotation are dropped too ([`drop_copies`]): the controller never reads them.
 //!
-//! The annotation lives only in the controller's memory: the controller never writes a
-//! SealedSecret back (it patches `status` alone), and the same annotation arriving from the API
-//! server is removed before the check, so a user cannot mark an object over budget.
+//! **The budget.** The budget (`sealed_secrets_core::budget`) stops an object with 20,000
+//! template entries before any key is tried; the cache used to hold such an object whole,
+//! parsed, for as long as it existed (about 6 MB for a 0.8 MB bomb, so fifteen of them took
+//! the controller past 100 MB although none was ever rendered). Now its verdict is taken when
+//! it arrives ([`shape_verdict`]) and carried to the pass, so the status still names the limit
+//! and the numbers ([`over_budget`]), and the object is never read whole again.
+//!
+//! The annotations live only in the controller's memory: the controller never writes a
+//! SealedSecret back (it patches `status` alone), and the same annotations arriving from the
+//! API server are removed before anything reads them ([`forget_internal`]), so a user cannot
+//! mark an object over budget or forge its spec hash.
 
-use std::collections::BTreeMap;
-
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use sealed_secrets_core::{budget::BudgetError, sealed_secret::SealedSecret, unseal::check_shape};
 
-/// Annotation that carries the verdict on a slimmed object (in memory only).
-const OVER_BUDGET: &str = "sealed-secrets-rs.internal/over-budget";
-
-/// Slims `sealed` when its shape is over the per-object budget; leaves it untouched otherwise.
-pub fn shed_over_budget(sealed: &mut SealedSecret) {
-    forget_internal(sealed);
-    let Err(err) = check_shape(sealed) else {
-        return;
-    };
-    sealed.spec.encrypted_data = BTreeMap::new();
-    sealed.spec.data = None;
-    sealed.spec.template.data = None;
-    let verdict = match err {
-        BudgetError::TemplateEntries { count } => format!("entries={count}"),
-        BudgetError::InputBytes { size } => format!("bytes={size}"),
-        // A shape limit this module does not know yet: keep the object whole rather than lose
-        // the reason; unsealing reports it.
-        _ => return,
-    };
-    sealed
-        .metadata
-        .annotations
-        .get_or_insert_with(BTreeMap::new)
-        .insert(OVER_BUDGET.to_string(), verdict);
-}
+/// Annotation that carries the budget verdict to a pass (in memory only).
+pub const OVER_BUDGET: &str = "sealed-secrets-rs.internal/over-budget";
 
 /// What `kubectl apply` keeps on every object it applies: a second copy of the whole object.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-/// Annotation (in memory only) carrying the SHA-256 of the `spec` a cached object no longer
+/// Annotation (in memory only) carrying the SHA-256 of the `spec` a pass's object no longer
 /// holds: what the digest of its Secret covers, and how a pass knows the object was slimmed.
 pub const SPEC_SHA256: &str = "sealed-secrets-rs.internal/spec-sha256";
 
@@ -66,11 +50,47 @@ pub fn forget_internal(sealed: &mut SealedSecret) {
     }
 }
 
-/// SHA-256 (hex) of the serialised `spec`.
-pub fn hash_spec(sealed: &SealedSecret) -> String {
+/// Drops what the controller never reads of an object's metadata: `managedFields` and
+/// `kubectl apply`'s copy of the whole object.
+pub fn drop_copies(metadata: &mut ObjectMeta) {
+    metadata.managed_fields = None;
+    if let Some(annotations) = metadata.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+        if annotations.is_empty() {
+            metadata.annotations = None;
+        }
+    }
+}
+
+/// The budget's verdict on an object's shape, when it is over it and the verdict can be
+/// carried to a pass. A limit this module does not know yet gives `None`: the pass then reads
+/// the object whole and unsealing reports it.
+pub fn shape_verdict(sealed: &SealedSecret) -> Option<BudgetError> {
+    let err = check_shape(sealed).err()?;
+    verdict_text(&err).is_some().then_some(err)
+}
+
+/// The annotation text of a verdict ([`over_budget`] reads it back).
+pub fn verdict_text(err: &BudgetError) -> Option<String> {
+    match err {
+        BudgetError::TemplateEntries { count } => Some(format!("entries={count}")),
+        BudgetError::InputBytes { size } => Some(format!("bytes={size}")),
+        _ => None,
+    }
+}
+
+/// SHA-256 of the serialised `spec`.
+pub fn spec_digest(sealed: &SealedSecret) -> [u8; 32] {
     let bytes = serde_json::to_vec(&sealed.spec).unwrap_or_default();
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes);
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+/// SHA-256 (hex) of the serialised `spec`.
+pub fn hash_spec(sealed: &SealedSecret) -> String {
+    crate::cached::to_hex(&spec_digest(sealed))
 }
 
 /// The SHA-256 of the object's spec: recorded when the cache slimmed it, else computed.
@@ -95,34 +115,7 @@ pub fn is_slimmed(sealed: &SealedSecret) -> bool {
         .is_some_and(|a| a.contains_key(SPEC_SHA256))
 }
 
-/// Drops what the controller does not need to keep before the watch cache holds an object:
-/// its `managedFields`, `kubectl apply`'s copy of the whole object in an annotation, and the
-/// payload of its `spec` (ciphertexts, deprecated data, template data), recorded as a SHA-256
-/// in [`SPEC_SHA256`].
-///
-/// Why the payload: the cache holds every SealedSecret of the cluster for as long as it
-/// exists, and the ciphertexts are most of each (about 3 KB for three RSA-4096 items; 30 MB
-/// for 10,000, twice that while a relist builds the new listing). Most passes never need
-/// them: a Secret already current is proven so by its digest, which covers the spec through
-/// this hash. A pass that does decrypt reads the object from the API server first.
-pub fn slim(sealed: &mut SealedSecret) {
-    sealed.metadata.managed_fields = None;
-    if let Some(annotations) = sealed.metadata.annotations.as_mut() {
-        annotations.remove(LAST_APPLIED);
-        annotations.remove(SPEC_SHA256);
-    }
-    let hash = hash_spec(sealed);
-    sealed.spec.encrypted_data = BTreeMap::new();
-    sealed.spec.data = None;
-    sealed.spec.template.data = None;
-    sealed
-        .metadata
-        .annotations
-        .get_or_insert_with(BTreeMap::new)
-        .insert(SPEC_SHA256.to_string(), hash);
-}
-
-/// The budget verdict of an object [`shed_over_budget`] slimmed, if it was.
+/// The budget verdict a pass's object carries, if the cache found it over budget.
 pub fn over_budget(sealed: &SealedSecret) -> Option<BudgetError> {
     let verdict = sealed.metadata.annotations.as_ref()?.get(OVER_BUDGET)?;
     let (what, number) = verdict.split_once('=')?;
@@ -137,7 +130,9 @@ pub fn over_budget(sealed: &SealedSecret) -> Option<BudgetError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cached::CachedSealedSecret;
     use sealed_secrets_core::budget::{MAX_INPUT_BYTES, MAX_TEMPLATE_ENTRIES};
+    use std::collections::BTreeMap;
 
     fn sealed(entries: usize, item_bytes: usize) -> SealedSecret {
         let mut sealed = SealedSecret::new("bomb", Default::default());
@@ -154,8 +149,13 @@ mod tests {
         sealed
     }
 
+    /// The object a pass gets for `sealed` after the watch cache held it.
+    fn through_cache(sealed: SealedSecret) -> SealedSecret {
+        CachedSealedSecret::from(sealed).to_pass()
+    }
+
     #[test]
-    fn slimming_drops_only_what_the_controller_never_reads() {
+    fn the_cache_drops_only_what_the_controller_never_reads() {
         let mut object = sealed(3, 100);
         let scope = "sealedsecrets.bitnami.com/namespace-wide";
         object.metadata.annotations = Some(
@@ -170,11 +170,10 @@ mod tests {
         );
         object.metadata.managed_fields = Some(vec![Default::default()]);
         let hash = hash_spec(&object);
-        let template = object.spec.template.metadata.clone();
-        slim(&mut object);
-        assert_eq!(object.metadata.managed_fields, None);
+        let pass = through_cache(object);
+        assert_eq!(pass.metadata.managed_fields, None);
         assert_eq!(
-            object.metadata.annotations,
+            pass.metadata.annotations,
             Some(
                 [
                     (scope.to_string(), "true".to_string()),
@@ -183,19 +182,14 @@ mod tests {
                 .into()
             )
         );
-        assert!(object.spec.encrypted_data.is_empty() && object.spec.template.data.is_none());
-        assert_eq!(
-            object.spec.template.metadata, template,
-            "the template's metadata stays"
-        );
-        assert!(is_slimmed(&object));
-        assert_eq!(spec_sha256(&object), hash);
+        assert!(pass.spec.encrypted_data.is_empty() && pass.spec.template.data.is_none());
+        assert!(is_slimmed(&pass));
+        assert_eq!(spec_sha256(&pass), hash);
         // A forged hash from the API server is dropped before the real one is recorded.
         let mut forged = sealed(1, 1);
         let real = hash_spec(&forged);
         forged.metadata.annotations = Some([(SPEC_SHA256.to_string(), "0".repeat(64))].into());
-        slim(&mut forged);
-        assert_eq!(spec_sha256(&forged), real);
+        assert_eq!(spec_sha256(&through_cache(forged)), real);
         let mut read = sealed(1, 1);
         read.metadata.annotations = Some([(SPEC_SHA256.to_string(), "0".repeat(64))].into());
         forget_internal(&mut read);
@@ -204,21 +198,15 @@ mod tests {
     }
 
     #[test]
-    fn objects_within_budget_are_kept_whole() {
-        let original = sealed(3, 100);
-        let mut kept = original.clone();
-        shed_over_budget(&mut kept);
-        assert_eq!(
-            serde_json::to_value(&kept).unwrap(),
-            serde_json::to_value(&original).unwrap()
-        );
-        assert_eq!(over_budget(&kept), None);
+    fn objects_within_budget_have_no_verdict() {
+        let object = sealed(3, 100);
+        assert_eq!(shape_verdict(&object), None);
+        assert_eq!(over_budget(&through_cache(object)), None);
     }
 
     #[test]
     fn too_many_entries_are_dropped_and_the_count_kept() {
-        let mut bomb = sealed(MAX_TEMPLATE_ENTRIES + 1, 100);
-        shed_over_budget(&mut bomb);
+        let bomb = through_cache(sealed(MAX_TEMPLATE_ENTRIES + 1, 100));
         assert!(bomb.spec.encrypted_data.is_empty());
         assert_eq!(bomb.spec.template.data, None);
         assert_eq!(
@@ -232,8 +220,7 @@ mod tests {
 
     #[test]
     fn too_many_bytes_are_dropped_and_the_size_kept() {
-        let mut bomb = sealed(0, MAX_INPUT_BYTES);
-        shed_over_budget(&mut bomb);
+        let bomb = through_cache(sealed(0, MAX_INPUT_BYTES));
         assert!(bomb.spec.encrypted_data.is_empty());
         assert_eq!(
             over_budget(&bomb),
@@ -251,8 +238,6 @@ mod tests {
             .annotations
             .get_or_insert_with(BTreeMap::new)
             .insert(OVER_BUDGET.into(), "entries=5000".into());
-        shed_over_budget(&mut forged);
-        assert_eq!(over_budget(&forged), None);
-        assert_eq!(forged.spec.encrypted_data.len(), 1);
+        assert_eq!(over_budget(&through_cache(forged)), None);
     }
 }
