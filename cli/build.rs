@@ -1,24 +1,82 @@
-//! Links `kubeseal` as a position-dependent executable on Linux with glibc.
+//! How the `kubeseal` executable is linked on Linux with glibc: position-dependent, with the
+//! code an offline seal runs placed first.
 //!
-//! Why: a kubeseal run is a few milliseconds, and as a position-independent executable (PIE,
-//! rustc's default) about a tenth of it went to the dynamic loader applying some 22,000
-//! relative relocations and to the copy-on-write faults of the ~90 pages of `.data.rel.ro`
-//! they write to (vtables and string tables), on every run. Linked with `-no-pie` those
-//! addresses are fixed at link time: 76 fewer page faults per run and about 0.3 ms less
-//! (BENCHMARKS.md, "kubeseal `--cert` start-up"). The code itself is still compiled
-//! position-independent; only the final link changes. Libraries, heap and stack keep their
-//! randomised addresses; the executable's own image does not. Upstream's kubeseal ships that
-//! way on linux/amd64 too: its release configuration sets no build mode, and Go's default
-//! there is a position-dependent executable (docs/decisions.md).
+//! Why: a kubeseal run is two or three milliseconds, and most of what it costs beyond
+//! `/bin/true` is the kernel mapping pages of a 15 MB executable on first touch and the
+//! dynamic loader preparing it (BENCHMARKS.md, "kubeseal `--cert` start-up").
 //!
-//! Only the `kubeseal` binary, and only where the linker driver is the GNU toolchain's
-//! (`-no-pie` is a gcc/clang flag): other targets keep their defaults.
+//! - **`-no-pie`**: as a position-independent executable (rustc's default) about a tenth of a
+//!   run went to the loader applying some 22,000 relative relocations and to the copy-on-write
+//!   faults of the ~90 pages of `.data.rel.ro` they write to (vtables, string tables), on every
+//!   run. Linked position-dependent those addresses are fixed at link time: 76 fewer page
+//!   faults and about 0.3 ms. The code is still compiled position-independent; only the final
+//!   link changes. Libraries, heap and stack keep their randomised addresses; the executable's
+//!   own image does not. Upstream's kubeseal ships that way on linux/amd64 too: its release
+//!   configuration sets no build mode, and Go's default there is a position-dependent
+//!   executable (docs/decisions.md).
+//! - **`kubeseal.order`**: the ~600 functions an offline seal enters (RSA, PEM, YAML, clap,
+//!   std) are otherwise spread over 10 MB of code, one page fault per 64 KB window touched.
+//!   The linker's symbol ordering file puts them side by side at the start of `.text`: about
+//!   40 fewer page faults and 0.1-0.2 ms. `bench/kubeseal-order.sh` regenerates the list; a
+//!   name the linker does not find (after a toolchain or dependency upgrade) is skipped
+//!   silently, so a stale list costs speed, never a build.
+//!
+//! Only for the `kubeseal` binary, and only where the flags are known to be understood:
+//! `-no-pie` wherever the target is Linux with glibc (a gcc/clang driver flag); the ordering
+//! file only on x86_64 with rustc 1.90 or later and no linker chosen by the user, where rustc
+//! links with its own LLD (`--symbol-ordering-file` is an LLD option; GNU ld has none).
+
+use std::{env, path::Path, process::Command};
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
-    let env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
-    if os == "linux" && env == "gnu" {
-        println!("cargo:rustc-link-arg-bin=kubeseal=-no-pie");
+    println!("cargo:rerun-if-changed=kubeseal.order");
+    println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
+    let os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    let target_env = env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
+    if os != "linux" || target_env != "gnu" {
+        return;
     }
+    println!("cargo:rustc-link-arg-bin=kubeseal=-no-pie");
+    if links_with_rust_lld() {
+        let order =
+            Path::new(&env::var("CARGO_MANIFEST_DIR").unwrap_or_default()).join("kubeseal.order");
+        println!(
+            "cargo:rustc-link-arg-bin=kubeseal=-Wl,--symbol-ordering-file={},--no-warn-symbol-ordering",
+            order.display()
+        );
+        // Tells `tests/binary.rs` the ordering was asked for.
+        println!("cargo:rustc-env=KUBESEAL_SYMBOL_ORDER={}", order.display());
+    }
+}
+
+/// Whether this build links with the LLD rustc brings along: its default for
+/// x86_64-unknown-linux-gnu since 1.90, unless a linker or linker flavour was chosen.
+fn links_with_rust_lld() -> bool {
+    if env::var("TARGET").as_deref() != Ok("x86_64-unknown-linux-gnu") {
+        return false;
+    }
+    if env::var_os("RUSTC_LINKER").is_some() {
+        return false;
+    }
+    let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    if ["linker", "fuse-ld", "link-self-contained"]
+        .iter()
+        .any(|flag| flags.contains(flag))
+    {
+        return false;
+    }
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let Ok(output) = Command::new(rustc).arg("--version").output() else {
+        return false;
+    };
+    minor_version(&String::from_utf8_lossy(&output.stdout)).is_some_and(|minor| minor >= 90)
+}
+
+/// The minor version of `rustc 1.MINOR.PATCH (...)`.
+fn minor_version(version: &str) -> Option<u32> {
+    let number = version.split_whitespace().nth(1)?;
+    let mut parts = number.split('.');
+    (parts.next()? == "1").then_some(())?;
+    parts.next()?.parse().ok()
 }
