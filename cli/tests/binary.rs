@@ -63,3 +63,39 @@ fn the_functions_an_offline_seal_runs_come_first() {
         functions.len()
     );
 }
+
+/// Where `cli/build.rs` found gcc's static unwinder, `kubeseal` does not load `libgcc_s`.
+#[test]
+fn kubeseal_does_not_load_libgcc_s() {
+    use object::read::elf::{ElfFile64, FileHeader};
+    if option_env!("KUBESEAL_STATIC_UNWINDER").is_none() {
+        eprintln!("skipped: this build links kubeseal with the shared libgcc_s (cli/build.rs)");
+        return;
+    }
+    let path = env!("CARGO_BIN_EXE_kubeseal");
+    let bytes = std::fs::read(path).expect("read the kubeseal binary");
+    let elf = ElfFile64::<object::Endianness>::parse(&*bytes).expect("parse the kubeseal binary");
+    let endian = elf.endian();
+    let sections = elf
+        .elf_header()
+        .sections(endian, &*bytes)
+        .expect("section table");
+    let dynamic = sections
+        .dynamic_table(endian, &*bytes)
+        .expect("dynamic table");
+    let needed: Vec<String> = dynamic
+        .iter()
+        .filter(|entry| entry.tag == object::elf::DT_NEEDED)
+        .map(|entry| {
+            String::from_utf8_lossy(dynamic.string(entry).expect("library name")).into_owned()
+        })
+        .collect();
+    assert!(
+        needed.iter().any(|name| name.starts_with("libc.so")),
+        "{path} needs {needed:?}: the dynamic table was not read"
+    );
+    assert!(
+        !needed.iter().any(|name| name.starts_with("libgcc_s")),
+        "{path} still needs {needed:?}"
+    );
+}
