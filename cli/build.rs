@@ -55,10 +55,16 @@ fn main() {
     if links_with_rust_lld() {
         let order =
             Path::new(&env::var("CARGO_MANIFEST_DIR").unwrap_or_default()).join("kubeseal.order");
-        println!(
-            "cargo:rustc-link-arg-bin=kubeseal=-Wl,--symbol-ordering-file={},--no-warn-symbol-ordering",
-            order.display()
-        );
+        // `-Xlinker` passes the path verbatim (`-Wl,` would split it at commas).
+        for arg in [
+            "-Xlinker",
+            "--symbol-ordering-file",
+            "-Xlinker",
+            &order.display().to_string(),
+            "-Wl,--no-warn-symbol-ordering",
+        ] {
+            println!("cargo:rustc-link-arg-bin=kubeseal={arg}");
+        }
         // Tells `tests/binary.rs` the ordering was asked for.
         println!("cargo:rustc-env=KUBESEAL_SYMBOL_ORDER={}", order.display());
         if let Some(unwinder) = static_unwinder() {
