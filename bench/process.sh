@@ -3,27 +3,10 @@
 # wall time per run (mean and median over N runs) and peak resident memory.
 # Usage: bench/process.sh [runs]   (default 200). Prints a Markdown table row per measure.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 runs="${1:-200}"
-
-cargo build --release --quiet -p sealed-secrets-cli
-bin="$PWD/target/release"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-export KUBECONFIG="$work/none"
-
-"$bin/sealed-secrets-keygen" --key-size 4096 --out-dir "$work" 2>/dev/null
-cat > "$work/secret.yaml" <<'YAML'
-apiVersion: v1
-kind: Secret
-metadata:
-  name: db
-  namespace: shop
-stringData:
-  username: admin
-  password: s3cr3t-hunter2
-  url: postgres://db.shop.svc:5432/shop
-YAML
+source "$(dirname "$0")/offline-seal.sh"
+make_cert "$work"
+write_example_secret "$work/secret.yaml"
 
 # Warm the page cache.
 "$bin/kubeseal" --cert "$work/tls.crt" -f "$work/secret.yaml" > /dev/null

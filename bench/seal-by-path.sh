@@ -3,19 +3,14 @@
 # through two kustomizations) against plain `kubeseal --cert`, both writing a file, RSA-4096.
 # Usage: bench/seal-by-path.sh [runs]   (default 300). Prints a Markdown table.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 runs="${1:-300}"
-
-cargo build --release --quiet -p sealed-secrets-cli
-bin="$PWD/target/release"
-repo="$(mktemp -d)"
-trap 'rm -rf "$repo"' EXIT
-export KUBECONFIG="$repo/none"
+source "$(dirname "$0")/offline-seal.sh"
+repo="$work"
 
 mkdir -p "$repo/certs" "$repo/keys/staging" "$repo/keys/production" "$repo/base" \
   "$repo/overlays/staging" "$repo/overlays/production/secrets"
 for env in staging production; do
-  "$bin/sealed-secrets-keygen" --key-size 4096 --out-dir "$repo/keys/$env" 2>/dev/null
+  make_cert "$repo/keys/$env"
   cp "$repo/keys/$env/tls.crt" "$repo/certs/$env.pem"
 done
 cat > "$repo/.sealed-secrets.yaml" <<'YAML'
@@ -32,17 +27,7 @@ printf 'resources: [../../base, secrets]\nnamespace: shop-prod\nnameSuffix: -pro
   > "$repo/overlays/production/kustomization.yaml"
 printf 'resources: [sealed-db.yaml]\nnamePrefix: shop-\n' \
   > "$repo/overlays/production/secrets/kustomization.yaml"
-cat > "$repo/secret.yaml" <<'YAML'
-apiVersion: v1
-kind: Secret
-metadata:
-  name: db
-  namespace: shop
-stringData:
-  username: admin
-  password: s3cr3t-hunter2
-  url: postgres://db.shop.svc:5432/shop
-YAML
+write_example_secret "$repo/secret.yaml"
 cd "$repo"
 by_cert=("$bin/kubeseal" --cert certs/production.pem -f secret.yaml -w plain.yaml)
 by_path=("$bin/kubeseal" -f secret.yaml -w overlays/production/secrets/sealed-db.yaml)
