@@ -8,7 +8,7 @@
 //!
 //! - what the output depends on in the SealedSecret: its uid, namespace and name, the SHA-256
 //!   of its whole `spec` (ciphertexts, template, deprecated data; the watch cache keeps only
-//!   this hash, see `shed::slim`) and its scope annotations;
+//!   this hash, see `cached`) and its scope annotations;
 //! - the whole Secret as written: data, type, `immutable`, labels, annotations (but this one)
 //!   and owner references;
 //!

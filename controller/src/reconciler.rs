@@ -381,7 +381,7 @@ async fn unseal_and_write(
     }
     // Over budget when it arrived: the cache holds it without its payload (see `shed`).
     let over_budget = crate::shed::over_budget(sealed);
-    // The cache keeps no ciphertexts (see `shed::slim`): read the object whole to open it.
+    // The cache keeps no ciphertexts (see `cached`): read the object whole to open it.
     let full = match over_budget {
         Some(_) => Arc::clone(sealed),
         None => full_object(sealed, ctx).await?,
